@@ -1,0 +1,1 @@
+//! Ringcast benchmarks.

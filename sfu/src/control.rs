@@ -1,0 +1,132 @@
+//! The control-plane interface of a shard: commands signaling sends in, events shards send out,
+//! and the description of a negotiated session. Nothing here is on the packet path.
+
+use crate::dtls::Fingerprint;
+use crate::{Codec, MediaKind, Mid, PayloadType, SessionId, ShardId, Ssrc, StreamKey, TrackId};
+
+/// ICE username fragment and password (RFC 8445 §5.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceParams {
+    pub ufrag: String,
+    pub pwd: String,
+}
+
+/// Header-extension ids negotiated with one peer (RFC 8285). `None`: not negotiated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExtMap {
+    pub mid: Option<u8>,
+    pub rid: Option<u8>,
+    pub repaired_rid: Option<u8>,
+    pub abs_send_time: Option<u8>,
+    pub transport_cc: Option<u8>,
+    pub audio_level: Option<u8>,
+}
+
+/// RTCP feedback negotiated for a codec (RFC 4585 `a=rtcp-fb`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtcpFeedback {
+    pub nack: bool,
+    pub nack_pli: bool,
+    pub ccm_fir: bool,
+    pub transport_cc: bool,
+    pub goog_remb: bool,
+}
+
+/// One negotiated payload format, in the numbering of the peer it was negotiated with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodecParams {
+    pub pt: PayloadType,
+    pub codec: Codec,
+    pub clock_rate: u32,
+    pub channels: u8,
+    /// The `a=fmtp` parameters as negotiated (for example `profile-level-id=42e01f;packetization-mode=1`).
+    pub fmtp: String,
+    /// The RTX payload type associated with this one (RFC 4588), when negotiated.
+    pub rtx_pt: Option<PayloadType>,
+    pub feedback: RtcpFeedback,
+}
+
+/// A track a session sends to the SFU.
+#[derive(Debug, Clone)]
+pub struct PublishSpec {
+    pub stream: StreamKey,
+    pub track: TrackId,
+    pub kind: MediaKind,
+    pub mid: Mid,
+    /// SSRCs announced in SDP (`a=ssrc`), if any; otherwise learned from the first packets by
+    /// MID extension or payload type.
+    pub ssrc: Option<Ssrc>,
+    pub rtx_ssrc: Option<Ssrc>,
+    pub codecs: Vec<CodecParams>,
+}
+
+/// A media section on which a session receives one kind of the stream's media.
+#[derive(Debug, Clone)]
+pub struct SubscribeSpec {
+    pub stream: StreamKey,
+    pub kind: MediaKind,
+    pub mid: Mid,
+    /// The SSRC the SFU sends with (announced in the answer).
+    pub ssrc: Ssrc,
+    /// The SSRC for retransmissions when RTX was negotiated.
+    pub rtx_ssrc: Option<Ssrc>,
+    /// The payload formats the viewer accepts, in its numbering.
+    pub codecs: Vec<CodecParams>,
+}
+
+/// Everything a shard needs to run one negotiated peer connection.
+#[derive(Debug, Clone)]
+pub struct SessionSpec {
+    pub id: SessionId,
+    /// Our ICE credentials (from the answer).
+    pub local_ice: IceParams,
+    /// The peer's ICE credentials (from the offer).
+    pub remote_ice: IceParams,
+    /// The fingerprint the peer's DTLS certificate must match.
+    pub remote_fingerprint: Fingerprint,
+    pub extmap: ExtMap,
+    pub publish: Vec<PublishSpec>,
+    pub subscribe: Vec<SubscribeSpec>,
+}
+
+/// Orders from signaling to a shard.
+#[derive(Debug)]
+pub enum Command {
+    /// Start a session; its ICE credentials become valid at once.
+    AddSession(Box<SessionSpec>),
+    /// Close a session and release everything it holds.
+    RemoveSession(SessionId),
+    /// On the shard that holds the stream's publisher: start (or stop) sending the stream's media
+    /// to `shard`, which has viewers of it.
+    LinkShard { stream: StreamKey, shard: ShardId, linked: bool },
+    /// Close every session and stop the shard loop.
+    Shutdown,
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// No valid STUN for the consent timeout (30 s, RFC 7675).
+    ConsentExpired,
+    /// ICE never completed within the connect timeout.
+    ConnectTimeout,
+    /// The DTLS handshake failed or the certificate did not match the fingerprint.
+    DtlsFailed(String),
+    /// The peer sent close_notify.
+    DtlsClosed,
+    /// Signaling removed it.
+    Removed,
+    /// The shard shut down.
+    Shutdown,
+}
+
+/// Notices from a shard to signaling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// ICE nominated an address and DTLS completed: media can flow.
+    SessionConnected { id: SessionId, shard: ShardId },
+    /// The session is gone from the shard.
+    SessionClosed { id: SessionId, shard: ShardId, reason: CloseReason },
+    /// A command could not be applied.
+    CommandFailed { id: Option<SessionId>, shard: ShardId, error: String },
+}

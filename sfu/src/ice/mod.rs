@@ -1,0 +1,1 @@
+//! ICE-lite (RFC 8445 §2.5): answers connectivity checks, follows nomination, tracks consent (RFC 7675).

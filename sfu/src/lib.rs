@@ -1,0 +1,22 @@
+//! Ringcast media plane: a sans-IO WebRTC core (ICE-lite, DTLS-SRTP, RTP/RTCP forwarding) driven by
+//! thread-per-core shards over io_uring or recvmmsg/sendmmsg.
+//!
+//! Layering, from the wire up: [`wire`] parses and writes packets without allocating; [`srtp`],
+//! [`dtls`] and [`ice`] are the transport state machines; [`stream`] and [`route`] hold per-stream
+//! state (NACK, RTX cache, keyframe gating, sequence rewriting); [`core`] ties them into one
+//! `ShardCore` per shard; [`shard`] runs a core on a pinned thread over an [`io`] backend.
+
+pub mod types;
+pub mod wire;
+pub mod srtp;
+pub mod dtls;
+pub mod ice;
+pub mod stream;
+pub mod route;
+pub mod core;
+pub mod control;
+pub mod io;
+pub mod shard;
+pub mod metrics;
+
+pub use types::*;

@@ -1,0 +1,3 @@
+//! Wire formats, parsed and written in place without allocating: RFC 7983 demultiplexing, RTP
+//! (RFC 3550, RFC 8285 header extensions), RTCP (RFC 3550, RFC 4585, RFC 5104), STUN (RFC 8489)
+//! and the codec payload descriptors needed to find keyframes.
