@@ -98,7 +98,11 @@ pub enum Command {
     RemoveSession(SessionId),
     /// On the shard that holds the stream's publisher: start (or stop) sending the stream's media
     /// to `shard`, which has viewers of it.
-    LinkShard { stream: StreamKey, shard: ShardId, linked: bool },
+    LinkShard {
+        stream: StreamKey,
+        shard: ShardId,
+        linked: bool,
+    },
     /// Close every session and stop the shard loop.
     Shutdown,
 }
@@ -126,7 +130,15 @@ pub enum Event {
     /// ICE nominated an address and DTLS completed: media can flow.
     SessionConnected { id: SessionId, shard: ShardId },
     /// The session is gone from the shard.
-    SessionClosed { id: SessionId, shard: ShardId, reason: CloseReason },
+    SessionClosed {
+        id: SessionId,
+        shard: ShardId,
+        reason: CloseReason,
+    },
     /// A command could not be applied.
-    CommandFailed { id: Option<SessionId>, shard: ShardId, error: String },
+    CommandFailed {
+        id: Option<SessionId>,
+        shard: ShardId,
+        error: String,
+    },
 }

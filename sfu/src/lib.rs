@@ -6,17 +6,18 @@
 //! state (NACK, RTX cache, keyframe gating, sequence rewriting); [`core`] ties them into one
 //! `ShardCore` per shard; [`shard`] runs a core on a pinned thread over an [`io`] backend.
 
-pub mod types;
-pub mod wire;
-pub mod srtp;
+pub mod client;
+pub mod control;
+pub mod core;
 pub mod dtls;
 pub mod ice;
-pub mod stream;
-pub mod route;
-pub mod core;
-pub mod control;
 pub mod io;
-pub mod shard;
 pub mod metrics;
+pub mod route;
+pub mod shard;
+pub mod srtp;
+pub mod stream;
+pub mod types;
+pub mod wire;
 
 pub use types::*;

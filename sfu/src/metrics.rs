@@ -135,7 +135,11 @@ impl ShardMetrics {
         self.publishers.store(pop.publishers, r);
         self.viewers.store(pop.viewers, r);
         for (i, d) in self.drops.iter().enumerate() {
-            let extra = if i == DropReason::Truncated as usize { io.truncated } else { 0 };
+            let extra = if i == DropReason::Truncated as usize {
+                io.truncated
+            } else {
+                0
+            };
             d.store(c.drops[i] + extra, r);
         }
     }

@@ -2,8 +2,115 @@
 //! `/metrics` and `/health`. With no remote media node configured it runs the media plane in
 //! process (the all-in-one server).
 
+pub mod api;
+pub mod config;
+pub mod media;
+pub mod netif;
+pub mod placement;
+pub mod problem;
+pub mod registry;
 pub mod sdp;
+pub mod session_spec;
+pub mod state;
 
-pub fn run_from_args() -> anyhow::Result<()> {
-    Ok(())
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use sfu::control::Event;
+
+use crate::config::Config;
+use crate::media::MediaNode;
+use crate::placement::Placer;
+use crate::registry::Registry;
+use crate::state::AppState;
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("media plane: {0}")]
+    Media(#[from] media::MediaError),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, #[source] std::io::Error),
+    #[error("HTTP server: {0}")]
+    Http(#[source] std::io::Error),
+}
+
+/// Runs the all-in-one server until `shutdown` resolves, then closes every session, stops the
+/// shards and returns.
+pub async fn serve(
+    cfg: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let media = MediaNode::start(&cfg, move |ev| {
+        let _ = ev_tx.send(ev);
+    })?;
+    let placer = Placer {
+        policy: cfg.placement,
+        max_per_shard: cfg.max_sessions_per_shard,
+    };
+    let state = Arc::new(AppState {
+        registry: Mutex::new(Registry::new(media.shard_count(), placer)),
+        capabilities: sdp::Capabilities::default(),
+        ice_links: state::ice_links(&cfg),
+        media,
+        cfg,
+    });
+
+    let events_state = Arc::clone(&state);
+    let events = tokio::spawn(async move {
+        while let Some(ev) = ev_rx.recv().await {
+            handle_event(&events_state, ev);
+        }
+    });
+
+    let addr = SocketAddr::new(state.cfg.bind, state.cfg.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServerError::Listen(addr, e))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| ServerError::Listen(addr, e))?;
+    tracing::info!(shards = state.media.shard_count(), candidates = ?state.media.candidate_ips, "listening on http://{local}");
+    let app = api::router(Arc::clone(&state));
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServerError::Http);
+
+    tracing::info!("shutting down: closing sessions and stopping shards");
+    let st = Arc::clone(&state);
+    let _ = tokio::task::spawn_blocking(move || st.media.shutdown()).await;
+    events.abort();
+    result
+}
+
+/// Applies a shard's event to the registry.
+fn handle_event(st: &AppState, ev: Event) {
+    match ev {
+        Event::SessionConnected { id, shard } => {
+            tracing::info!(session = %id, %shard, "session connected")
+        }
+        Event::SessionClosed { id, shard, reason } => {
+            tracing::info!(session = %id, %shard, ?reason, "session closed");
+            forget(st, id);
+        }
+        Event::CommandFailed { id, shard, error } => {
+            tracing::warn!(session = ?id, %shard, %error, "shard refused a command");
+            if let Some(id) = id {
+                forget(st, id);
+            }
+        }
+    }
+}
+
+fn forget(st: &AppState, id: sfu::SessionId) {
+    if let Ok(mut reg) = st.registry.lock()
+        && let Some((_, commands)) = reg.remove(id)
+    {
+        for (to, cmd) in commands {
+            st.media.send(to, cmd);
+        }
+    }
 }

@@ -1,1 +1,239 @@
-//! The sans-IO shard core: sessions, tracks and subscriptions of one shard, driven by `handle_*` and drained by `poll_*`.
+//! The sans-IO shard core: sessions, tracks and subscriptions of one shard, driven by `handle_*`
+//! and drained by `poll_*` (DESIGN.md "The sans-IO core"). It never touches a socket or a clock.
+
+mod commands;
+pub mod config;
+mod control_queue;
+mod egress;
+pub mod ext;
+mod feedback;
+mod ingress;
+mod session;
+mod shard_msg;
+mod subscription;
+mod track;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use rustc_hash::FxHashMap;
+use slab::Slab;
+
+pub use config::CoreConfig;
+pub use shard_msg::{CROSS_SHARD_MTU, MediaPacket, ShardMsg};
+
+use crate::control::Event;
+use crate::dtls::DtlsCert;
+use crate::metrics::{CoreCounters, DropReason, Population};
+use crate::shard::mesh::MeshPort;
+use crate::{SessionId, ShardId, StreamKey, TrackId};
+
+use control_queue::ControlQueue;
+use session::Session;
+use subscription::Subscription;
+use track::Track;
+
+/// A packet waiting to be fanned out to the subscribers of its track.
+#[derive(Debug, Clone, Copy)]
+struct FanoutJob {
+    track: usize,
+    ext_seq: u64,
+    /// Next subscriber (position in the track's list) to serve.
+    next: usize,
+}
+
+/// What a shard knows about one stream.
+#[derive(Debug, Default)]
+struct StreamEntry {
+    /// Source tracks on this shard: the local publisher's, or mirrors.
+    tracks: Vec<usize>,
+    /// Viewers' media sections on this shard.
+    subs: Vec<usize>,
+    /// Other shards the local publisher's packets go to.
+    links: Vec<ShardId>,
+}
+
+impl StreamEntry {
+    fn is_empty(&self) -> bool {
+        self.tracks.is_empty() && self.subs.is_empty() && self.links.is_empty()
+    }
+}
+
+/// The protocol state of one shard.
+pub struct ShardCore {
+    shard: ShardId,
+    cfg: CoreConfig,
+    cert: Arc<DtlsCert>,
+    sessions: Slab<Session>,
+    tracks: Slab<Track>,
+    subs: Slab<Subscription>,
+    by_id: FxHashMap<SessionId, usize>,
+    by_ufrag: FxHashMap<Vec<u8>, usize>,
+    by_addr: FxHashMap<std::net::SocketAddr, usize>,
+    tracks_by_id: FxHashMap<TrackId, usize>,
+    streams: FxHashMap<StreamKey, StreamEntry>,
+    control: ControlQueue,
+    fanout: VecDeque<FanoutJob>,
+    mesh: Option<MeshPort>,
+    events: VecDeque<Event>,
+    counters: CoreCounters,
+    next_tick: Instant,
+    /// Wall-clock time at `epoch`, for NTP timestamps in sender reports.
+    epoch: (Instant, SystemTime),
+    rng: u64,
+    shutting_down: bool,
+    /// Scratch for building packets before they are copied into a slot.
+    scratch: Box<[u8; crate::io::SLOT_SIZE]>,
+    nack_scratch: Box<[crate::SeqNo; 256]>,
+}
+
+impl std::fmt::Debug for ShardCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardCore")
+            .field("shard", &self.shard)
+            .field("sessions", &self.sessions.len())
+            .field("tracks", &self.tracks.len())
+            .field("subs", &self.subs.len())
+            .finish()
+    }
+}
+
+impl ShardCore {
+    /// A core for shard `shard`. `now` and `wall_clock` are the same moment on the monotonic and
+    /// the wall clock; `mesh` connects it to the other shards (None for a single shard).
+    pub fn new(
+        shard: ShardId,
+        cfg: CoreConfig,
+        cert: Arc<DtlsCert>,
+        mesh: Option<MeshPort>,
+        now: Instant,
+        wall_clock: SystemTime,
+    ) -> Self {
+        let seed = wall_clock
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+            ^ ((shard.0 as u64) << 48);
+        ShardCore {
+            shard,
+            control: ControlQueue::new(cfg.control_queue_slots),
+            fanout: VecDeque::with_capacity(cfg.fanout_queue_packets),
+            cfg,
+            cert,
+            sessions: Slab::new(),
+            tracks: Slab::new(),
+            subs: Slab::new(),
+            by_id: FxHashMap::default(),
+            by_ufrag: FxHashMap::default(),
+            by_addr: FxHashMap::default(),
+            tracks_by_id: FxHashMap::default(),
+            streams: FxHashMap::default(),
+            mesh,
+            events: VecDeque::new(),
+            counters: CoreCounters::default(),
+            next_tick: now,
+            epoch: (now, wall_clock),
+            rng: seed | 1,
+            shutting_down: false,
+            scratch: Box::new([0u8; crate::io::SLOT_SIZE]),
+            nack_scratch: Box::new([crate::SeqNo(0); 256]),
+        }
+    }
+
+    pub fn shard(&self) -> ShardId {
+        self.shard
+    }
+
+    pub fn counters(&self) -> &CoreCounters {
+        &self.counters
+    }
+
+    /// Sessions, publishing sessions and viewing sessions on this shard.
+    pub fn population(&self) -> Population {
+        let mut p = Population {
+            sessions: self.sessions.len() as u64,
+            ..Population::default()
+        };
+        for (_, s) in &self.sessions {
+            if !s.tracks.is_empty() {
+                p.publishers += 1;
+            }
+            if !s.subs.is_empty() {
+                p.viewers += 1;
+            }
+        }
+        p
+    }
+
+    /// The next event for signaling.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When `handle_timeout` should next run; None when the shard is idle.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.sessions.is_empty() && self.tracks.is_empty() {
+            None
+        } else {
+            Some(self.next_tick)
+        }
+    }
+
+    /// Whether `poll_transmit` has datagrams to give.
+    pub fn has_pending_transmit(&self) -> bool {
+        !self.control.is_empty() || !self.fanout.is_empty()
+    }
+
+    /// The shard has shut down and every session is closed.
+    pub fn is_shut_down(&self) -> bool {
+        self.shutting_down && self.sessions.is_empty()
+    }
+
+    /// Wakes the shards this one queued messages for (the loop calls it once per iteration).
+    pub fn wake_peers(&mut self) {
+        if let Some(m) = self.mesh.as_mut() {
+            m.wake_peers();
+        }
+    }
+
+    /// Drains the messages other shards queued for this one.
+    pub fn poll_mesh(&mut self, now: Instant, max: usize) -> usize {
+        let Some(mut mesh) = self.mesh.take() else {
+            return 0;
+        };
+        let n = mesh.recv(max, |from, msg| self.handle_shard_msg(now, from, msg));
+        self.mesh = Some(mesh);
+        n
+    }
+
+    #[inline]
+    fn drop_packet(&mut self, reason: DropReason) {
+        self.counters.drop(reason);
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // xorshift64*: unpredictability is not needed, only distinct SSRCs and offsets.
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// NTP time (RFC 3550 §4) of `now`.
+    fn ntp_time(&self, now: Instant) -> u64 {
+        let wall = if now >= self.epoch.0 {
+            self.epoch.1 + (now - self.epoch.0)
+        } else {
+            self.epoch.1 - (self.epoch.0 - now)
+        };
+        let d = wall
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let secs = d.as_secs() + 2_208_988_800;
+        let frac = ((d.subsec_nanos() as u64) << 32) / 1_000_000_000;
+        (secs << 32) | frac
+    }
+}

@@ -42,7 +42,9 @@ impl Waker {
         }
         // SAFETY: `fd` is a freshly created descriptor that nothing else owns.
         let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-        Ok(Waker { fd: std::sync::Arc::new(fd) })
+        Ok(Waker {
+            fd: std::sync::Arc::new(fd),
+        })
     }
 
     /// Makes the owning shard's next (or current) `wait` return.

@@ -12,7 +12,8 @@ pub enum SrtpProfile {
 
 impl SrtpProfile {
     /// Server preference order.
-    pub const PREFERENCE: [SrtpProfile; 2] = [SrtpProfile::AeadAes128Gcm, SrtpProfile::Aes128CmHmacSha1_80];
+    pub const PREFERENCE: [SrtpProfile; 2] =
+        [SrtpProfile::AeadAes128Gcm, SrtpProfile::Aes128CmHmacSha1_80];
 
     /// The DTLS `use_srtp` protection profile identifier.
     pub fn dtls_id(self) -> u16 {

@@ -1,0 +1,260 @@
+//! Output: control datagrams first, then the fan-out of cached packets to every subscriber — one
+//! copy per subscriber into a transmit slot, header rewritten and SRTP applied in place — and
+//! retransmissions answering viewers' NACKs.
+
+use std::time::Instant;
+
+use crate::io::TxBatch;
+use crate::metrics::DropReason;
+use crate::wire::rtcp;
+use crate::wire::rtp::{self, RtpHeader};
+use crate::{ExtSeq, MediaKind, PayloadType, SeqNo, Ssrc};
+
+use super::ShardCore;
+use super::shard_msg::ShardMsg;
+use super::track::Origin;
+
+/// Copies a cached packet into `slot` with a viewer's SSRC, sequence number, timestamp, payload
+/// type and extension ids. Returns its length.
+#[inline]
+#[allow(clippy::too_many_arguments)]
+fn write_forwarded(
+    slot: &mut [u8],
+    pkt: &[u8],
+    hdr: &RtpHeader,
+    ssrc: Ssrc,
+    seq: SeqNo,
+    ts: u32,
+    pt: PayloadType,
+    ext_map: &[u8; 256],
+) -> usize {
+    let n = pkt.len();
+    slot[..n].copy_from_slice(pkt);
+    let out = &mut slot[..n];
+    rtp::set_ssrc(out, ssrc);
+    rtp::set_seq(out, seq);
+    rtp::set_timestamp(out, ts);
+    rtp::set_payload_type(out, pt);
+    rtp::remap_extensions(out, hdr, ext_map);
+    n
+}
+
+impl ShardCore {
+    /// Moves pending datagrams into `batch` until it is full. Call again (after sending) while
+    /// [`ShardCore::has_pending_transmit`] is true.
+    pub fn poll_transmit(&mut self, _now: Instant, batch: &mut TxBatch) {
+        self.control.drain_into(batch);
+        if !batch.is_full() {
+            self.run_fanout(batch);
+        }
+    }
+
+    fn run_fanout(&mut self, batch: &mut TxBatch) {
+        while let Some(job) = self.fanout.front_mut() {
+            let Some(track) = self.tracks.get(job.track) else {
+                self.fanout.pop_front();
+                continue;
+            };
+            let ext = ExtSeq(job.ext_seq);
+            let Some(pkt) = track.cache.get(ext) else {
+                // Overwritten by newer packets before it could be sent.
+                self.fanout.pop_front();
+                continue;
+            };
+            let data = pkt.data;
+            let keyframe = pkt.keyframe;
+            let Ok(hdr) = RtpHeader::parse(data) else {
+                self.fanout.pop_front();
+                continue;
+            };
+            let Some(codec) = track.pts.codec(hdr.payload_type) else {
+                self.fanout.pop_front();
+                continue;
+            };
+            let video = track.kind == MediaKind::Video;
+            let gap = if video { 3000 } else { 960 };
+            while job.next < track.subscribers.len() {
+                if batch.is_full() {
+                    return;
+                }
+                let sidx = track.subscribers[job.next];
+                job.next += 1;
+                let Some(sub) = self.subs.get_mut(sidx) else {
+                    continue;
+                };
+                let Some(session) = self.sessions.get_mut(sub.session) else {
+                    continue;
+                };
+                let (Some(dest), Some(srtp)) = (session.dest, session.srtp.as_mut()) else {
+                    continue;
+                };
+                let Some(pt) = sub.payload_type_for(codec) else {
+                    sub.codec_drops += 1;
+                    self.counters.drop(DropReason::CodecNotNegotiated);
+                    continue;
+                };
+                if video && !sub.gate.admit(keyframe) {
+                    continue;
+                }
+                if !sub.started {
+                    sub.rewriter.start(ext, hdr.timestamp);
+                    sub.started = true;
+                } else if sub.needs_rebase {
+                    sub.rewriter.rebase(ext, hdr.timestamp, gap);
+                    sub.needs_rebase = false;
+                }
+                let Some((seq, ts)) = sub.rewriter.forward(ext, hdr.timestamp) else {
+                    continue;
+                };
+                let ssrc = sub.ssrc;
+                let ext_map = &sub.ext_map;
+                let mut protect_failed = false;
+                let pushed = batch.push_with(dest, |slot| {
+                    let n = write_forwarded(slot, data, &hdr, ssrc, seq, ts, pt, ext_map);
+                    let r = srtp.tx.protect_rtp(slot, n).ok();
+                    protect_failed = r.is_none();
+                    r
+                });
+                if pushed {
+                    sub.send.on_packet_sent(data.len());
+                    self.counters.rtp_out += 1;
+                } else if protect_failed {
+                    self.counters.drop(DropReason::SrtpProtect);
+                }
+            }
+            self.fanout.pop_front();
+        }
+    }
+
+    /// Answers a viewer's NACK for the packets in `nack_scratch[..n]` (the viewer's numbering).
+    pub(super) fn retransmit(&mut self, now: Instant, idx: usize, media: Ssrc, n: usize) {
+        let Some(&sidx) = self.sessions[idx]
+            .subs
+            .iter()
+            .find(|&&s| self.subs[s].ssrc == media)
+        else {
+            return;
+        };
+        let sub = &mut self.subs[sidx];
+        let Some(track) = sub.source.and_then(|t| self.tracks.get(t)) else {
+            return;
+        };
+        let session = &mut self.sessions[idx];
+        let rtt = session.rtt;
+        let (Some(dest), Some(srtp)) = (session.dest, session.srtp.as_mut()) else {
+            return;
+        };
+        for &out_seq in &self.nack_scratch[..n] {
+            let Some(in_ext) = sub.rewriter.reverse(out_seq) else {
+                continue;
+            };
+            let Some(pkt) = track.cache.get(in_ext) else {
+                continue;
+            };
+            if !sub.limiter.allow(in_ext, now, rtt) {
+                continue;
+            }
+            let Ok(hdr) = RtpHeader::parse(pkt.data) else {
+                continue;
+            };
+            let Some(codec) = track.pts.codec(hdr.payload_type) else {
+                continue;
+            };
+            let Some(pt) = sub.payload_type_for(codec) else {
+                continue;
+            };
+            let ts = sub.rewriter.map_timestamp(hdr.timestamp);
+            let queued = match (sub.rtx_ssrc, sub.rtx_payload_type_for(codec)) {
+                (Some(rtx_ssrc), Some(rtx_pt)) => {
+                    let m = write_forwarded(
+                        &mut self.scratch[..],
+                        pkt.data,
+                        &hdr,
+                        sub.ssrc,
+                        out_seq,
+                        ts,
+                        pt,
+                        &sub.ext_map,
+                    );
+                    let Ok(h2) = RtpHeader::parse(&self.scratch[..m]) else {
+                        continue;
+                    };
+                    let rtx_seq = SeqNo(sub.rtx_seq);
+                    sub.rtx_seq = sub.rtx_seq.wrapping_add(1);
+                    let original = &self.scratch[..m];
+                    self.control.push_with(dest, |slot| {
+                        let k =
+                            rtp::write_rtx(original, &h2, slot, rtx_ssrc, rtx_pt, rtx_seq).ok()?;
+                        srtp.tx.protect_rtp(slot, k).ok()
+                    })
+                }
+                _ => self.control.push_with(dest, |slot| {
+                    let k = write_forwarded(
+                        slot,
+                        pkt.data,
+                        &hdr,
+                        sub.ssrc,
+                        out_seq,
+                        ts,
+                        pt,
+                        &sub.ext_map,
+                    );
+                    srtp.tx.protect_rtp(slot, k).ok()
+                }),
+            };
+            if queued {
+                self.counters.retransmits += 1;
+            } else {
+                self.counters.drop(DropReason::TxQueueFull);
+            }
+        }
+    }
+
+    /// Asks a track's publisher for a keyframe, at most once per throttle interval.
+    pub(super) fn request_keyframe(&mut self, now: Instant, tidx: usize) {
+        let Some(track) = self.tracks.get_mut(tidx) else {
+            return;
+        };
+        if track.kind != MediaKind::Video || !track.keyframes.request(now) {
+            return;
+        }
+        self.send_keyframe_request(tidx);
+    }
+
+    /// Sends a PLI (or FIR) to a local publisher, or forwards the request to the owning shard.
+    pub(super) fn send_keyframe_request(&mut self, tidx: usize) {
+        let Some(track) = self.tracks.get_mut(tidx) else {
+            return;
+        };
+        match track.origin {
+            Origin::Remote { owner } => {
+                let id = track.id;
+                if self.send_to_shard(owner, ShardMsg::KeyframeRequest { track: id }) {
+                    self.counters.keyframe_requests_out += 1;
+                }
+            }
+            Origin::Local { session } => {
+                let Some(media) = track.ssrc else { return };
+                let Some(s) = self.sessions.get_mut(session) else {
+                    return;
+                };
+                let (Some(dest), Some(srtp)) = (s.dest, s.srtp.as_mut()) else {
+                    return;
+                };
+                let sender = s.rtcp_ssrc;
+                let fir_seq = track.use_fir.then(|| track.keyframes.next_fir_seq());
+                let queued = self.control.push_with(dest, |slot| {
+                    let n = match fir_seq {
+                        Some(seq) => rtcp::write_fir(slot, sender, media, seq).ok()?,
+                        None => rtcp::write_pli(slot, sender, media).ok()?,
+                    };
+                    srtp.tx.protect_rtcp(slot, n).ok()
+                });
+                if queued {
+                    self.counters.keyframe_requests_out += 1;
+                    self.counters.rtcp_out += 1;
+                }
+            }
+        }
+    }
+}

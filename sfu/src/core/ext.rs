@@ -1,0 +1,65 @@
+//! Header-extension numbering (RFC 8285). Packets are cached with their extensions renumbered to
+//! one canonical table, so each viewer needs a single map from canonical ids to its own.
+
+use crate::control::ExtMap;
+
+pub const MID: u8 = 1;
+pub const RID: u8 = 2;
+pub const REPAIRED_RID: u8 = 3;
+pub const ABS_SEND_TIME: u8 = 4;
+pub const TRANSPORT_CC: u8 = 5;
+pub const AUDIO_LEVEL: u8 = 6;
+
+/// Publisher ids → canonical ids. Extensions that only make sense per hop (abs-send-time,
+/// transport-wide sequence numbers) and mid (the viewer's mids differ) are blanked.
+pub fn ingress_map(ext: &ExtMap) -> [u8; 256] {
+    let mut m = [0u8; 256];
+    if let Some(id) = ext.rid {
+        m[id as usize] = RID;
+    }
+    if let Some(id) = ext.repaired_rid {
+        m[id as usize] = REPAIRED_RID;
+    }
+    if let Some(id) = ext.audio_level {
+        m[id as usize] = AUDIO_LEVEL;
+    }
+    m
+}
+
+/// Canonical ids → a viewer's ids. Only what is meaningful end to end is kept: the audio level.
+pub fn egress_map(ext: &ExtMap) -> [u8; 256] {
+    let mut m = [0u8; 256];
+    if let Some(id) = ext.audio_level {
+        m[AUDIO_LEVEL as usize] = id;
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_keep_audio_level_and_blank_per_hop_extensions() {
+        let publisher = ExtMap {
+            mid: Some(4),
+            abs_send_time: Some(2),
+            transport_cc: Some(3),
+            audio_level: Some(1),
+            rid: Some(10),
+            repaired_rid: Some(11),
+        };
+        let viewer = ExtMap {
+            audio_level: Some(9),
+            mid: Some(1),
+            ..ExtMap::default()
+        };
+        let i = ingress_map(&publisher);
+        let e = egress_map(&viewer);
+        assert_eq!(e[i[1] as usize], 9, "audio level survives end to end");
+        assert_eq!(i[2], 0);
+        assert_eq!(i[3], 0);
+        assert_eq!(i[4], 0);
+        assert_eq!(e[i[10] as usize], 0, "rid is not sent to viewers");
+    }
+}

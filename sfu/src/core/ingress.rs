@@ -1,0 +1,540 @@
+//! Input handling: each datagram is classified (RFC 7983) and handed to ICE, DTLS, or — decrypted
+//! in place — to the RTP and RTCP paths; packets from other shards join the same fan-out.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::control::{CloseReason, Event};
+use crate::dtls::DtlsEvent;
+use crate::ice::{IceError, IceLite};
+use crate::io::RecvMeta;
+use crate::metrics::DropReason;
+use crate::srtp::{SrtpError, SrtpSession};
+use crate::wire::codec::is_keyframe_start;
+use crate::wire::demux::{PacketClass, classify};
+use crate::wire::rtcp::{self, RtcpPacket};
+use crate::wire::rtp::{self, RtpHeader};
+use crate::wire::stun::{StunClass, StunMessage};
+use crate::{ExtSeq, MediaKind, ShardId, Ssrc};
+
+use super::session::InboundSsrc;
+use super::shard_msg::{CROSS_SHARD_MTU, MediaPacket, ShardMsg};
+use super::track::{Origin, SenderReportInfo, Track};
+use super::{FanoutJob, ShardCore};
+
+impl ShardCore {
+    /// Handles one received datagram. `buf` holds exactly the datagram and is modified in place
+    /// (SRTP is decrypted where it lies).
+    pub fn handle_datagram(&mut self, now: Instant, meta: RecvMeta, buf: &mut [u8]) {
+        self.counters.datagrams_in += 1;
+        self.counters.bytes_in += buf.len() as u64;
+        if buf.is_empty() {
+            return self.drop_packet(DropReason::Empty);
+        }
+        match classify(buf) {
+            PacketClass::Stun => self.handle_stun(now, meta.src, buf),
+            PacketClass::Dtls => self.handle_dtls(now, meta.src, buf),
+            PacketClass::Rtp => self.handle_rtp(now, meta.src, buf),
+            PacketClass::Rtcp => self.handle_rtcp(now, meta.src, buf),
+            PacketClass::Unknown => self.drop_packet(DropReason::UnknownClass),
+        }
+    }
+
+    fn handle_stun(&mut self, now: Instant, src: SocketAddr, buf: &[u8]) {
+        self.counters.stun_in += 1;
+        let Ok(msg) = StunMessage::parse(buf) else {
+            return self.drop_packet(DropReason::StunMalformed);
+        };
+        if msg.class != StunClass::Request {
+            return self.drop_packet(DropReason::StunNotRequest);
+        }
+        let Some(idx) = msg
+            .username()
+            .and_then(IceLite::local_ufrag_of)
+            .and_then(|u| self.by_ufrag.get(u))
+            .copied()
+        else {
+            return self.drop_packet(DropReason::StunUnknownUser);
+        };
+        let session = &mut self.sessions[idx];
+        let mut outcome = Err(IceError::BufferTooSmall);
+        let queued = self.control.push_with(src, |slot| {
+            outcome = session.ice.handle_check(now, src, &msg, slot);
+            outcome.as_ref().ok().map(|o| o.response_len)
+        });
+        match outcome {
+            Ok(o) => {
+                if !queued {
+                    self.drop_packet(DropReason::TxQueueFull);
+                }
+                if o.newly_validated {
+                    self.by_addr.insert(src, idx);
+                }
+                if o.nominated_changed && session.srtp.is_some() {
+                    session.dest = session.ice.nominated();
+                }
+            }
+            Err(IceError::BadIntegrity) => self.drop_packet(DropReason::StunBadIntegrity),
+            Err(IceError::BadFingerprint) => self.drop_packet(DropReason::StunBadFingerprint),
+            Err(IceError::NotBindingRequest) => self.drop_packet(DropReason::StunNotRequest),
+            Err(IceError::UnknownUser) | Err(IceError::TooManyAddresses) => {
+                self.drop_packet(DropReason::StunUnknownUser)
+            }
+            Err(IceError::BufferTooSmall) => self.drop_packet(DropReason::TxQueueFull),
+        }
+    }
+
+    fn handle_dtls(&mut self, now: Instant, src: SocketAddr, buf: &[u8]) {
+        self.counters.dtls_in += 1;
+        let Some(&idx) = self.by_addr.get(&src) else {
+            return self.drop_packet(DropReason::UnknownSource);
+        };
+        let session = &mut self.sessions[idx];
+        session.dtls_peer = Some(src);
+        if let Err(e) = session.dtls.handle_datagram(now, buf) {
+            self.drop_packet(DropReason::DtlsError);
+            tracing::info!(shard = %self.shard, session = %session.id, error = %e, "DTLS failed");
+            return self.close_session(now, idx, CloseReason::DtlsFailed(e.to_string()));
+        }
+        self.drain_dtls(now, idx);
+    }
+
+    /// Sends the session's pending DTLS flights and applies its events.
+    pub(super) fn drain_dtls(&mut self, now: Instant, idx: usize) {
+        let session = &mut self.sessions[idx];
+        if let Some(peer) = session.dtls_peer {
+            loop {
+                let mut produced = false;
+                self.control.push_with(peer, |slot| {
+                    let n = session.dtls.poll_transmit(slot);
+                    produced = n.is_some();
+                    n
+                });
+                if !produced {
+                    break;
+                }
+            }
+        }
+        while let Some(ev) = self.sessions[idx].dtls.poll_event() {
+            match ev {
+                DtlsEvent::Connected {
+                    profile,
+                    keying_material,
+                } => {
+                    let session = &mut self.sessions[idx];
+                    match SrtpSession::from_dtls_keying_material(profile, &keying_material, false) {
+                        Ok(srtp) => session.srtp = Some(srtp),
+                        Err(e) => {
+                            let reason = CloseReason::DtlsFailed(format!("SRTP keys: {e}"));
+                            return self.close_session(now, idx, reason);
+                        }
+                    }
+                    if session.ice.nominated().is_none()
+                        && let Some(peer) = session.dtls_peer
+                    {
+                        session.ice.nominate(peer);
+                    }
+                    session.dest = session.ice.nominated();
+                    tracing::debug!(shard = %self.shard, session = %session.id, ?profile, dest = ?session.dest, "connected");
+                    self.events.push_back(Event::SessionConnected {
+                        id: session.id,
+                        shard: self.shard,
+                    });
+                }
+                DtlsEvent::ApplicationData(_) => {}
+                DtlsEvent::Closed => return self.close_session(now, idx, CloseReason::DtlsClosed),
+            }
+        }
+    }
+
+    fn handle_rtp(&mut self, now: Instant, src: SocketAddr, buf: &mut [u8]) {
+        let Some(&idx) = self.by_addr.get(&src) else {
+            return self.drop_packet(DropReason::UnknownSource);
+        };
+        let session = &mut self.sessions[idx];
+        let Some(srtp) = session.srtp.as_mut() else {
+            return self.drop_packet(DropReason::NotConnected);
+        };
+        let len = match srtp.rx.unprotect_rtp(buf) {
+            Ok(n) => n,
+            Err(e) => return self.drop_packet(srtp_drop_reason(&e)),
+        };
+        self.counters.rtp_in += 1;
+        let buf = &mut buf[..len];
+        let Ok(mut hdr) = RtpHeader::parse(buf) else {
+            return self.drop_packet(DropReason::RtpMalformed);
+        };
+        if let (Some(id), Some(twcc)) = (session.extmap.transport_cc, session.twcc.as_mut())
+            && let Some(v) = hdr.extension(buf, id)
+            && v.len() >= 2
+        {
+            twcc.on_packet(now, u16::from_be_bytes([v[0], v[1]]));
+        }
+        let inbound = match session.lookup_ssrc(hdr.ssrc) {
+            Some(i) => i,
+            None => match self.learn_ssrc(idx, &hdr, buf) {
+                Some(i) => i,
+                None => return self.drop_packet(DropReason::UnknownSsrc),
+            },
+        };
+        let tidx = inbound.track;
+        let mut len = len;
+        if inbound.rtx {
+            let track = &self.tracks[tidx];
+            let (Some(media_ssrc), Some(apt)) = (track.ssrc, track.pts.rtx_apt(hdr.payload_type))
+            else {
+                return self.drop_packet(DropReason::UnknownPayloadType);
+            };
+            if hdr.payload_len < 2 {
+                // Padding-only RTX (bandwidth probing): nothing to forward.
+                return;
+            }
+            len = match rtp::unwrap_rtx(buf, &hdr, media_ssrc, apt) {
+                Ok(n) => n,
+                Err(_) => return self.drop_packet(DropReason::RtpMalformed),
+            };
+            hdr = match RtpHeader::parse(&buf[..len]) {
+                Ok(h) => h,
+                Err(_) => return self.drop_packet(DropReason::RtpMalformed),
+            };
+        }
+        let buf = &mut buf[..len];
+        let track = &mut self.tracks[tidx];
+        let Some(codec) = track.pts.codec(hdr.payload_type) else {
+            return self.drop_packet(DropReason::UnknownPayloadType);
+        };
+        let ext = track.unwrapper.unwrap(hdr.seq);
+        track.recv.on_packet(now, ext, hdr.timestamp);
+        if let Some(nack) = track.nack.as_mut() {
+            nack.on_packet(now, ext, inbound.rtx);
+        }
+        let payload = hdr.payload(buf);
+        if payload.is_empty() {
+            return; // padding only
+        }
+        if track.cache.get(ext).is_some() {
+            return; // a retransmission of a packet we already forwarded
+        }
+        let keyframe = track.kind == MediaKind::Video && is_keyframe_start(codec, payload);
+        if keyframe {
+            track.keyframes.on_keyframe(now);
+        }
+        rtp::remap_extensions(buf, &hdr, &track.ext_to_canonical);
+        if !track.cache.insert(ext, buf, now, keyframe) {
+            return self.drop_packet(DropReason::RtpMalformed);
+        }
+        self.enqueue_fanout(tidx, ext);
+        self.cross_shard_forward(now, tidx, ext, codec, keyframe, buf);
+    }
+
+    /// Binds an unannounced SSRC to one of the session's tracks by MID extension or payload type.
+    fn learn_ssrc(&mut self, idx: usize, hdr: &RtpHeader, buf: &[u8]) -> Option<InboundSsrc> {
+        let session = &self.sessions[idx];
+        let mid = session.extmap.mid.and_then(|id| hdr.extension(buf, id));
+        let pt = hdr.payload_type;
+        let candidates = session.tracks.iter().copied().filter(|&t| {
+            let tr = &self.tracks[t];
+            match mid {
+                Some(m) => tr.mid.0.as_bytes() == m,
+                None => tr.pts.contains(pt),
+            }
+        });
+        let mut found = None;
+        for t in candidates {
+            if found.is_some() {
+                return None; // ambiguous without a MID
+            }
+            found = Some(t);
+        }
+        let tidx = found?;
+        let track = &mut self.tracks[tidx];
+        let rtx = track.pts.rtx_apt(pt).is_some() && track.pts.codec(pt).is_none();
+        if rtx {
+            track.rtx_ssrc.get_or_insert(hdr.ssrc);
+        } else {
+            track.ssrc.get_or_insert(hdr.ssrc);
+        }
+        let entry = InboundSsrc {
+            ssrc: hdr.ssrc,
+            track: tidx,
+            rtx,
+        };
+        self.sessions[idx].learn_ssrc(entry).then_some(entry)
+    }
+
+    fn enqueue_fanout(&mut self, tidx: usize, ext: ExtSeq) {
+        if self.tracks[tidx].subscribers.is_empty() {
+            return;
+        }
+        if self.fanout.len() >= self.cfg.fanout_queue_packets {
+            return self.drop_packet(DropReason::TxQueueFull);
+        }
+        self.fanout.push_back(FanoutJob {
+            track: tidx,
+            ext_seq: ext.0,
+            next: 0,
+        });
+    }
+
+    /// Sends a local publisher's packet once to every other shard with viewers of its stream.
+    fn cross_shard_forward(
+        &mut self,
+        now: Instant,
+        tidx: usize,
+        ext: ExtSeq,
+        codec: crate::Codec,
+        keyframe: bool,
+        buf: &[u8],
+    ) {
+        let track = &self.tracks[tidx];
+        let Some(entry) = self.streams.get(&track.stream) else {
+            return;
+        };
+        if entry.links.is_empty() || !matches!(track.origin, Origin::Local { .. }) {
+            return;
+        }
+        if buf.len() > CROSS_SHARD_MTU {
+            return self.drop_packet(DropReason::Truncated);
+        }
+        let mut pkt = MediaPacket {
+            stream: track.stream,
+            track: track.id,
+            kind: track.kind,
+            ordinal: track.ordinal,
+            codec,
+            clock_rate: track.clock_rate,
+            ext_seq: ext.0,
+            keyframe_start: keyframe,
+            arrival: now,
+            len: buf.len() as u16,
+            data: [0u8; CROSS_SHARD_MTU],
+        };
+        pkt.data[..buf.len()].copy_from_slice(buf);
+        let (Some(entry), Some(mesh)) = (
+            self.streams.get(&self.tracks[tidx].stream),
+            self.mesh.as_mut(),
+        ) else {
+            return;
+        };
+        for &shard in &entry.links {
+            match mesh.send(shard, ShardMsg::Media(pkt.clone())) {
+                Ok(()) => self.counters.cross_shard_out += 1,
+                Err(_) => self.counters.drop(DropReason::CrossShardQueueFull),
+            }
+        }
+    }
+
+    fn handle_rtcp(&mut self, now: Instant, src: SocketAddr, buf: &mut [u8]) {
+        let Some(&idx) = self.by_addr.get(&src) else {
+            return self.drop_packet(DropReason::UnknownSource);
+        };
+        let Some(srtp) = self.sessions[idx].srtp.as_mut() else {
+            return self.drop_packet(DropReason::NotConnected);
+        };
+        let len = match srtp.rx.unprotect_rtcp(buf) {
+            Ok(n) => n,
+            Err(e) => return self.drop_packet(srtp_drop_reason(&e)),
+        };
+        self.counters.rtcp_in += 1;
+        let buf = &buf[..len];
+        for pkt in rtcp::iter(buf) {
+            let Ok(pkt) = pkt else {
+                return self.drop_packet(DropReason::RtcpMalformed);
+            };
+            match pkt {
+                RtcpPacket::SenderReport(sr) => {
+                    self.on_sender_report(now, idx, sr.ssrc, sr.ntp, sr.rtp_timestamp)
+                }
+                RtcpPacket::ReceiverReport(rr) => {
+                    for block in rr.reports() {
+                        self.on_report_block(now, idx, &block);
+                    }
+                }
+                RtcpPacket::Nack(nack) => {
+                    self.counters.nacks_in += 1;
+                    let media = nack.media;
+                    let mut n = 0;
+                    for seq in nack.lost() {
+                        if n == self.nack_scratch.len() {
+                            break;
+                        }
+                        self.nack_scratch[n] = seq;
+                        n += 1;
+                    }
+                    self.retransmit(now, idx, media, n);
+                }
+                RtcpPacket::Pli { media, .. } => self.on_keyframe_request(now, idx, media),
+                RtcpPacket::Fir(fir) => {
+                    for (ssrc, _) in fir.entries() {
+                        self.on_keyframe_request(now, idx, ssrc);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_sender_report(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        ssrc: Ssrc,
+        ntp: u64,
+        rtp_timestamp: u32,
+    ) {
+        let Some(inbound) = self.sessions[idx].lookup_ssrc(ssrc) else {
+            return;
+        };
+        if inbound.rtx {
+            return;
+        }
+        let track = &mut self.tracks[inbound.track];
+        track.recv.on_sender_report(now, ntp);
+        track.last_sr = Some(SenderReportInfo {
+            ntp,
+            rtp_timestamp,
+            arrival: now,
+        });
+        let (id, stream) = (track.id, track.stream);
+        let (Some(entry), Some(mesh)) = (self.streams.get(&stream), self.mesh.as_mut()) else {
+            return;
+        };
+        for &shard in &entry.links {
+            match mesh.send(
+                shard,
+                ShardMsg::SenderReport {
+                    track: id,
+                    ntp,
+                    rtp_timestamp,
+                    arrival: now,
+                },
+            ) {
+                Ok(()) => self.counters.cross_shard_out += 1,
+                Err(_) => self.counters.drop(DropReason::CrossShardQueueFull),
+            }
+        }
+    }
+
+    fn on_report_block(&mut self, now: Instant, idx: usize, block: &rtcp::ReportBlock) {
+        let Some(&sidx) = self.sessions[idx]
+            .subs
+            .iter()
+            .find(|&&s| self.subs[s].ssrc == block.ssrc)
+        else {
+            return;
+        };
+        let sub = &mut self.subs[sidx];
+        if let Some(rtt) = sub.send.on_receiver_report(
+            now,
+            block.last_sr,
+            block.delay_since_last_sr,
+            block.fraction_lost,
+        ) {
+            self.sessions[idx].rtt = rtt;
+        }
+    }
+
+    /// A viewer asked for a keyframe of the stream it receives on `media`.
+    fn on_keyframe_request(&mut self, now: Instant, idx: usize, media: Ssrc) {
+        let Some(&sidx) = self.sessions[idx]
+            .subs
+            .iter()
+            .find(|&&s| self.subs[s].ssrc == media)
+        else {
+            return;
+        };
+        if let Some(tidx) = self.subs[sidx].source {
+            self.request_keyframe(now, tidx);
+        }
+    }
+
+    /// Handles a message from another shard.
+    pub fn handle_shard_msg(&mut self, now: Instant, from: ShardId, msg: ShardMsg) {
+        self.counters.cross_shard_in += 1;
+        match msg {
+            ShardMsg::Media(pkt) => self.handle_mirrored_media(now, from, &pkt),
+            ShardMsg::SenderReport {
+                track,
+                ntp,
+                rtp_timestamp,
+                arrival,
+            } => {
+                if let Some(&t) = self.tracks_by_id.get(&track) {
+                    self.tracks[t].last_sr = Some(SenderReportInfo {
+                        ntp,
+                        rtp_timestamp,
+                        arrival,
+                    });
+                }
+            }
+            ShardMsg::TrackEnded { track, .. } => {
+                if let Some(&t) = self.tracks_by_id.get(&track)
+                    && matches!(self.tracks[t].origin, Origin::Remote { .. })
+                {
+                    self.remove_track(t);
+                }
+            }
+            ShardMsg::KeyframeRequest { track } => {
+                if let Some(&t) = self.tracks_by_id.get(&track) {
+                    self.request_keyframe(now, t);
+                }
+            }
+        }
+    }
+
+    fn handle_mirrored_media(&mut self, now: Instant, from: ShardId, pkt: &MediaPacket) {
+        let tidx = match self.tracks_by_id.get(&pkt.track) {
+            Some(&t) => t,
+            None => {
+                if !self
+                    .streams
+                    .get(&pkt.stream)
+                    .is_some_and(|e| !e.subs.is_empty())
+                {
+                    return; // no viewers here (any more)
+                }
+                let track = Track::mirror(
+                    pkt.track,
+                    pkt.stream,
+                    pkt.kind,
+                    pkt.ordinal,
+                    pkt.clock_rate,
+                    from,
+                    &self.cfg,
+                    now,
+                );
+                let t = self.tracks.insert(track);
+                self.tracks_by_id.insert(pkt.track, t);
+                self.attach_track(pkt.stream, t);
+                t
+            }
+        };
+        let data = &pkt.data[..pkt.len as usize];
+        let Ok(hdr) = RtpHeader::parse(data) else {
+            return self.drop_packet(DropReason::RtpMalformed);
+        };
+        let track = &mut self.tracks[tidx];
+        let ext = ExtSeq(pkt.ext_seq);
+        if track.pts.codec(hdr.payload_type).is_none() {
+            track.pts.set_codec(hdr.payload_type, pkt.codec);
+        }
+        if track.cache.get(ext).is_some() {
+            return;
+        }
+        if pkt.keyframe_start {
+            track.keyframes.on_keyframe(now);
+        }
+        track
+            .cache
+            .insert(ext, data, pkt.arrival, pkt.keyframe_start);
+        self.enqueue_fanout(tidx, ext);
+    }
+}
+
+fn srtp_drop_reason(e: &SrtpError) -> DropReason {
+    match e {
+        SrtpError::Replay => DropReason::SrtpReplay,
+        SrtpError::AuthenticationFailed => DropReason::SrtpAuth,
+        _ => DropReason::RtpMalformed,
+    }
+}

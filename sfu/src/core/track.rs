@@ -1,0 +1,211 @@
+//! A source track on a shard: either published by a local session or mirrored from the shard that
+//! owns the publisher. Holds the receive-side state and the packet cache its viewers read from.
+
+use std::time::Instant;
+
+use crate::control::{CodecParams, PublishSpec};
+use crate::stream::{KeyframeRequester, NackGenerator, PacketCache, RecvStats, SeqUnwrapper};
+use crate::{Codec, MediaKind, Mid, PayloadType, ShardId, Ssrc, StreamKey, TrackId};
+
+use super::config::CoreConfig;
+
+/// Where a track's packets come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Published by a session on this shard (index into the core's sessions).
+    Local { session: usize },
+    /// Mirrored from the publisher's shard.
+    Remote { owner: ShardId },
+}
+
+/// The publisher's latest sender report (RFC 3550 §6.4.1), used to write ours.
+#[derive(Debug, Clone, Copy)]
+pub struct SenderReportInfo {
+    pub ntp: u64,
+    pub rtp_timestamp: u32,
+    pub arrival: Instant,
+}
+
+/// Payload-type tables of a track, in the publisher's numbering.
+#[derive(Debug, Clone)]
+pub struct PtTable {
+    codec: [Option<Codec>; 128],
+    /// For an RTX payload type, the payload type it repairs (RFC 4588 `apt`).
+    rtx_apt: [Option<u8>; 128],
+}
+
+impl Default for PtTable {
+    fn default() -> Self {
+        PtTable {
+            codec: [None; 128],
+            rtx_apt: [None; 128],
+        }
+    }
+}
+
+impl PtTable {
+    pub fn from_codecs(codecs: &[CodecParams]) -> Self {
+        let mut t = PtTable::default();
+        for c in codecs {
+            t.codec[(c.pt.0 & 0x7f) as usize] = Some(c.codec);
+            if let Some(rtx) = c.rtx_pt {
+                t.rtx_apt[(rtx.0 & 0x7f) as usize] = Some(c.pt.0);
+            }
+        }
+        t
+    }
+    #[inline]
+    pub fn codec(&self, pt: PayloadType) -> Option<Codec> {
+        self.codec[(pt.0 & 0x7f) as usize]
+    }
+    #[inline]
+    pub fn rtx_apt(&self, pt: PayloadType) -> Option<PayloadType> {
+        self.rtx_apt[(pt.0 & 0x7f) as usize].map(PayloadType)
+    }
+    pub fn set_codec(&mut self, pt: PayloadType, codec: Codec) {
+        self.codec[(pt.0 & 0x7f) as usize] = Some(codec);
+    }
+    pub fn contains(&self, pt: PayloadType) -> bool {
+        self.codec(pt).is_some() || self.rtx_apt(pt).is_some()
+    }
+}
+
+/// One source track.
+#[derive(Debug)]
+pub struct Track {
+    pub id: TrackId,
+    pub stream: StreamKey,
+    pub kind: MediaKind,
+    /// Position among the stream's tracks of this kind (binds viewers' media sections).
+    pub ordinal: u8,
+    pub origin: Origin,
+    pub mid: Mid,
+    pub pts: PtTable,
+    /// Media SSRC, announced or learned from the first packet.
+    pub ssrc: Option<Ssrc>,
+    pub rtx_ssrc: Option<Ssrc>,
+    pub clock_rate: u32,
+    pub unwrapper: SeqUnwrapper,
+    pub recv: RecvStats,
+    pub nack: Option<NackGenerator>,
+    pub keyframes: KeyframeRequester,
+    pub use_fir: bool,
+    pub cache: PacketCache,
+    /// Subscriptions fed by this track (indices into the core's subscriptions).
+    pub subscribers: Vec<usize>,
+    pub last_sr: Option<SenderReportInfo>,
+    pub next_report: Instant,
+    /// Publisher extension id → canonical id (see `super::ext`).
+    pub ext_to_canonical: [u8; 256],
+}
+
+impl Track {
+    /// A track published by a local session.
+    pub fn local(
+        spec: &PublishSpec,
+        ordinal: u8,
+        session: usize,
+        ext_to_canonical: [u8; 256],
+        cfg: &CoreConfig,
+        now: Instant,
+    ) -> Self {
+        let clock_rate = spec
+            .codecs
+            .first()
+            .map(|c| c.clock_rate)
+            .unwrap_or(match spec.kind {
+                MediaKind::Audio => 48_000,
+                MediaKind::Video => 90_000,
+            });
+        let nack = spec
+            .codecs
+            .iter()
+            .any(|c| c.feedback.nack)
+            .then(NackGenerator::default);
+        let use_fir = !spec.codecs.iter().any(|c| c.feedback.nack_pli)
+            && spec.codecs.iter().any(|c| c.feedback.ccm_fir);
+        Track {
+            id: spec.track,
+            stream: spec.stream,
+            kind: spec.kind,
+            ordinal,
+            origin: Origin::Local { session },
+            mid: spec.mid.clone(),
+            pts: PtTable::from_codecs(&spec.codecs),
+            ssrc: spec.ssrc,
+            rtx_ssrc: spec.rtx_ssrc,
+            clock_rate,
+            unwrapper: SeqUnwrapper::default(),
+            recv: RecvStats::new(clock_rate),
+            nack,
+            keyframes: KeyframeRequester::new(cfg.keyframe_request_interval),
+            use_fir,
+            cache: PacketCache::new(cache_slots(spec.kind, cfg)),
+            subscribers: Vec::new(),
+            last_sr: None,
+            next_report: now + cfg.report_interval,
+            ext_to_canonical,
+        }
+    }
+
+    /// A mirror of a track whose publisher sits on shard `owner`.
+    pub fn mirror(
+        id: TrackId,
+        stream: StreamKey,
+        kind: MediaKind,
+        ordinal: u8,
+        clock_rate: u32,
+        owner: ShardId,
+        cfg: &CoreConfig,
+        now: Instant,
+    ) -> Self {
+        Track {
+            id,
+            stream,
+            kind,
+            ordinal,
+            origin: Origin::Remote { owner },
+            mid: Mid::default(),
+            pts: PtTable::default(),
+            ssrc: None,
+            rtx_ssrc: None,
+            clock_rate,
+            unwrapper: SeqUnwrapper::default(),
+            recv: RecvStats::new(clock_rate),
+            nack: None,
+            keyframes: KeyframeRequester::new(cfg.keyframe_request_interval),
+            use_fir: false,
+            cache: PacketCache::new(cache_slots(kind, cfg)),
+            subscribers: Vec::new(),
+            last_sr: None,
+            next_report: now + cfg.report_interval,
+            ext_to_canonical: [0; 256],
+        }
+    }
+
+    pub fn local_session(&self) -> Option<usize> {
+        match self.origin {
+            Origin::Local { session } => Some(session),
+            Origin::Remote { .. } => None,
+        }
+    }
+
+    /// The RTP timestamp of the publisher's clock at `now`, extrapolated from its last SR.
+    pub fn rtp_time_at(&self, now: Instant) -> Option<(u64, u32)> {
+        let sr = self.last_sr?;
+        let elapsed = now.saturating_duration_since(sr.arrival);
+        let ticks = (elapsed.as_nanos() * self.clock_rate as u128 / 1_000_000_000) as u32;
+        let ntp_elapsed = ((elapsed.as_nanos() << 32) / 1_000_000_000) as u64;
+        Some((
+            sr.ntp.wrapping_add(ntp_elapsed),
+            sr.rtp_timestamp.wrapping_add(ticks),
+        ))
+    }
+}
+
+fn cache_slots(kind: MediaKind, cfg: &CoreConfig) -> usize {
+    match kind {
+        MediaKind::Audio => cfg.audio_cache_packets,
+        MediaKind::Video => cfg.video_cache_packets,
+    }
+}

@@ -1,0 +1,183 @@
+//! `GET /metrics`: Prometheus text exposition of every shard's counters and gauges.
+
+use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use sfu::metrics::{DropReason, ShardMetrics};
+
+use crate::state::AppState;
+
+type Field = fn(&ShardMetrics) -> &AtomicU64;
+
+const COUNTERS: &[(&str, &str, Field)] = &[
+    (
+        "ringcast_datagrams_in_total",
+        "UDP datagrams received",
+        |m| &m.datagrams_in,
+    ),
+    ("ringcast_datagrams_out_total", "UDP datagrams sent", |m| {
+        &m.datagrams_out
+    }),
+    (
+        "ringcast_bytes_in_total",
+        "UDP payload bytes received",
+        |m| &m.bytes_in,
+    ),
+    ("ringcast_bytes_out_total", "UDP payload bytes sent", |m| {
+        &m.bytes_out
+    }),
+    (
+        "ringcast_rtp_in_total",
+        "RTP packets received and decrypted",
+        |m| &m.rtp_in,
+    ),
+    (
+        "ringcast_rtp_out_total",
+        "RTP packets forwarded to viewers",
+        |m| &m.rtp_out,
+    ),
+    (
+        "ringcast_rtcp_in_total",
+        "RTCP compound packets received",
+        |m| &m.rtcp_in,
+    ),
+    ("ringcast_rtcp_out_total", "RTCP packets sent", |m| {
+        &m.rtcp_out
+    }),
+    ("ringcast_stun_in_total", "STUN messages received", |m| {
+        &m.stun_in
+    }),
+    ("ringcast_dtls_in_total", "DTLS datagrams received", |m| {
+        &m.dtls_in
+    }),
+    (
+        "ringcast_nacks_in_total",
+        "NACK packets received from viewers",
+        |m| &m.nacks_in,
+    ),
+    (
+        "ringcast_nacks_out_total",
+        "NACK packets sent to publishers",
+        |m| &m.nacks_out,
+    ),
+    (
+        "ringcast_retransmits_total",
+        "packets retransmitted to viewers",
+        |m| &m.retransmits,
+    ),
+    (
+        "ringcast_keyframe_requests_total",
+        "keyframe requests sent toward publishers",
+        |m| &m.keyframe_requests_out,
+    ),
+    (
+        "ringcast_cross_shard_out_total",
+        "messages sent to other shards",
+        |m| &m.cross_shard_out,
+    ),
+    (
+        "ringcast_cross_shard_in_total",
+        "messages received from other shards",
+        |m| &m.cross_shard_in,
+    ),
+    (
+        "ringcast_send_errors_total",
+        "datagrams the kernel refused to send",
+        |m| &m.send_errors,
+    ),
+    (
+        "ringcast_loop_iterations_total",
+        "shard loop iterations",
+        |m| &m.loop_iterations,
+    ),
+];
+
+const GAUGES: &[(&str, &str, Field)] = &[
+    ("ringcast_sessions", "sessions on the shard", |m| {
+        &m.sessions
+    }),
+    (
+        "ringcast_publishers",
+        "publishing sessions on the shard",
+        |m| &m.publishers,
+    ),
+    ("ringcast_viewers", "viewing sessions on the shard", |m| {
+        &m.viewers
+    }),
+];
+
+/// Renders the exposition text.
+pub fn render_text(st: &AppState) -> String {
+    let shards = st.media.shards();
+    let mut out = String::with_capacity(8192);
+    for (kind, table) in [("counter", COUNTERS), ("gauge", GAUGES)] {
+        for (name, help, field) in table {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for s in shards {
+                let _ = writeln!(
+                    out,
+                    "{name}{{shard=\"{}\"}} {}",
+                    s.id.0,
+                    field(&s.metrics).load(Ordering::Relaxed)
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP ringcast_drops_total packets dropped, by reason\n# TYPE ringcast_drops_total counter"
+    );
+    for s in shards {
+        for r in DropReason::ALL {
+            let _ = writeln!(
+                out,
+                "ringcast_drops_total{{shard=\"{}\",reason=\"{}\"}} {}",
+                s.id.0,
+                r.label(),
+                s.metrics.drop_count(*r)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP ringcast_shard_info the I/O backend of each shard\n# TYPE ringcast_shard_info gauge"
+    );
+    for s in shards {
+        let io = match s.io {
+            sfu::io::IoKind::Uring => "uring",
+            sfu::io::IoKind::Mmsg => "mmsg",
+        };
+        let _ = writeln!(
+            out,
+            "ringcast_shard_info{{shard=\"{}\",io=\"{io}\",port=\"{}\"}} 1",
+            s.id.0,
+            s.local_addr.port()
+        );
+    }
+    if let Ok(reg) = st.registry.lock() {
+        let (p, v) = reg.counts();
+        let _ = writeln!(
+            out,
+            "# HELP ringcast_signaling_sessions sessions known to signaling, by role\n# TYPE ringcast_signaling_sessions gauge"
+        );
+        let _ = writeln!(
+            out,
+            "ringcast_signaling_sessions{{role=\"publisher\"}} {p}\nringcast_signaling_sessions{{role=\"viewer\"}} {v}"
+        );
+    }
+    out
+}
+
+pub async fn render(State(st): State<Arc<AppState>>) -> Response {
+    let mut resp = render_text(&st).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    resp
+}

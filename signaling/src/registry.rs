@@ -1,0 +1,376 @@
+//! Signaling's view of streams and sessions: who publishes where, which shards hold viewers, and
+//! the cross-shard links that follow from it. Every change returns the commands the shards need.
+
+use std::collections::HashMap;
+
+use sfu::control::Command;
+use sfu::{SessionId, ShardId, StreamKey};
+
+use crate::placement::Placer;
+use crate::problem::Problem;
+
+/// Which side of a stream a session is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Publisher,
+    Viewer,
+}
+
+/// A session known to signaling.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub stream: String,
+    pub role: Role,
+    pub shard: ShardId,
+    pub etag: String,
+    pub remote_ufrag: String,
+}
+
+#[derive(Debug)]
+struct StreamRecord {
+    key: StreamKey,
+    publisher: Option<(SessionId, ShardId)>,
+    viewers: Vec<usize>,
+    /// Shards the publisher's shard forwards to.
+    linked: Vec<bool>,
+}
+
+impl StreamRecord {
+    fn home(&self) -> Option<ShardId> {
+        if let Some((_, s)) = self.publisher {
+            return Some(s);
+        }
+        self.viewers
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, v)| (**v, usize::MAX - *i))
+            .filter(|(_, v)| **v > 0)
+            .map(|(i, _)| ShardId(i as u16))
+    }
+    fn is_empty(&self) -> bool {
+        self.publisher.is_none() && self.viewers.iter().all(|&v| v == 0)
+    }
+}
+
+/// A session admitted by the registry; the caller sends `commands` after `AddSession`.
+#[derive(Debug)]
+pub struct Admission {
+    pub shard: ShardId,
+    pub key: StreamKey,
+    pub commands: Vec<(ShardId, Command)>,
+}
+
+/// Streams, sessions and shard loads.
+#[derive(Debug)]
+pub struct Registry {
+    placer: Placer,
+    streams: HashMap<String, StreamRecord>,
+    sessions: HashMap<SessionId, SessionRecord>,
+    loads: Vec<usize>,
+    next_key: u64,
+}
+
+impl Registry {
+    pub fn new(shards: usize, placer: Placer) -> Self {
+        Registry {
+            placer,
+            streams: HashMap::new(),
+            sessions: HashMap::new(),
+            loads: vec![0; shards],
+            next_key: 1,
+        }
+    }
+
+    pub fn session(&self, id: SessionId) -> Option<&SessionRecord> {
+        self.sessions.get(&id)
+    }
+
+    pub fn loads(&self) -> &[usize] {
+        &self.loads
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Sessions by role.
+    pub fn counts(&self) -> (usize, usize) {
+        let p = self
+            .sessions
+            .values()
+            .filter(|s| s.role == Role::Publisher)
+            .count();
+        (p, self.sessions.len() - p)
+    }
+
+    /// Whether `stream` has a publisher.
+    pub fn has_publisher(&self, stream: &str) -> bool {
+        self.streams
+            .get(stream)
+            .is_some_and(|s| s.publisher.is_some())
+    }
+
+    /// Places a new session of `role` on `stream` and records it.
+    pub fn admit(
+        &mut self,
+        id: SessionId,
+        stream: &str,
+        role: Role,
+        etag: String,
+        remote_ufrag: String,
+    ) -> Result<Admission, Problem> {
+        let n = self.loads.len();
+        if role == Role::Publisher && self.has_publisher(stream) {
+            return Err(Problem::conflict(format!(
+                "stream {stream:?} already has a publisher"
+            )));
+        }
+        let home = self.streams.get(stream).and_then(StreamRecord::home);
+        let shard = self
+            .placer
+            .choose(&self.loads, home)
+            .ok_or_else(|| Problem::unavailable("every media shard is at its session limit", 5))?;
+        let key = match self.streams.get(stream) {
+            Some(s) => s.key,
+            None => {
+                let key = StreamKey(self.next_key);
+                self.next_key += 1;
+                self.streams.insert(
+                    stream.to_string(),
+                    StreamRecord {
+                        key,
+                        publisher: None,
+                        viewers: vec![0; n],
+                        linked: vec![false; n],
+                    },
+                );
+                key
+            }
+        };
+        // The entry exists: it was found or inserted just above.
+        let rec = self.streams.get_mut(stream).expect("stream record exists");
+        let mut commands = Vec::new();
+        match role {
+            Role::Publisher => {
+                rec.publisher = Some((id, shard));
+                for (s, &v) in rec.viewers.iter().enumerate() {
+                    if v > 0 && s != shard.0 as usize {
+                        rec.linked[s] = true;
+                        commands.push((
+                            shard,
+                            Command::LinkShard {
+                                stream: key,
+                                shard: ShardId(s as u16),
+                                linked: true,
+                            },
+                        ));
+                    }
+                }
+            }
+            Role::Viewer => {
+                rec.viewers[shard.0 as usize] += 1;
+                if let Some((_, p)) = rec.publisher
+                    && p != shard
+                    && !rec.linked[shard.0 as usize]
+                {
+                    rec.linked[shard.0 as usize] = true;
+                    commands.push((
+                        p,
+                        Command::LinkShard {
+                            stream: key,
+                            shard,
+                            linked: true,
+                        },
+                    ));
+                }
+            }
+        }
+        self.loads[shard.0 as usize] += 1;
+        self.sessions.insert(
+            id,
+            SessionRecord {
+                stream: stream.to_string(),
+                role,
+                shard,
+                etag,
+                remote_ufrag,
+            },
+        );
+        Ok(Admission {
+            shard,
+            key,
+            commands,
+        })
+    }
+
+    /// Forgets a session (ended by the client, by signaling, or by its shard) and returns the
+    /// link changes that follow.
+    pub fn remove(&mut self, id: SessionId) -> Option<(SessionRecord, Vec<(ShardId, Command)>)> {
+        let rec = self.sessions.remove(&id)?;
+        self.loads[rec.shard.0 as usize] = self.loads[rec.shard.0 as usize].saturating_sub(1);
+        let mut commands = Vec::new();
+        if let Some(stream) = self.streams.get_mut(&rec.stream) {
+            match rec.role {
+                Role::Publisher => {
+                    if let Some((_, p)) = stream.publisher.take() {
+                        for (s, l) in stream.linked.iter_mut().enumerate() {
+                            if std::mem::take(l) {
+                                commands.push((
+                                    p,
+                                    Command::LinkShard {
+                                        stream: stream.key,
+                                        shard: ShardId(s as u16),
+                                        linked: false,
+                                    },
+                                ));
+                            }
+                        }
+                    }
+                }
+                Role::Viewer => {
+                    let v = &mut stream.viewers[rec.shard.0 as usize];
+                    *v = v.saturating_sub(1);
+                    if *v == 0
+                        && let Some((_, p)) = stream.publisher
+                        && std::mem::take(&mut stream.linked[rec.shard.0 as usize])
+                    {
+                        commands.push((
+                            p,
+                            Command::LinkShard {
+                                stream: stream.key,
+                                shard: rec.shard,
+                                linked: false,
+                            },
+                        ));
+                    }
+                }
+            }
+            if stream.is_empty() {
+                self.streams.remove(&rec.stream);
+            }
+        }
+        Some((rec, commands))
+    }
+
+    /// Every session id (for shutdown).
+    pub fn session_ids(&self) -> Vec<SessionId> {
+        self.sessions.keys().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Placement;
+
+    fn reg(shards: usize, policy: Placement) -> Registry {
+        Registry::new(
+            shards,
+            Placer {
+                policy,
+                max_per_shard: 100,
+            },
+        )
+    }
+
+    fn links(cmds: &[(ShardId, Command)]) -> Vec<(u16, u16, bool)> {
+        cmds.iter()
+            .filter_map(|(to, c)| match c {
+                Command::LinkShard { shard, linked, .. } => Some((to.0, shard.0, *linked)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn second_publisher_is_a_conflict() {
+        let mut r = reg(1, Placement::Stream);
+        r.admit(SessionId(1), "s", Role::Publisher, "e".into(), "u".into())
+            .unwrap();
+        let e = r
+            .admit(SessionId(2), "s", Role::Publisher, "e".into(), "u".into())
+            .unwrap_err();
+        assert_eq!(e.status.as_u16(), 409);
+        r.remove(SessionId(1));
+        assert!(
+            r.admit(SessionId(3), "s", Role::Publisher, "e".into(), "u".into())
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn viewers_on_other_shards_are_linked_once_and_unlinked_when_gone() {
+        let mut r = reg(2, Placement::Spread);
+        let p = r
+            .admit(SessionId(1), "s", Role::Publisher, "e".into(), "u".into())
+            .unwrap();
+        assert_eq!(p.shard, ShardId(0));
+        let v1 = r
+            .admit(SessionId(2), "s", Role::Viewer, "e".into(), "u".into())
+            .unwrap();
+        assert_eq!(v1.shard, ShardId(1));
+        assert_eq!(links(&v1.commands), vec![(0, 1, true)]);
+        // Spread: next viewer goes to shard 0 (loads 1/1 → lowest index), then shard 1 again.
+        let v2 = r
+            .admit(SessionId(3), "s", Role::Viewer, "e".into(), "u".into())
+            .unwrap();
+        assert_eq!(v2.shard, ShardId(0));
+        let v3 = r
+            .admit(SessionId(4), "s", Role::Viewer, "e".into(), "u".into())
+            .unwrap();
+        assert_eq!(v3.shard, ShardId(1));
+        assert!(links(&v3.commands).is_empty(), "already linked");
+        assert!(
+            links(&r.remove(SessionId(2)).unwrap().1).is_empty(),
+            "another viewer remains on shard 1"
+        );
+        assert_eq!(
+            links(&r.remove(SessionId(4)).unwrap().1),
+            vec![(0, 1, false)]
+        );
+    }
+
+    #[test]
+    fn publisher_arriving_after_viewers_links_their_shards() {
+        let mut r = reg(2, Placement::Spread);
+        r.admit(SessionId(1), "s", Role::Viewer, "e".into(), "u".into())
+            .unwrap();
+        r.admit(SessionId(2), "t", Role::Viewer, "e".into(), "u".into())
+            .unwrap();
+        let p = r
+            .admit(SessionId(3), "s", Role::Publisher, "e".into(), "u".into())
+            .unwrap();
+        assert_eq!(
+            p.shard,
+            ShardId(0),
+            "the stream's home is where its viewer is"
+        );
+        assert!(links(&p.commands).is_empty());
+        let mut r = reg(2, Placement::Spread);
+        r.admit(SessionId(1), "s", Role::Viewer, "e".into(), "u".into())
+            .unwrap();
+        let p = r
+            .admit(SessionId(2), "s", Role::Publisher, "e".into(), "u".into())
+            .unwrap();
+        assert_eq!(p.shard, ShardId(1));
+        assert_eq!(links(&p.commands), vec![(1, 0, true)]);
+    }
+
+    #[test]
+    fn full_shards_refuse_with_503() {
+        let mut r = Registry::new(
+            1,
+            Placer {
+                policy: Placement::Stream,
+                max_per_shard: 1,
+            },
+        );
+        r.admit(SessionId(1), "s", Role::Viewer, "e".into(), "u".into())
+            .unwrap();
+        let e = r
+            .admit(SessionId(2), "s", Role::Viewer, "e".into(), "u".into())
+            .unwrap_err();
+        assert_eq!(e.status.as_u16(), 503);
+        assert_eq!(e.retry_after, Some(5));
+    }
+}
