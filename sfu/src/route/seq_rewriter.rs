@@ -9,10 +9,14 @@ use crate::types::{ExtSeq, SeqNo};
 pub const REWRITE_WINDOW: usize = 1024;
 
 const W: u64 = REWRITE_WINDOW as u64;
+// Ring indices of extended and wire numbers agree only if the window divides 2^16.
+const _: () = assert!(65_536 % REWRITE_WINDOW == 0);
 /// In the input ring: the packet was dropped on purpose and has no output number.
 const DROPPED: u32 = 1 << 16;
 /// In the input ring: the packet was forwarded (as opposed to only reserved for a missing one).
 const SEEN: u32 = 1 << 17;
+/// In the output ring: the number was reserved for a packet that was then dropped late.
+const HOLE: u32 = 1 << 16;
 
 /// What [`SeqRewriter::drop_packet`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +65,8 @@ pub struct SeqRewriter {
     last_out_ts: u32,
     /// Per input number: output wire number in the low 16 bits, plus `DROPPED`/`SEEN`.
     in_ring: Box<[u32]>,
-    /// Per output number: input wire number.
-    out_ring: Box<[u16]>,
+    /// Per output number: input wire number in the low 16 bits, plus `HOLE`.
+    out_ring: Box<[u32]>,
     stats: RewriteStats,
 }
 
@@ -142,7 +146,7 @@ impl SeqRewriter {
             self.advance_to(s);
             let out = s.wrapping_add(self.delta);
             self.in_ring[ring(s)] = u32::from(out as u16) | SEEN;
-            self.out_ring[ring(out)] = s as u16;
+            self.out_ring[ring(out)] = u32::from(s as u16);
             self.in_next = s + 1;
             self.last_out_ts = out_ts;
             self.stats.forwarded += 1;
@@ -187,13 +191,15 @@ impl SeqRewriter {
         }
         let out = SeqNo(*e as u16);
         *e = DROPPED;
+        // The window divides 2^16, so the wire number indexes the ring like the extended one.
+        self.out_ring[ring(u64::from(out.0))] |= HOLE;
         self.stats.holes += 1;
         DropOutcome::Hole(out)
     }
 
     /// The publisher's number for an output number the subscriber NACKed, if it is one of the
     /// last [`REWRITE_WINDOW`] output numbers of the current source and stands for a packet that
-    /// was forwarded or is missing upstream (not for a deliberately dropped one).
+    /// was forwarded or is missing upstream (not for a late drop's hole).
     pub fn reverse(&self, out_seq: SeqNo) -> Option<ExtSeq> {
         if !self.started {
             return None;
@@ -203,21 +209,24 @@ impl SeqRewriter {
         if d == 0 || d > W {
             return None;
         }
+        // Every output number from the anchor up is written to the ring when it is assigned,
+        // so an entry within the window is the one for this number.
         let o = out_next - d;
         if o < self.out_anchor {
             return None;
         }
-        let in_wire = self.out_ring[ring(o)];
-        let di = u64::from((self.in_next as u16).wrapping_sub(in_wire));
-        if di == 0 || di > W {
+        let entry = self.out_ring[ring(o)];
+        if entry & HOLE != 0 {
+            return None;
+        }
+        // Output numbers advance no faster than input numbers, so the input is at least `d`
+        // back; half the 16-bit space is as far back as its wire number can be placed.
+        let di = u64::from((self.in_next as u16).wrapping_sub(entry as u16));
+        if di < d || di > 1 << 15 {
             return None;
         }
         let i = self.in_next.checked_sub(di)?;
-        if i < self.in_anchor {
-            return None;
-        }
-        let e = self.in_ring[ring(i)];
-        (e & DROPPED == 0 && e as u16 == out_seq.0).then_some(ExtSeq(i))
+        (i >= self.in_anchor).then_some(ExtSeq(i))
     }
 
     /// Whether [`start`](Self::start) was called.
@@ -270,7 +279,7 @@ impl SeqRewriter {
         for g in self.in_next..s {
             let out = g.wrapping_add(self.delta);
             self.in_ring[ring(g)] = u32::from(out as u16);
-            self.out_ring[ring(out)] = g as u16;
+            self.out_ring[ring(out)] = u32::from(g as u16);
         }
     }
 }

@@ -75,8 +75,10 @@ pub struct NackGenerator {
     newest: Option<u64>,
     /// Number of pending slots.
     missing: usize,
-    /// No slot below this sequence number is pending.
-    scan_from: u64,
+    /// Sequence numbers that were pending when added, oldest first; entries whose slot is no
+    /// longer pending are removed lazily. Capacity: the window.
+    pending: Box<[u64]>,
+    pending_len: usize,
     next_due: Option<Instant>,
     keyframe_needed: bool,
     stats: NackStats,
@@ -99,10 +101,11 @@ impl NackGenerator {
         cfg.window = cfg.window.max(1);
         Self {
             slots: vec![EMPTY_SLOT; cfg.window].into_boxed_slice(),
+            pending: vec![EMPTY; cfg.window].into_boxed_slice(),
             cfg,
             newest: None,
             missing: 0,
-            scan_from: 0,
+            pending_len: 0,
             next_due: None,
             keyframe_needed: false,
             stats: NackStats::default(),
@@ -164,20 +167,16 @@ impl NackGenerator {
     /// are given up here. Due numbers that do not fit in `out` stay due.
     pub fn poll_nacks(&mut self, now: Instant, rtt: Duration, out: &mut [SeqNo]) -> usize {
         self.next_due = None;
-        let Some(newest) = self.newest else {
-            return 0;
-        };
-        if self.missing == 0 {
-            self.scan_from = newest + 1;
-            return 0;
-        }
         let interval = rtt.max(self.cfg.min_resend_interval);
-        let w = self.cfg.window as u64;
-        let lo = self.scan_from.max((newest + 1).saturating_sub(w));
         let mut count = 0;
-        let mut first_pending = None;
         let mut next: Option<Instant> = None;
-        for s in lo..=newest {
+        // Walk the pending list oldest first, compacting it in place: `kept` entries stay.
+        let len = self.pending_len;
+        let mut kept = 0;
+        let mut i = 0;
+        while i < len {
+            let s = self.pending[i];
+            i += 1;
             let idx = self.index(s);
             let slot = &mut self.slots[idx];
             if slot.seq != s || !slot.pending {
@@ -203,7 +202,8 @@ impl NackGenerator {
                     continue;
                 }
                 if count == out.len() {
-                    first_pending.get_or_insert(s);
+                    // No room: this one and everything after it stay in the list, due now.
+                    i -= 1;
                     next = Some(now);
                     break;
                 }
@@ -214,11 +214,13 @@ impl NackGenerator {
                 self.stats.requested += 1;
                 due = now + interval;
             }
-            first_pending.get_or_insert(s);
             let at = due.min(expires);
             next = Some(next.map_or(at, |n| n.min(at)));
+            self.pending[kept] = s;
+            kept += 1;
         }
-        self.scan_from = first_pending.unwrap_or(newest + 1);
+        self.pending.copy_within(i..len, kept);
+        self.pending_len = kept + (len - i);
         self.next_due = next;
         count
     }
@@ -258,9 +260,25 @@ impl NackGenerator {
         self.slots.fill(EMPTY_SLOT);
         self.newest = None;
         self.missing = 0;
-        self.scan_from = 0;
+        self.pending_len = 0;
         self.next_due = None;
         self.keyframe_needed = false;
+    }
+
+    /// Removes entries whose slot is no longer pending. Afterwards the list holds at most
+    /// `missing` entries, which is below the window whenever a new entry is about to be added
+    /// (its slot was just taken from whatever it held).
+    fn compact_pending(&mut self) {
+        let mut kept = 0;
+        for i in 0..self.pending_len {
+            let s = self.pending[i];
+            let slot = &self.slots[self.index(s)];
+            if slot.seq == s && slot.pending {
+                self.pending[kept] = s;
+                kept += 1;
+            }
+        }
+        self.pending_len = kept;
     }
 
     fn index(&self, s: u64) -> usize {
@@ -283,9 +301,11 @@ impl NackGenerator {
             sent: None,
         };
         if pending {
-            if self.missing == 0 {
-                self.scan_from = s;
+            if self.pending_len == self.pending.len() {
+                self.compact_pending();
             }
+            self.pending[self.pending_len] = s;
+            self.pending_len += 1;
             self.missing += 1;
             let due = now + self.cfg.reorder_delay;
             self.next_due = Some(self.next_due.map_or(due, |n| n.min(due)));
@@ -481,6 +501,24 @@ mod tests {
         assert!(g.take_keyframe_request());
         assert!(!g.take_keyframe_request());
         assert_eq!(poll(&mut g, t0, RTT), (85..100).collect::<Vec<u16>>());
+    }
+
+    #[test]
+    fn many_gaps_filled_between_polls_do_not_overflow_tracking() {
+        let t0 = Instant::now();
+        let mut g = NackGenerator::with_config(NackConfig {
+            window: 16,
+            ..NackConfig::default()
+        });
+        g.on_packet(t0, ext(0), false);
+        for k in 0..100 {
+            g.on_packet(t0, ext(2 * k + 2), false);
+            g.on_packet(t0, ext(2 * k + 1), false);
+        }
+        assert_eq!(g.missing(), 0);
+        assert_eq!(g.stats().reordered, 100);
+        g.on_packet(t0, ext(205), false);
+        assert_eq!(poll(&mut g, t0, RTT), vec![201, 202, 203, 204]);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Receive-side statistics of one incoming RTP stream and the reception report block built from
 //! them (RFC 3550 §6.4.1, appendix A.3 for loss, A.8 for interarrival jitter).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::stream::ntp::{compact_ntp, duration_to_compact};
 use crate::types::ExtSeq;
@@ -208,15 +208,20 @@ impl RecvStats {
     fn arrival_units(&self, now: Instant) -> u32 {
         let since = self
             .epoch
-            .map_or(0, |e| now.saturating_duration_since(e).as_nanos());
-        (since * u128::from(self.clock_rate) / 1_000_000_000) as u32
+            .map_or(Duration::ZERO, |e| now.saturating_duration_since(e));
+        // 64-bit arithmetic only (a 128-bit division costs more than the rest of the packet):
+        // whole seconds times the rate wrap like the timestamp does, and the sub-second part
+        // (< 10^9 ns times a rate < 2^32) cannot overflow.
+        let rate = u64::from(self.clock_rate);
+        let whole = since.as_secs().wrapping_mul(rate);
+        let frac = u64::from(since.subsec_nanos()) * rate / 1_000_000_000;
+        whole.wrapping_add(frac) as u32
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

@@ -108,6 +108,23 @@ fn reverse_forgets_numbers_older_than_the_window() {
 }
 
 #[test]
+fn reverse_reaches_back_past_many_drops() {
+    let mut r = SeqRewriter::new(SeqNo(0), 0);
+    r.start(ext(0), 0);
+    for i in 0..3000 {
+        if i % 3 == 0 {
+            r.forward(ext(i), 0);
+        } else {
+            r.drop_packet(ext(i));
+        }
+    }
+    assert_eq!(r.next_out_seq(), SeqNo(1000));
+    // Ten output numbers in, thirty input numbers in: far beyond the input window.
+    assert_eq!(r.reverse(SeqNo(10)), Some(ext(30)));
+    assert_eq!(r.reverse(SeqNo(999)), Some(ext(2997)));
+}
+
+#[test]
 fn rebase_continues_sequence_and_timestamp() {
     let mut r = SeqRewriter::new(SeqNo(65534), u32::MAX - 1000);
     r.start(ext(100), 50_000);
