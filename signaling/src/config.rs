@@ -40,7 +40,7 @@ pub struct Config {
     #[arg(long = "rtc-bind", env = "RTC_BIND_ADDR", default_value = "0.0.0.0")]
     pub rtc_bind: IpAddr,
 
-    /// First UDP port for media: shard i binds RTC_MIN_PORT + i.
+    /// First UDP port for media: shard i binds RTC_MIN_PORT + i (0: ephemeral ports).
     #[arg(long = "rtc-min-port", env = "RTC_MIN_PORT", default_value_t = 50000)]
     pub rtc_min_port: u16,
 

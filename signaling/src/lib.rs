@@ -36,20 +36,14 @@ pub enum ServerError {
     Http(#[source] std::io::Error),
 }
 
-/// Runs the all-in-one server until `shutdown` resolves, then closes every session, stops the
-/// shards and returns.
-pub async fn serve(
-    cfg: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServerError> {
-    let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+/// Starts the media node and builds the shared state. Shard events arrive on the returned
+/// receiver; feed them to [`handle_event`].
+pub fn build(cfg: Config) -> Result<(Arc<AppState>, tokio::sync::mpsc::UnboundedReceiver<Event>), ServerError> {
+    let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
     let media = MediaNode::start(&cfg, move |ev| {
         let _ = ev_tx.send(ev);
     })?;
-    let placer = Placer {
-        policy: cfg.placement,
-        max_per_shard: cfg.max_sessions_per_shard,
-    };
+    let placer = Placer { policy: cfg.placement, max_per_shard: cfg.max_sessions_per_shard };
     let state = Arc::new(AppState {
         registry: Mutex::new(Registry::new(media.shard_count(), placer)),
         capabilities: sdp::Capabilities::default(),
@@ -57,7 +51,13 @@ pub async fn serve(
         media,
         cfg,
     });
+    Ok((state, ev_rx))
+}
 
+/// Runs the all-in-one server until `shutdown` resolves, then closes every session, stops the
+/// shards and returns.
+pub async fn serve(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+    let (state, mut ev_rx) = build(cfg)?;
     let events_state = Arc::clone(&state);
     let events = tokio::spawn(async move {
         while let Some(ev) = ev_rx.recv().await {
@@ -66,18 +66,11 @@ pub async fn serve(
     });
 
     let addr = SocketAddr::new(state.cfg.bind, state.cfg.port);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| ServerError::Listen(addr, e))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| ServerError::Listen(addr, e))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| ServerError::Listen(addr, e))?;
+    let local = listener.local_addr().map_err(|e| ServerError::Listen(addr, e))?;
     tracing::info!(shards = state.media.shard_count(), candidates = ?state.media.candidate_ips, "listening on http://{local}");
     let app = api::router(Arc::clone(&state));
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(ServerError::Http);
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(ServerError::Http);
 
     tracing::info!("shutting down: closing sessions and stopping shards");
     let st = Arc::clone(&state);
@@ -87,7 +80,7 @@ pub async fn serve(
 }
 
 /// Applies a shard's event to the registry.
-fn handle_event(st: &AppState, ev: Event) {
+pub fn handle_event(st: &AppState, ev: Event) {
     match ev {
         Event::SessionConnected { id, shard } => {
             tracing::info!(session = %id, %shard, "session connected")

@@ -42,14 +42,14 @@ fn write_forwarded(
 impl ShardCore {
     /// Moves pending datagrams into `batch` until it is full. Call again (after sending) while
     /// [`ShardCore::has_pending_transmit`] is true.
-    pub fn poll_transmit(&mut self, _now: Instant, batch: &mut TxBatch) {
+    pub fn poll_transmit(&mut self, now: Instant, batch: &mut TxBatch) {
         self.control.drain_into(batch);
         if !batch.is_full() {
-            self.run_fanout(batch);
+            self.run_fanout(now, batch);
         }
     }
 
-    fn run_fanout(&mut self, batch: &mut TxBatch) {
+    fn run_fanout(&mut self, now: Instant, batch: &mut TxBatch) {
         while let Some(job) = self.fanout.front_mut() {
             let Some(track) = self.tracks.get(job.track) else {
                 self.fanout.pop_front();
@@ -116,7 +116,7 @@ impl ShardCore {
                     r
                 });
                 if pushed {
-                    sub.send.on_packet_sent(data.len());
+                    sub.send.on_packet(now, ts, hdr.payload_len);
                     self.counters.rtp_out += 1;
                 } else if protect_failed {
                     self.counters.drop(DropReason::SrtpProtect);
@@ -151,7 +151,7 @@ impl ShardCore {
             let Some(pkt) = track.cache.get(in_ext) else {
                 continue;
             };
-            if !sub.limiter.allow(in_ext, now, rtt) {
+            if !sub.limiter.allow(now, in_ext, rtt) {
                 continue;
             }
             let Ok(hdr) = RtpHeader::parse(pkt.data) else {

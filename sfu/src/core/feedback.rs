@@ -156,8 +156,8 @@ impl ShardCore {
                 ssrc: sub.ssrc,
                 ntp,
                 rtp_timestamp: sub.rewriter.map_timestamp(rtp),
-                packet_count: sub.send.packets as u32,
-                octet_count: sub.send.octets as u32,
+                packet_count: sub.send.packets_sent() as u32,
+                octet_count: sub.send.octets_sent() as u32,
             };
             if self.control.push_with(dest, |slot| {
                 let k = rtcp::write_sr(slot, &info, &[]).ok()?;

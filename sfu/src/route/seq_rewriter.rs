@@ -229,6 +229,12 @@ impl SeqRewriter {
         (i >= self.in_anchor).then_some(ExtSeq(i))
     }
 
+    /// The subscriber's timestamp for a source timestamp under the current mapping (for
+    /// retransmissions and sender reports).
+    pub fn map_timestamp(&self, in_ts: u32) -> u32 {
+        in_ts.wrapping_add(self.ts_offset)
+    }
+
     /// Whether [`start`](Self::start) was called.
     pub fn is_started(&self) -> bool {
         self.started
