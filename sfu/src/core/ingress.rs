@@ -429,6 +429,8 @@ impl ShardCore {
             block.last_sr,
             block.delay_since_last_sr,
             block.fraction_lost,
+            block.cumulative_lost,
+            block.jitter,
         ) {
             self.sessions[idx].rtt = rtt;
         }
