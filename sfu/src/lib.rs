@@ -18,5 +18,6 @@ pub mod control;
 pub mod io;
 pub mod shard;
 pub mod metrics;
+pub mod bwe;
 
 pub use types::*;
