@@ -47,6 +47,7 @@ pub fn classify(buf: &[u8]) -> PacketClass {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests an unwrap is an assertion
 mod tests {
     use super::*;
     use proptest::prelude::*;

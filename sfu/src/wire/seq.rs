@@ -21,6 +21,7 @@ pub fn seq_newer(a: SeqNo, b: SeqNo) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests an unwrap is an assertion
 mod tests {
     use super::*;
 

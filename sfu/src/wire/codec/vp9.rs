@@ -142,6 +142,7 @@ pub fn is_keyframe_start(payload: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests an unwrap is an assertion
 mod tests {
     use super::*;
     use proptest::prelude::*;

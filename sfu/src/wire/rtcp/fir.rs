@@ -19,7 +19,7 @@ impl<'a> Fir<'a> {
     pub fn parse(body: &'a [u8]) -> Result<Self, RtcpError> {
         let (sender, media) = feedback_ssrcs(PT_PSFB, body)?;
         let fci = &body[8..];
-        if fci.len() % 8 != 0 {
+        if !fci.len().is_multiple_of(8) {
             return Err(RtcpError::Truncated {
                 packet_type: PT_PSFB,
             });

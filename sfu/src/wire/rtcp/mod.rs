@@ -267,4 +267,5 @@ fn write_header(out: &mut [u8], padding: bool, count: u8, packet_type: u8, len: 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests an unwrap is an assertion
 mod tests;

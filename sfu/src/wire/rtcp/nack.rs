@@ -18,7 +18,7 @@ impl<'a> Nack<'a> {
     pub fn parse(body: &'a [u8]) -> Result<Self, RtcpError> {
         let (sender, media) = feedback_ssrcs(PT_RTPFB, body)?;
         let fci = &body[8..];
-        if fci.len() % 4 != 0 {
+        if !fci.len().is_multiple_of(4) {
             return Err(RtcpError::Truncated {
                 packet_type: PT_RTPFB,
             });

@@ -101,12 +101,21 @@ impl<'a> TransportCc<'a> {
             let chunk = u16_at(body, pos);
             pos += 2;
             let n = chunk_len(chunk).min(remaining);
-            for i in 0..n {
-                let s = chunk_symbol(chunk, i);
+            if chunk & 0x8000 == 0 {
+                // A run: one symbol for all of it.
+                let s = chunk_symbol(chunk, 0);
                 if s == 3 {
                     return Err(RtcpError::TwccReservedSymbol);
                 }
-                delta_bytes += delta_size(s);
+                delta_bytes += n * delta_size(s);
+            } else {
+                for i in 0..n {
+                    let s = chunk_symbol(chunk, i);
+                    if s == 3 {
+                        return Err(RtcpError::TwccReservedSymbol);
+                    }
+                    delta_bytes += delta_size(s);
+                }
             }
             remaining -= n;
         }
@@ -471,4 +480,5 @@ where
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests an unwrap is an assertion
 mod tests;

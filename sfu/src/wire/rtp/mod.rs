@@ -204,4 +204,5 @@ pub fn set_marker(buf: &mut [u8], marker: bool) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests an unwrap is an assertion
 mod tests;

@@ -55,8 +55,9 @@ fn fixed<const N: usize>(t: u16, v: &[u8]) -> Result<[u8; N], StunError> {
 
 impl<'a> StunMessage<'a> {
     /// Parses and validates a STUN message that fills `buf` exactly. Attributes after
-    /// MESSAGE-INTEGRITY other than FINGERPRINT are ignored; anything after FINGERPRINT is an
-    /// error. Of repeated attributes, the first counts.
+    /// MESSAGE-INTEGRITY (or MESSAGE-INTEGRITY-SHA256) other than FINGERPRINT are ignored;
+    /// anything after FINGERPRINT is an error. Of repeated attributes, the first counts.
+    /// MESSAGE-INTEGRITY-SHA256 itself is not verified: ICE (RFC 8445) uses the SHA-1 form.
     pub fn parse(buf: &'a [u8]) -> Result<StunMessage<'a>, StunError> {
         if buf.len() < HEADER_LEN {
             return Err(StunError::TooShort);
@@ -88,6 +89,9 @@ impl<'a> StunMessage<'a> {
             fingerprint: None,
         };
         let mut pos = HEADER_LEN;
+        // Set by MESSAGE-INTEGRITY or MESSAGE-INTEGRITY-SHA256: what follows (but FINGERPRINT)
+        // is not covered by the integrity check and is ignored (RFC 8489 §14.5, §14.6).
+        let mut sealed = false;
         while pos < buf.len() {
             if pos + 4 > buf.len() {
                 return Err(StunError::AttributeOverflow);
@@ -105,7 +109,8 @@ impl<'a> StunMessage<'a> {
             if t == ATTR_FINGERPRINT {
                 fixed::<4>(t, v)?;
                 m.fingerprint = Some(pos);
-            } else if m.integrity.is_none() {
+            } else if !sealed {
+                sealed = matches!(t, ATTR_MESSAGE_INTEGRITY | ATTR_MESSAGE_INTEGRITY_SHA256);
                 m.read_attribute(t, v, pos)?;
             }
             pos = next;

@@ -104,4 +104,5 @@ fn join_type(class: StunClass, method: StunMethod) -> u16 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests an unwrap is an assertion
 mod tests;
