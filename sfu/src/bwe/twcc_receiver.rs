@@ -52,7 +52,6 @@ const EMPTY: Slot = Slot {
 const EXT_BASE: u64 = 1 << 32;
 
 /// Records transport-wide sequence number arrivals and writes transport-cc feedback.
-#[derive(Debug)]
 pub struct TwccReceiver {
     config: TwccReceiverConfig,
     slots: Box<[Slot]>,
@@ -70,6 +69,20 @@ pub struct TwccReceiver {
     /// The last feedback could not cover everything: the next one is due at once.
     backlog: bool,
     fb_pkt_count: u8,
+}
+
+impl std::fmt::Debug for TwccReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The ring is left out: thousands of slots say little in a log line.
+        f.debug_struct("TwccReceiver")
+            .field("config", &self.config)
+            .field("highest", &self.highest)
+            .field("window_start", &self.window_start)
+            .field("pending_since", &self.pending_since)
+            .field("last_sent", &self.last_sent)
+            .field("fb_pkt_count", &self.fb_pkt_count)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for TwccReceiver {
@@ -165,7 +178,8 @@ impl TwccReceiver {
 
     /// Writes the next feedback packet into `out` when one is due at `now`; returns its
     /// length. Call again while it returns `Some`: a backlog larger than one packet goes out
-    /// in several.
+    /// in several. `out` should hold `max_feedback_len` bytes; a smaller buffer limits the
+    /// packet size, and one too small for a single status (24 bytes) gets nothing.
     pub fn poll_feedback(
         &mut self,
         now: Instant,
