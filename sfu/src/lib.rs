@@ -19,5 +19,6 @@ pub mod srtp;
 pub mod stream;
 pub mod types;
 pub mod wire;
+pub mod bwe;
 
 pub use types::*;
