@@ -343,10 +343,13 @@ impl ShardCore {
             };
             match pkt {
                 RtcpPacket::SenderReport(sr) => {
-                    self.on_sender_report(now, idx, sr.ssrc, sr.ntp, sr.rtp_timestamp)
+                    self.on_sender_report(now, idx, sr.ssrc, sr.ntp, sr.rtp_timestamp);
+                    for block in sr.report_blocks() {
+                        self.on_report_block(now, idx, &block);
+                    }
                 }
                 RtcpPacket::ReceiverReport(rr) => {
-                    for block in rr.reports() {
+                    for block in rr.report_blocks() {
                         self.on_report_block(now, idx, &block);
                     }
                 }

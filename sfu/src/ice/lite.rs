@@ -108,7 +108,7 @@ impl IceLite {
         msg: &StunMessage<'_>,
         out: &mut [u8],
     ) -> Result<CheckOutcome, IceError> {
-        if msg.class != StunClass::Request || msg.method != stun::METHOD_BINDING {
+        if msg.class != StunClass::Request || msg.method != stun::StunMethod::Binding {
             return Err(IceError::NotBindingRequest);
         }
         let username = msg.username().ok_or(IceError::UnknownUser)?;
