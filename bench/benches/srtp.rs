@@ -6,6 +6,10 @@ use std::hint::black_box;
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use sfu::srtp::{SrtpContext, SrtpProfile};
+use webrtc_srtp::context::Context as Oracle;
+use webrtc_srtp::option::srtp_replay_protection;
+use webrtc_srtp::protection_profile::ProtectionProfile as OracleProfile;
 
 const PAYLOAD: usize = 1200;
 const HEADER: usize = 12;
@@ -193,14 +197,36 @@ mod backends {
         }
     }
 
-    pub struct RustCryptoCtr(aes::Aes128);
+    /// Encrypt-only key schedule, borrowed per packet (no copy of the round keys).
+    pub struct RustCryptoCtr(aes::Aes128Enc);
     impl RustCryptoCtr {
         pub fn new() -> Self {
             use aes::cipher::KeyInit;
-            RustCryptoCtr(aes::Aes128::new(&KEY.into()))
+            RustCryptoCtr(aes::Aes128Enc::new(&KEY.into()))
         }
     }
     impl Ctr for RustCryptoCtr {
+        fn apply(&self, iv: [u8; 16], data: &mut [u8]) {
+            use ctr::cipher::{InnerIvInit, StreamCipher};
+            let core = ctr::CtrCore::<&aes::Aes128Enc, ctr::flavors::Ctr32BE>::inner_iv_init(
+                &self.0,
+                &iv.into(),
+            );
+            let mut c = ctr::cipher::StreamCipherCoreWrapper::from_core(core);
+            c.apply_keystream(data);
+        }
+    }
+
+    /// The same, cloning a full (encrypt + decrypt) `Aes128` schedule per packet, as
+    /// webrtc-srtp does: shows what the copy costs.
+    pub struct RustCryptoCtrClone(aes::Aes128);
+    impl RustCryptoCtrClone {
+        pub fn new() -> Self {
+            use aes::cipher::KeyInit;
+            RustCryptoCtrClone(aes::Aes128::new(&KEY.into()))
+        }
+    }
+    impl Ctr for RustCryptoCtrClone {
         fn apply(&self, iv: [u8; 16], data: &mut [u8]) {
             use ctr::cipher::{InnerIvInit, StreamCipher};
             let core = ctr::CtrCore::<aes::Aes128, ctr::flavors::Ctr32BE>::inner_iv_init(
@@ -336,8 +362,33 @@ fn bench_backends(c: &mut Criterion<ThreadCpuTime>) {
             });
         }};
     }
+    // The two halves of AES-CM + HMAC-SHA1-80 alone.
+    let mut data = vec![0u8; HEADER + PAYLOAD];
+    for (name, ctr) in [
+        ("aws-lc-rs", Box::new(AwsCtr::new()) as Box<dyn Ctr>),
+        ("rustcrypto", Box::new(RustCryptoCtr::new())),
+        ("rustcrypto-cloned-key", Box::new(RustCryptoCtrClone::new())),
+    ] {
+        g.bench_function(format!("aes_ctr_only/{name}"), |b| {
+            b.iter(|| ctr.apply(cm_iv(1), black_box(&mut data[HEADER..])))
+        });
+    }
+    for (name, mac) in [
+        ("aws-lc-rs", Box::new(AwsMac::new()) as Box<dyn Mac>),
+        ("ring", Box::new(RingMac::new())),
+        ("rustcrypto", Box::new(RustCryptoMac::new())),
+    ] {
+        g.bench_function(format!("hmac_sha1_only/{name}"), |b| {
+            b.iter(|| mac.tag(black_box(&data), &[0; 4]))
+        });
+    }
     cm!("aws-lc-rs", AwsCtr::new(), AwsMac::new());
     cm!("rustcrypto", RustCryptoCtr::new(), RustCryptoMac::new());
+    cm!(
+        "rustcrypto-cloned-key",
+        RustCryptoCtrClone::new(),
+        RustCryptoMac::new()
+    );
     cm!(
         "aws-lc-rs-ctr+rustcrypto-hmac",
         AwsCtr::new(),
@@ -356,9 +407,145 @@ fn bench_backends(c: &mut Criterion<ThreadCpuTime>) {
     g.finish();
 }
 
+const PROFILES: [(&str, SrtpProfile); 2] = [
+    ("aead_aes_128_gcm", SrtpProfile::AeadAes128Gcm),
+    ("aes_cm_128_hmac_sha1_80", SrtpProfile::Aes128CmHmacSha1_80),
+];
+
+fn oracle_profile(p: SrtpProfile) -> OracleProfile {
+    match p {
+        SrtpProfile::AeadAes128Gcm => OracleProfile::AeadAes128Gcm,
+        SrtpProfile::Aes128CmHmacSha1_80 => OracleProfile::Aes128CmHmacSha1_80,
+    }
+}
+
+fn master(p: SrtpProfile) -> (Vec<u8>, Vec<u8>) {
+    (
+        (0..p.key_len() as u8).collect(),
+        (0..p.salt_len() as u8).map(|i| i ^ 0xa5).collect(),
+    )
+}
+
+fn ours(p: SrtpProfile) -> SrtpContext {
+    let (k, s) = master(p);
+    SrtpContext::new(p, &k, &s).expect("valid key")
+}
+
+fn oracle(p: SrtpProfile, replay_window: Option<usize>) -> Oracle {
+    let (k, s) = master(p);
+    Oracle::new(
+        &k,
+        &s,
+        oracle_profile(p),
+        replay_window.map(srtp_replay_protection),
+        None,
+    )
+    .expect("valid key")
+}
+
+/// A 1200-byte-payload RTP packet with `room` spare bytes for the tag.
+fn rtp_packet(seq: u16, room: usize) -> Vec<u8> {
+    let mut p = rtp_header(seq).to_vec();
+    p.extend((0..PAYLOAD).map(|i| i as u8));
+    p.resize(HEADER + PAYLOAD + room, 0);
+    p
+}
+
+/// Packets unprotected per timed chunk: each needs a fresh index (replay protection), so a
+/// chunk is protected untimed and then unprotected timed. 64 packets stay within L2.
+const CHUNK: usize = 64;
+
+fn bench_srtp(c: &mut Criterion<ThreadCpuTime>) {
+    for (name, profile) in PROFILES {
+        let mut g = c.benchmark_group(format!("srtp/{name}"));
+        g.throughput(Throughput::Bytes(PAYLOAD as u64));
+        let room = profile.rtp_overhead();
+
+        let mut tx = ours(profile);
+        let mut buf = rtp_packet(0, room);
+        let mut seq = 0u16;
+        g.bench_function("protect/ringcast", |b| {
+            b.iter(|| {
+                seq = seq.wrapping_add(1);
+                buf[2..4].copy_from_slice(&seq.to_be_bytes());
+                black_box(
+                    tx.protect_rtp(black_box(&mut buf), HEADER + PAYLOAD)
+                        .expect("protect"),
+                )
+            })
+        });
+
+        let mut tx = oracle(profile, None);
+        let mut plain = rtp_packet(0, 0);
+        let mut seq = 0u16;
+        g.bench_function("protect/webrtc-srtp", |b| {
+            b.iter(|| {
+                seq = seq.wrapping_add(1);
+                plain[2..4].copy_from_slice(&seq.to_be_bytes());
+                black_box(tx.encrypt_rtp(black_box(&plain)).expect("protect"))
+            })
+        });
+
+        let (mut tx, mut rx) = (ours(profile), ours(profile));
+        let mut chunk: Vec<Vec<u8>> = (0..CHUNK).map(|_| rtp_packet(0, room)).collect();
+        let mut seq = 0u16;
+        g.bench_function("unprotect/ringcast", |b| {
+            b.iter_custom(|iters| {
+                let mut spent = 0;
+                let mut left = iters as usize;
+                while left > 0 {
+                    let n = left.min(CHUNK);
+                    for p in &mut chunk[..n] {
+                        seq = seq.wrapping_add(1);
+                        p.copy_from_slice(&rtp_packet(seq, room));
+                        tx.protect_rtp(p, HEADER + PAYLOAD).expect("protect");
+                    }
+                    let start = thread_cpu_ns();
+                    for p in &mut chunk[..n] {
+                        black_box(rx.unprotect_rtp(black_box(p)).expect("unprotect"));
+                    }
+                    spent += thread_cpu_ns() - start;
+                    left -= n;
+                }
+                spent
+            })
+        });
+
+        let (mut tx, mut rx) = (oracle(profile, None), oracle(profile, Some(64)));
+        let mut chunk: Vec<Vec<u8>> = Vec::with_capacity(CHUNK);
+        let mut seq = 0u16;
+        g.bench_function("unprotect/webrtc-srtp", |b| {
+            b.iter_custom(|iters| {
+                let mut spent = 0;
+                let mut left = iters as usize;
+                while left > 0 {
+                    let n = left.min(CHUNK);
+                    chunk.clear();
+                    for _ in 0..n {
+                        seq = seq.wrapping_add(1);
+                        chunk.push(
+                            tx.encrypt_rtp(&rtp_packet(seq, 0))
+                                .expect("protect")
+                                .to_vec(),
+                        );
+                    }
+                    let start = thread_cpu_ns();
+                    for p in &chunk {
+                        black_box(rx.decrypt_rtp(black_box(p)).expect("unprotect"));
+                    }
+                    spent += thread_cpu_ns() - start;
+                    left -= n;
+                }
+                spent
+            })
+        });
+        g.finish();
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().with_measurement(ThreadCpuTime);
-    targets = bench_backends
+    targets = bench_srtp, bench_backends
 }
 criterion_main!(benches);

@@ -59,6 +59,9 @@ struct RtcpStream {
 }
 
 /// The session keys of one profile, for SRTP and for SRTCP.
+// The variants differ in size, but a context holds exactly one and is not moved per packet;
+// boxing would only add a pointer chase to every packet.
+#[allow(clippy::large_enum_variant)]
 enum Transform {
     Gcm { rtp: GcmKey, rtcp: GcmKey },
     AesCm { rtp: AesCmKey, rtcp: AesCmKey },

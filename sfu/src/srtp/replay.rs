@@ -71,7 +71,7 @@ impl<const WORDS: usize> ReplayWindow<WORDS> {
                 while i <= index {
                     let bit = i % Self::SIZE;
                     let word = (bit / 64) as usize;
-                    if bit % 64 == 0 && index - i >= 63 {
+                    if bit.is_multiple_of(64) && index - i >= 63 {
                         // Whole word skipped.
                         self.bits[word] = 0;
                         i += 64;
