@@ -196,6 +196,26 @@ mod tests {
         );
     }
 
+    /// SRTCP with E=0 (RFC 3711 §3.4): authenticated, not encrypted; the E flag itself is
+    /// covered by the tag.
+    #[test]
+    fn unencrypted_srtcp_is_authenticated_but_left_in_the_clear() {
+        let k = AesCmKey::new(&[4; 16], &[5; 20], &[6; 14]);
+        let rtcp = [0x81, 201, 0, 1, 0, 0, 0, 9, 0xaa, 0xbb, 0xcc, 0xdd];
+        let mut pkt = rtcp.to_vec();
+        pkt.extend_from_slice(&7u32.to_be_bytes());
+        let tag = k.tag(&pkt, &[]);
+        pkt.extend_from_slice(&tag);
+        let mut claimed_encrypted = pkt.clone();
+        claimed_encrypted[rtcp.len()] |= 0x80;
+        assert_eq!(k.open_rtcp(&mut pkt, 9, 7, false), Ok(rtcp.len()));
+        assert_eq!(pkt[..rtcp.len()], rtcp);
+        assert_eq!(
+            k.open_rtcp(&mut claimed_encrypted, 9, 7, true),
+            Err(SrtpError::Authentication)
+        );
+    }
+
     #[test]
     fn tampered_rtp_fails_authentication() {
         let k = AesCmKey::new(&[1; 16], &[2; 20], &[3; 14]);

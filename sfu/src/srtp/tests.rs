@@ -86,6 +86,24 @@ fn gcm_rtcp_matches_rfc7714_17_1() {
     );
 }
 
+/// RFC 7714 §17.3: an SRTCP packet with E=0 is accepted, authenticated and left unencrypted.
+#[test]
+fn gcm_rtcp_without_e_flag_matches_rfc7714_17_3() {
+    let rtcp = hex(RFC7714_RTCP);
+    let mut srtcp = rtcp.clone();
+    srtcp.extend(hex("841dd9683dd78ec92ae58790125f62b3 000005d4"));
+    let mut rx = rfc7714_context();
+    let mut with_e_set = srtcp.clone();
+    let at = with_e_set.len() - 4;
+    with_e_set[at] |= 0x80;
+    assert_eq!(
+        rx.unprotect_rtcp(&mut with_e_set),
+        Err(SrtpError::Authentication)
+    );
+    assert_eq!(rx.unprotect_rtcp(&mut srtcp), Ok(rtcp.len()));
+    assert_eq!(srtcp[..rtcp.len()], rtcp[..]);
+}
+
 #[test]
 fn rtp_round_trips_in_both_profiles() {
     for profile in PROFILES {
