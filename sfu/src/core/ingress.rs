@@ -157,7 +157,7 @@ impl ShardCore {
         };
         let len = match srtp.rx.unprotect_rtp(buf) {
             Ok(n) => n,
-            Err(e) => return self.drop_packet(srtp_drop_reason(&e)),
+            Err(e) => return self.drop_packet(srtp_drop_reason(&e, DropReason::RtpMalformed)),
         };
         self.counters.rtp_in += 1;
         let buf = &mut buf[..len];
@@ -333,7 +333,7 @@ impl ShardCore {
         };
         let len = match srtp.rx.unprotect_rtcp(buf) {
             Ok(n) => n,
-            Err(e) => return self.drop_packet(srtp_drop_reason(&e)),
+            Err(e) => return self.drop_packet(srtp_drop_reason(&e, DropReason::RtcpMalformed)),
         };
         self.counters.rtcp_in += 1;
         let buf = &buf[..len];
@@ -536,10 +536,11 @@ impl ShardCore {
     }
 }
 
-fn srtp_drop_reason(e: &SrtpError) -> DropReason {
+fn srtp_drop_reason(e: &SrtpError, malformed: DropReason) -> DropReason {
     match e {
-        SrtpError::Replay => DropReason::SrtpReplay,
-        SrtpError::AuthenticationFailed => DropReason::SrtpAuth,
-        _ => DropReason::RtpMalformed,
+        SrtpError::Replay(_) => DropReason::SrtpReplay,
+        SrtpError::Authentication => DropReason::SrtpAuth,
+        SrtpError::TooManySsrcs(_) => DropReason::UnknownSsrc,
+        _ => malformed,
     }
 }
