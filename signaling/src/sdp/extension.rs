@@ -8,7 +8,7 @@ use super::negotiate::Role;
 /// A header extension Ringcast understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HeaderExtension {
-    /// Media identification (RFC 9143 §15, `sdes:mid`).
+    /// Media identification (RFC 8843 §15, `sdes:mid`).
     Mid,
     /// RTP stream identifier (RFC 8852, `sdes:rtp-stream-id`).
     Rid,

@@ -10,6 +10,7 @@ use sfu::control::IceParams;
 use sfu::dtls::{Fingerprint, FingerprintError};
 
 use super::error::{SdpError, clip};
+use super::extension::HeaderExtension;
 use super::offered_media::{Direction, OfferedMedia, Section, SessionDefaults, read_section};
 
 /// The DTLS role the offerer asks for (RFC 4145 §4, RFC 5763 §5).
@@ -86,7 +87,10 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
                     .filter(|id| *id != 0);
                 match (id, tokens.next()) {
                     (Some(id), Some(uri)) => {
-                        if !extmap_seen[usize::from(id)] {
+                        // Only extensions Ringcast knows are inherited by every line, so that a
+                        // long session-level list is not copied into each of many lines.
+                        if HeaderExtension::from_uri(uri).is_some() && !extmap_seen[usize::from(id)]
+                        {
                             extmap_seen[usize::from(id)] = true;
                             defaults.extmaps.push((id, uri.to_owned()));
                         }
@@ -154,6 +158,7 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
 
     // The transport: every enabled bundled line must agree.
     let mut transport: Option<(String, IceParams, Fingerprint, Setup)> = None;
+    let mut session_fingerprint: Option<Result<Fingerprint, SdpError>> = None;
     for section in sections
         .iter()
         .filter(|s| s.media.bundled && s.media.enabled())
@@ -165,20 +170,22 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
         let (Some(ufrag), Some(pwd)) = (ufrag, pwd) else {
             return Err(SdpError::MissingIceCredentials { mid: mid.clone() });
         };
+        // Validated (and so at most 256 bytes) before anything is copied.
+        check_ice_credentials(ufrag, pwd)?;
         let ice = IceParams {
             ufrag: ufrag.clone(),
             pwd: pwd.clone(),
         };
-        check_ice_credentials(&ice)?;
-        let fingerprints = if t.fingerprints.is_empty() {
-            &session_fingerprints
-        } else {
-            &t.fingerprints
-        };
-        if fingerprints.is_empty() {
+        let fingerprint = if !t.fingerprints.is_empty() {
+            strongest_fingerprint(&t.fingerprints)?
+        } else if session_fingerprints.is_empty() {
             return Err(SdpError::MissingFingerprint { mid: mid.clone() });
-        }
-        let fingerprint = strongest_fingerprint(fingerprints)?;
+        } else {
+            // Parsed once however many lines inherit it.
+            session_fingerprint
+                .get_or_insert_with(|| strongest_fingerprint(&session_fingerprints))
+                .clone()?
+        };
         let setup = parse_setup(t.setup.as_deref().or(session_setup.as_deref()))?;
         trickle |= t.trickle;
         match &transport {
@@ -224,7 +231,7 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
 }
 
 /// A mid is a short token (RFC 8866 §9 `token`); Ringcast caps it at 32 characters.
-fn is_valid_mid(mid: &str) -> bool {
+pub(crate) fn is_valid_mid(mid: &str) -> bool {
     (1..=32).contains(&mid.len()) && mid.bytes().all(is_token_char)
 }
 
@@ -234,18 +241,18 @@ fn is_token_char(b: u8) -> bool {
 
 /// RFC 8839 §5.4: `ice-char = ALPHA / DIGIT / "+" / "/"`, ufrag 4 to 256 characters, pwd 22 to
 /// 256. The ufrag goes into STUN USERNAME as `ours:theirs`, so nothing else may appear in it.
-fn check_ice_credentials(ice: &IceParams) -> Result<(), SdpError> {
+fn check_ice_credentials(ufrag: &str, pwd: &str) -> Result<(), SdpError> {
     let ice_chars = |s: &str| {
         s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
     };
-    if !(4..=256).contains(&ice.ufrag.len()) || !ice_chars(&ice.ufrag) {
+    if !(4..=256).contains(&ufrag.len()) || !ice_chars(ufrag) {
         return Err(SdpError::InvalidIceCredentials(format!(
             "a=ice-ufrag {:?} must be 4 to 256 characters of [A-Za-z0-9+/]",
-            clip(&ice.ufrag)
+            clip(ufrag)
         )));
     }
-    if !(22..=256).contains(&ice.pwd.len()) || !ice_chars(&ice.pwd) {
+    if !(22..=256).contains(&pwd.len()) || !ice_chars(pwd) {
         return Err(SdpError::InvalidIceCredentials(
             "a=ice-pwd must be 22 to 256 characters of [A-Za-z0-9+/]".into(),
         ));
@@ -313,21 +320,12 @@ mod tests {
 
     #[test]
     fn ice_credentials_follow_rfc_8839() {
-        let ok = IceParams {
-            ufrag: "EsAw".into(),
-            pwd: "bP+XJMM09aR8AiX1jdukzR6Y".into(),
-        };
-        assert!(check_ice_credentials(&ok).is_ok());
-        let colon = IceParams {
-            ufrag: "Es:w".into(),
-            ..ok.clone()
-        };
-        assert!(check_ice_credentials(&colon).is_err());
-        let short = IceParams {
-            pwd: "short".into(),
-            ..ok
-        };
-        assert!(check_ice_credentials(&short).is_err());
+        let pwd = "bP+XJMM09aR8AiX1jdukzR6Y";
+        assert!(check_ice_credentials("EsAw", pwd).is_ok());
+        assert!(check_ice_credentials("Es:w", pwd).is_err());
+        assert!(check_ice_credentials("Esw", pwd).is_err());
+        assert!(check_ice_credentials("EsAw", "short").is_err());
+        assert!(check_ice_credentials("EsAw", &"p".repeat(257)).is_err());
     }
 
     #[test]

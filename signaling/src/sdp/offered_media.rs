@@ -108,7 +108,8 @@ pub struct OfferedMedia {
     pub bundled: bool,
     /// Payload formats with an `a=rtpmap`, in `m=` line order.
     pub codecs: Vec<OfferedCodec>,
-    /// `a=extmap` ids and URIs (session-level ones included), first mapping of an id wins.
+    /// `a=extmap` ids and URIs, first mapping of an id wins; session-level mappings of
+    /// extensions Ringcast knows are included where the line does not use the id itself.
     pub extmaps: Vec<(u8, String)>,
     pub ssrc: Option<Ssrc>,
     /// The RTX SSRC from `a=ssrc-group:FID`.

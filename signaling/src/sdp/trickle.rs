@@ -7,6 +7,7 @@ use sfu::control::IceParams;
 
 use super::candidate::{RemoteCandidate, parse_candidate};
 use super::error::{SdpError, clip};
+use super::offer::is_valid_mid;
 
 /// A parsed trickle ICE fragment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -88,7 +89,7 @@ pub fn parse_trickle_sdpfrag(text: &str) -> Result<SdpFrag, SdpError> {
                     }
                     "mid" => {
                         if let Some(m) = frag.media.last_mut() {
-                            if attr_value.is_empty() || attr_value.len() > 32 {
+                            if !is_valid_mid(attr_value) {
                                 return Err(SdpError::InvalidMid(clip(attr_value)));
                             }
                             m.mid.get_or_insert_with(|| Mid(attr_value.to_owned()));
@@ -117,33 +118,46 @@ pub fn parse_trickle_sdpfrag(text: &str) -> Result<SdpFrag, SdpError> {
     }
 
     // Resolve credentials: media level overrides session level; all that are given must agree.
+    // Each pair is validated (so at most 256 bytes) before anything is copied.
+    let check = |ufrag: &str, pwd: &str| {
+        let valid = |s: &str, min: usize| {
+            (min..=256).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+        };
+        if valid(ufrag, 4) && valid(pwd, 22) {
+            Ok(())
+        } else {
+            Err(SdpError::InvalidIceCredentials(
+                "a=ice-ufrag must be 4 to 256 and a=ice-pwd 22 to 256 characters of [A-Za-z0-9+/]"
+                    .into(),
+            ))
+        }
+    };
+    let together =
+        || SdpError::InvalidFragment("a=ice-ufrag and a=ice-pwd must come together".into());
     let mut resolved: Option<IceParams> = None;
-    let session = (ufrag, pwd);
-    let mut candidates_for_check = vec![session.clone()];
-    for (u, p) in credentials {
-        candidates_for_check.push((
-            u.or_else(|| session.0.clone()),
-            p.or_else(|| session.1.clone()),
-        ));
-    }
-    for (u, p) in candidates_for_check {
-        match (u, p) {
+    let pairs = std::iter::once((ufrag.as_deref(), pwd.as_deref())).chain(credentials.iter().map(
+        |(u, p)| {
+            (
+                u.as_deref().or(ufrag.as_deref()),
+                p.as_deref().or(pwd.as_deref()),
+            )
+        },
+    ));
+    for pair in pairs {
+        match pair {
             (None, None) => {}
-            (Some(ufrag), Some(pwd)) => {
-                let ice = IceParams { ufrag, pwd };
-                let valid = |s: &str, min: usize| {
-                    (min..=256).contains(&s.len())
-                        && s.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
-                };
-                if !valid(&ice.ufrag, 4) || !valid(&ice.pwd, 22) {
-                    return Err(SdpError::InvalidIceCredentials(
-                        "a=ice-ufrag must be 4 to 256 and a=ice-pwd 22 to 256 characters of [A-Za-z0-9+/]".into(),
-                    ));
-                }
+            (Some(u), Some(p)) => {
+                check(u, p)?;
                 match &resolved {
-                    None => resolved = Some(ice),
-                    Some(first) if *first == ice => {}
+                    None => {
+                        resolved = Some(IceParams {
+                            ufrag: u.to_owned(),
+                            pwd: p.to_owned(),
+                        })
+                    }
+                    Some(first) if first.ufrag == u && first.pwd == p => {}
                     Some(_) => {
                         return Err(SdpError::InconsistentIceCredentials {
                             first: "session".into(),
@@ -152,11 +166,7 @@ pub fn parse_trickle_sdpfrag(text: &str) -> Result<SdpFrag, SdpError> {
                     }
                 }
             }
-            _ => {
-                return Err(SdpError::InvalidFragment(
-                    "a=ice-ufrag and a=ice-pwd must come together".into(),
-                ));
-            }
+            _ => return Err(together()),
         }
     }
     frag.ice = resolved;

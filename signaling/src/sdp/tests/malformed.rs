@@ -171,6 +171,7 @@ fn a_megabyte_of_attribute_lines_is_handled_quickly() {
         let elapsed = start.elapsed();
         assert!(result.is_ok(), "{what}: {result:?}");
         assert!(elapsed < Duration::from_secs(10), "{what}: {elapsed:?}");
+        eprintln!("1 MiB of {what}: {elapsed:?} (parse, negotiate, write, check)");
     }
 
     let session_junk = repeat_lines(MEGABYTE, |i| format!("a=x-session-junk:{i}"));
@@ -236,6 +237,7 @@ fn parse_time_grows_linearly_with_the_input() {
     let small = best_time(12_500);
     let large = best_time(100_000);
     let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-6);
+    eprintln!("250 KB: {small:?}, 2 MB: {large:?}, ratio {ratio:.1}");
     // Eight times the input: a linear parser takes about eight times as long, a quadratic one 64.
     assert!(
         ratio < 24.0,
@@ -446,4 +448,56 @@ fn error_messages_do_not_echo_huge_input() {
     );
     let err = run(&format!("v=0\n{}", "q".repeat(100_000)), Role::Publisher).expect_err("not sdp");
     assert!(err.to_string().len() < 300);
+}
+
+/// An offer whose `n` bundled audio lines inherit everything from the session level.
+fn many_bundled_lines(n: usize, session_attributes: &str) -> String {
+    let mids: String = (0..n).map(|i| format!(" a{i}")).collect();
+    let lines: String = (0..n)
+        .map(|i| format!("m=audio 9 UDP/TLS/RTP/SAVPF 111\na=mid:a{i}\na=sendonly\na=rtcp-mux\na=rtpmap:111 opus/48000/2\n"))
+        .collect();
+    format!(
+        "v=0\no=- 1 1 IN IP4 0.0.0.0\ns=-\nt=0 0\na=group:BUNDLE{mids}\na=ice-ufrag:EsAw\n\
+         a=ice-pwd:bP+XJMM09aR8AiX1jdukzR6Y\n{session_attributes}{lines}"
+    )
+}
+
+#[test]
+fn session_level_attributes_inherited_by_many_lines_cost_linear_time() {
+    let fingerprint = "a=fingerprint:sha-256 A5:4D:CA:18:25:30:BB:1D:6D:13:2C:DE:D6:23:7B:2E:D9:1E:3F:72:1F:CB:19:71:17:44:94:D6:49:3C:9D:5C\n";
+    let long_uri_extmaps: String = (1..=255)
+        .map(|id| format!("a=extmap:{id} urn:x:{}\n", "u".repeat(2000)))
+        .collect();
+    let cases = [
+        ("5000 session fingerprints", fingerprint.repeat(5000)),
+        (
+            "255 long session extmaps",
+            format!("{fingerprint}{long_uri_extmaps}"),
+        ),
+    ];
+    for (what, session) in cases {
+        let text = many_bundled_lines(5000, &session);
+        let start = Instant::now();
+        let offer = parse_offer(&text).expect("parses");
+        let neg = negotiate(&offer, Role::Publisher, &Capabilities::default()).expect("negotiates");
+        let answer = write_answer(&neg, &local_for(&neg));
+        let elapsed = start.elapsed();
+        eprintln!(
+            "{what}, 5000 lines ({} KiB): {elapsed:?}",
+            text.len() / 1024
+        );
+        assert_eq!(neg.accepted().count(), 5000, "{what}");
+        assert!(answer.len() > 5000 * 100);
+        assert!(elapsed < Duration::from_secs(20), "{what}: {elapsed:?}");
+    }
+
+    // Trickle fragments: many sections inheriting session credentials.
+    let sections: String = (0..20_000)
+        .map(|i| format!("m=audio 9 RTP/AVP 0\na=mid:{i}\n"))
+        .collect();
+    let frag = format!("a=ice-ufrag:EsAw\na=ice-pwd:bP+XJMM09aR8AiX1jdukzR6Y\n{sections}");
+    let start = Instant::now();
+    let parsed = parse_trickle_sdpfrag(&frag).expect("parses");
+    assert_eq!(parsed.media.len(), 20_000);
+    assert!(start.elapsed() < Duration::from_secs(10));
 }
