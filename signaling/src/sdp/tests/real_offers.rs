@@ -454,3 +454,32 @@ fn header_extensions_can_be_narrowed_by_capabilities() {
         "no TWCC feedback without the extension"
     );
 }
+
+#[test]
+fn chromium_156_offers_generated_headless_are_answered() {
+    let whip = answer(CHROMIUM156_WHIP, Role::Publisher);
+    // Chromium's open-source build offers H.264 42001f, 42e01f and 4d001f (no 64001f).
+    assert_eq!(pts(&whip.neg, "1"), vec![96, 108, 102, 116, 98, 100, 45]);
+    assert_eq!(whip.neg.media[1].codecs[1].rtx_pt, Some(PayloadType(109)));
+    assert!(whip.neg.media[0].remote_ssrc.is_some() && whip.neg.media[1].remote_rtx_ssrc.is_some());
+
+    let simulcast = answer(CHROMIUM156_SIMULCAST, Role::Publisher);
+    assert_eq!(simulcast.offer.media[1].rids.len(), 3);
+    assert_eq!(
+        simulcast.offer.media[1].simulcast.as_deref(),
+        Some("send q;h;f")
+    );
+    assert!(simulcast.neg.media[1].rids.is_empty());
+
+    // The receive-side offer also lists VP9 profiles 1 and 3, H.264 High 4:4:4 (f4001f), AV1
+    // profile 1 and FlexFEC: VP9 1/3, AV1 1 and FlexFEC are refused, f4001f mode 1 is kept.
+    let whep = answer(CHROMIUM156_WHEP, Role::Viewer);
+    let video = pts(&whep.neg, "1");
+    assert_eq!(video, vec![96, 98, 100, 108, 102, 116, 41, 45]);
+    assert!(
+        !video.contains(&35)
+            && !video.contains(&37)
+            && !video.contains(&47)
+            && !video.contains(&49)
+    );
+}
