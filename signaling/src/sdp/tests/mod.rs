@@ -2,6 +2,7 @@
 //! input.
 
 mod arbitrary_input;
+mod chromium_interop;
 mod malformed;
 mod real_offers;
 mod support;
