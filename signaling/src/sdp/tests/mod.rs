@@ -2,7 +2,7 @@
 //! input.
 
 mod arbitrary_input;
-mod chromium_interop;
+mod interop;
 mod malformed;
 mod real_offers;
 mod support;

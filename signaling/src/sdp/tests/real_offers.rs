@@ -251,16 +251,47 @@ fn safari_offer_for_viewing_keeps_the_offer_order_with_42e01f_first() {
 }
 
 #[test]
-fn aiortc_offer_uses_the_strongest_fingerprint_and_resolves_its_extmap_id_clash() {
+fn aiortc_offer_uses_the_strongest_fingerprint_and_separate_candidate_ports() {
     let a = answer(AIORTC, Role::Publisher);
     assert_eq!(a.offer.fingerprint.algorithm, "sha-512");
     assert_eq!(a.offer.fingerprint.digest.len(), 64);
-    assert_eq!(a.offer.ice.ufrag, "Yt6h");
+    assert_eq!(a.offer.ice.ufrag, "6qMv");
+    // Opus without fmtp; G722, PCMU and PCMA refused.
     assert_eq!(pts(&a.neg, "0"), vec![96]);
     assert_eq!(a.neg.media[0].codecs[0].fmtp, "");
+    // VP8, then H.264 42e01f (101) before 42001f (99).
     assert_eq!(pts(&a.neg, "1"), vec![97, 101, 99]);
-    // aiortc maps id 2 to the audio level on audio and to abs-send-time on video; one id can
-    // name only one extension in a BUNDLE, so the first line's mapping wins.
+    assert_eq!(
+        a.neg.extmap,
+        ExtMap {
+            mid: Some(1),
+            audio_level: Some(2),
+            abs_send_time: Some(3),
+            ..ExtMap::default()
+        }
+    );
+    // aiortc offers sendrecv: it may view too.
+    let viewer = answer(AIORTC, Role::Viewer);
+    assert!(
+        viewer
+            .neg
+            .media
+            .iter()
+            .all(|m| m.accepted && m.direction == Direction::SendOnly)
+    );
+    assert_eq!(viewer.neg.extmap.abs_send_time, None);
+}
+
+#[test]
+fn one_extmap_id_names_one_extension_across_the_bundle() {
+    // Older aiortc mapped id 2 to the audio level on audio and to abs-send-time on video. One id
+    // can name only one extension in a BUNDLE, so the first line's mapping wins.
+    let clash = AIORTC.replace(
+        "a=extmap:3 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
+        "a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
+    );
+    assert_ne!(clash, AIORTC);
+    let a = answer(&clash, Role::Publisher);
     assert_eq!(
         a.neg.extmap,
         ExtMap {
@@ -273,14 +304,20 @@ fn aiortc_offer_uses_the_strongest_fingerprint_and_resolves_its_extmap_id_clash(
         a.neg.media[1].extmaps,
         vec![(1, HeaderExtension::Mid.uri().to_owned())]
     );
-    // aiortc offers sendrecv: it may view too.
-    let viewer = answer(AIORTC, Role::Viewer);
+    // The same extension under two ids: the first id wins, the other line drops it.
+    let moved_mid = AIORTC.replacen(
+        "a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\na=extmap:3",
+        "a=extmap:5 urn:ietf:params:rtp-hdrext:sdes:mid\na=extmap:3",
+        1,
+    );
+    assert_ne!(moved_mid, AIORTC);
+    let a = answer(&moved_mid, Role::Publisher);
+    assert_eq!(a.neg.extmap.mid, Some(1));
     assert!(
-        viewer
-            .neg
-            .media
+        a.neg.media[1]
+            .extmaps
             .iter()
-            .all(|m| m.accepted && m.direction == Direction::SendOnly)
+            .all(|(_, u)| u != HeaderExtension::Mid.uri())
     );
 }
 

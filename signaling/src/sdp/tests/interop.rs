@@ -1,7 +1,9 @@
-//! Interop with a real browser: headless Chromium creates an offer, Ringcast answers it, and a
-//! second page builds the same peer connection and applies the answer. Needs a Chromium binary
-//! (`CHROMIUM`, default `/usr/bin/chromium`), so it only runs on request:
-//! `cargo test -p signaling chromium -- --ignored`.
+//! Interop with real WebRTC stacks, which must accept the answers Ringcast writes to their
+//! offers. Each stack creates an offer, Ringcast answers it, and the stack builds the same peer
+//! connection again and applies the answer (offers are deterministic in mids and payload types).
+//! These need the stack installed, so they only run on request:
+//! `cargo test -p signaling interop -- --ignored` with `CHROMIUM` (default `/usr/bin/chromium`)
+//! and `AIORTC_PYTHON` (a Python with aiortc, default `python3`).
 
 use std::path::Path;
 use std::process::Command;
@@ -137,6 +139,100 @@ fn chromium_applies_the_answers_to_its_own_offers() {
                 );
             }
         }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// aiortc: a WHIP publisher (sendonly), a WHEP viewer (recvonly) and a sendrecv peer. With an
+/// answer file it applies the answer and prints `<mid> <direction> <first codec>` per
+/// transceiver and the signaling state; otherwise it prints its offer.
+const AIORTC_SCRIPT: &str = r#"
+import asyncio, sys
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+
+async def main():
+    mode = sys.argv[1]
+    pc = RTCPeerConnection()
+    if mode == "whip":
+        pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+        pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+    elif mode == "whep":
+        pc.addTransceiver("audio", direction="recvonly")
+        pc.addTransceiver("video", direction="recvonly")
+    else:
+        pc.addTrack(AudioStreamTrack())
+        pc.addTrack(VideoStreamTrack())
+    await pc.setLocalDescription(await pc.createOffer())
+    if len(sys.argv) > 2:
+        with open(sys.argv[2]) as f:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=f.read(), type="answer"))
+        for t in pc.getTransceivers():
+            print(t.mid, t.currentDirection, t._codecs[0].mimeType)
+        print(pc.signalingState)
+    else:
+        sys.stdout.write(pc.localDescription.sdp)
+    await pc.close()
+
+asyncio.run(main())
+"#;
+
+fn run_aiortc(python: &str, script: &Path, mode: &str, answer: Option<&Path>) -> String {
+    let mut command = Command::new("timeout");
+    command.arg("60").arg(python).arg(script).arg(mode);
+    if let Some(answer) = answer {
+        command.arg(answer);
+    }
+    let output = command.output().expect("python runs");
+    assert!(
+        output.status.success(),
+        "{mode}: aiortc failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("aiortc prints UTF-8")
+}
+
+#[test]
+#[ignore = "needs a Python with aiortc; run with --ignored"]
+fn aiortc_applies_the_answers_to_its_own_offers() {
+    let python = std::env::var("AIORTC_PYTHON").unwrap_or_else(|_| "python3".into());
+    let dir = std::env::temp_dir().join(format!("ringcast-sdp-aiortc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    let script = dir.join("peer.py");
+    std::fs::write(&script, AIORTC_SCRIPT).expect("temporary script is writable");
+    for (mode, role) in [
+        ("whip", Role::Publisher),
+        ("whep", Role::Viewer),
+        ("sendrecv", Role::Publisher),
+        ("sendrecv", Role::Viewer),
+    ] {
+        let offer_text = run_aiortc(&python, &script, mode, None);
+        let offer =
+            parse_offer(&offer_text).unwrap_or_else(|e| panic!("{mode}: {e}\n{offer_text}"));
+        let neg = negotiate(&offer, role, &Capabilities::default()).expect("negotiates");
+        let local = local_for(&neg);
+        let answer_text = write_answer(&neg, &local);
+        check_answer(&offer, &neg, role, &local, &answer_text);
+        let answer_path = dir.join(format!("{mode}-{role:?}.sdp"));
+        std::fs::write(&answer_path, &answer_text).expect("temporary answer is writable");
+
+        let report = run_aiortc(&python, &script, mode, Some(&answer_path));
+        let lines: Vec<&str> = report.lines().collect();
+        assert_eq!(lines.last(), Some(&"stable"), "{mode}: {report}");
+        let direction = match role {
+            Role::Publisher => "sendonly",
+            Role::Viewer => "recvonly",
+        };
+        assert_eq!(
+            lines[0],
+            format!("0 {direction} audio/opus"),
+            "{mode}: {report}"
+        );
+        assert_eq!(
+            lines[1],
+            format!("1 {direction} video/VP8"),
+            "{mode}: {report}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
