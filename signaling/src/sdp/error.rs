@@ -102,6 +102,9 @@ pub enum SdpError {
     /// Every offered fingerprint uses a hash other than SHA-256/384/512.
     #[error("fingerprint hash function {0} is not supported; use sha-256, sha-384 or sha-512")]
     UnsupportedFingerprintHash(String),
+    /// The offerer is ICE-lite too: two lite agents never run connectivity checks (RFC 8445 §2.5).
+    #[error("the offer is a=ice-lite, but Ringcast is ICE-lite too; the offerer must run full ICE")]
+    OffererIceLite,
     /// Nothing in the offer is bundled audio or video that is not disabled.
     #[error("the offer has no enabled audio or video m-line in its BUNDLE group")]
     NoUsableMedia,
@@ -136,6 +139,7 @@ impl SdpError {
             | PassiveSetup
             | UnsupportedSetup(_)
             | UnsupportedFingerprintHash(_)
+            | OffererIceLite
             | NoUsableMedia => SdpErrorClass::Unsupported,
         }
     }

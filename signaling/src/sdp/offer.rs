@@ -68,6 +68,7 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
             "setup" => {
                 session_setup.get_or_insert_with(|| value.to_owned());
             }
+            "ice-lite" => return Err(SdpError::OffererIceLite),
             "ice-options" => trickle |= value.split([' ', '\t', ',']).any(|o| o == "trickle"),
             "group" => {
                 let mut tokens = value.split_whitespace();

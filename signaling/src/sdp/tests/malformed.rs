@@ -419,6 +419,9 @@ fn unsupported_offers_are_unprocessable() {
         Err(SdpError::ViewerNotReceiving)
     );
 
+    let lite = OBS_WHIP.replace("a=msid-semantic:WMS *", "a=ice-lite");
+    assert_eq!(run(&lite, Role::Publisher), Err(SdpError::OffererIceLite));
+
     let all_disabled = GSTREAMER_WEBRTCBIN
         .replace("m=video 9", "m=video 0")
         .replace("a=bundle-only\n", "");
