@@ -82,7 +82,7 @@ pub async fn patch(
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| Problem::bad_request("the fragment is not UTF-8 text"))?;
         let frag = sdp::parse_trickle_sdpfrag(text).map_err(sdp_problem)?;
-        if frag.ice_ufrag.as_deref().is_some_and(|u| u != remote_ufrag) {
+        if frag.ice.as_ref().is_some_and(|i| i.ufrag != remote_ufrag) {
             return Err(Problem::unprocessable(
                 "ICE restarts are not supported: start a new session instead",
             ));
