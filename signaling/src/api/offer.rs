@@ -52,7 +52,7 @@ pub async fn options(State(st): State<Arc<AppState>>) -> Response {
 
 /// Maps an SDP error to 400 (malformed) or 422 (well-formed but unsupported).
 pub(crate) fn sdp_problem(e: sdp::SdpError) -> Problem {
-    if e.is_unsupported() {
+    if e.http_status() == 422 {
         Problem::unprocessable(e.to_string())
     } else {
         Problem::bad_request(e.to_string())
