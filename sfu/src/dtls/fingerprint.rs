@@ -24,32 +24,20 @@ impl Fingerprint {
     /// The SHA-256 fingerprint of a DER certificate.
     pub fn sha256_of(der: &[u8]) -> Self {
         use sha2::Digest;
-        Fingerprint {
-            algorithm: "sha-256".into(),
-            digest: sha2::Sha256::digest(der).to_vec(),
-        }
+        Fingerprint { algorithm: "sha-256".into(), digest: sha2::Sha256::digest(der).to_vec() }
     }
 
     /// Parses `sha-256 AB:CD:...` (the value of `a=fingerprint`).
     pub fn parse(value: &str) -> Result<Self, FingerprintError> {
         let mut parts = value.split_whitespace();
-        let algorithm = parts
-            .next()
-            .ok_or(FingerprintError::MissingAlgorithm)?
-            .to_ascii_lowercase();
+        let algorithm = parts.next().ok_or(FingerprintError::MissingAlgorithm)?.to_ascii_lowercase();
         let hex = parts.next().ok_or(FingerprintError::BadDigest)?;
         if parts.next().is_some() {
             return Err(FingerprintError::BadDigest);
         }
         let digest = hex
             .split(':')
-            .map(|b| {
-                if b.len() == 2 {
-                    u8::from_str_radix(b, 16).ok()
-                } else {
-                    None
-                }
-            })
+            .map(|b| if b.len() == 2 { u8::from_str_radix(b, 16).ok() } else { None })
             .collect::<Option<Vec<u8>>>()
             .ok_or(FingerprintError::BadDigest)?;
         let expected = match algorithm.as_str() {
@@ -111,21 +99,9 @@ mod tests {
 
     #[test]
     fn fingerprint_rejects_malformed_values() {
-        assert_eq!(
-            Fingerprint::parse(""),
-            Err(FingerprintError::MissingAlgorithm)
-        );
-        assert_eq!(
-            Fingerprint::parse("sha-256 zz:00"),
-            Err(FingerprintError::BadDigest)
-        );
-        assert_eq!(
-            Fingerprint::parse("sha-256 00:11"),
-            Err(FingerprintError::BadDigest)
-        );
-        assert!(matches!(
-            Fingerprint::parse("md5 00"),
-            Err(FingerprintError::UnsupportedAlgorithm(_))
-        ));
+        assert_eq!(Fingerprint::parse(""), Err(FingerprintError::MissingAlgorithm));
+        assert_eq!(Fingerprint::parse("sha-256 zz:00"), Err(FingerprintError::BadDigest));
+        assert_eq!(Fingerprint::parse("sha-256 00:11"), Err(FingerprintError::BadDigest));
+        assert!(matches!(Fingerprint::parse("md5 00"), Err(FingerprintError::UnsupportedAlgorithm(_))));
     }
 }
