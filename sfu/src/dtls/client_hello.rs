@@ -51,10 +51,11 @@ pub fn peek_client_hello(datagram: &[u8]) -> Option<ClientHelloPeek> {
         let len = usize::from(u16::from_be_bytes([rest[11], rest[12]]));
         let body = rest.get(RECORD_HEADER_LEN..RECORD_HEADER_LEN + len)?;
         let epoch = u16::from_be_bytes([rest[3], rest[4]]);
-        if rest[0] == CONTENT_HANDSHAKE && epoch == 0 {
-            if let Some(offer) = parse_handshake(body) {
-                return Some(offer);
-            }
+        if rest[0] == CONTENT_HANDSHAKE
+            && epoch == 0
+            && let Some(offer) = parse_handshake(body)
+        {
+            return Some(offer);
         }
         rest = &rest[RECORD_HEADER_LEN + len..];
     }
