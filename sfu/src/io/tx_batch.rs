@@ -23,7 +23,10 @@ pub struct TxBatch {
 
 impl std::fmt::Debug for TxBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TxBatch").field("len", &self.meta.len()).field("capacity", &self.capacity).finish()
+        f.debug_struct("TxBatch")
+            .field("len", &self.meta.len())
+            .field("capacity", &self.capacity)
+            .finish()
     }
 }
 
@@ -59,7 +62,11 @@ impl TxBatch {
     /// datagram's length, or `None` to abandon the slot. Returns false when the batch is full or
     /// the write was abandoned.
     #[inline]
-    pub fn push_with(&mut self, dest: SocketAddr, write: impl FnOnce(&mut [u8; SLOT_SIZE]) -> Option<usize>) -> bool {
+    pub fn push_with(
+        &mut self,
+        dest: SocketAddr,
+        write: impl FnOnce(&mut [u8; SLOT_SIZE]) -> Option<usize>,
+    ) -> bool {
         let i = self.meta.len();
         if i == self.capacity {
             return false;
@@ -69,7 +76,10 @@ impl TxBatch {
             .expect("slot slice has SLOT_SIZE bytes by construction");
         match write(slot) {
             Some(len) if len > 0 && len <= SLOT_SIZE => {
-                self.meta.push(TxMeta { dest, len: len as u16 });
+                self.meta.push(TxMeta {
+                    dest,
+                    len: len as u16,
+                });
                 true
             }
             _ => false,
@@ -93,6 +103,12 @@ impl TxBatch {
         (m, &self.data[i * SLOT_SIZE..i * SLOT_SIZE + m.len as usize])
     }
 
+    /// Destination and length of the `i`-th datagram.
+    #[inline]
+    pub fn meta(&self, i: usize) -> TxMeta {
+        self.meta[i]
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (TxMeta, &[u8])> + '_ {
         (0..self.len()).map(move |i| self.get(i))
     }
@@ -112,7 +128,10 @@ mod tests {
         let dest: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let mut b = TxBatch::new(2);
         assert!(b.push(dest, b"one"));
-        assert!(!b.push_with(dest, |_| None), "abandoned write takes no slot");
+        assert!(
+            !b.push_with(dest, |_| None),
+            "abandoned write takes no slot"
+        );
         assert!(b.push(dest, b"two"));
         assert!(b.is_full());
         assert!(!b.push(dest, b"three"));
