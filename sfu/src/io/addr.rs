@@ -175,6 +175,7 @@ impl GsoCmsg {
 pub(crate) struct ControlBuf(pub(crate) [u8; CONTROL_SPACE]);
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 

@@ -44,8 +44,8 @@ fn recv_n(io: &mut Backend, n: usize, limit: Duration) -> Vec<(RecvMeta, Vec<u8>
     got
 }
 
-fn receives_with_source_contents_and_dst_ip(kind: IoKind, ip: &str) {
-    let mut io = open_kind(kind, &format!("{ip}:0"), &small_cfg());
+fn receives_with_source_contents_and_dst_ip(kind: IoKind, ip: &str, cfg: &IoConfig) {
+    let mut io = open_kind(kind, &format!("{ip}:0"), cfg);
     let peer = plain_socket(&format!("{ip}:0"));
     for i in 0..20u8 {
         peer.send_to(&[i; 100], io.local_addr()).unwrap();
@@ -68,8 +68,8 @@ fn receives_with_source_contents_and_dst_ip(kind: IoKind, ip: &str) {
     assert_eq!((st.datagrams_in, st.bytes_in, st.truncated), (20, 2000, 0));
 }
 
-fn sends_a_batch_of_1000(kind: IoKind) {
-    let mut io = open_kind(kind, "127.0.0.1:0", &small_cfg());
+fn sends_a_batch_of_1000(kind: IoKind, cfg: &IoConfig) {
+    let mut io = open_kind(kind, "127.0.0.1:0", cfg);
     let peer = plain_socket("127.0.0.1:0");
     let dest = peer.local_addr().unwrap();
     let receiver = std::thread::spawn(move || {
@@ -118,8 +118,8 @@ fn sends_a_batch_of_1000(kind: IoKind) {
     );
 }
 
-fn waker_interrupts_wait_without_deadline(kind: IoKind) {
-    let mut io = open_kind(kind, "127.0.0.1:0", &small_cfg());
+fn waker_interrupts_wait_without_deadline(kind: IoKind, cfg: &IoConfig) {
+    let mut io = open_kind(kind, "127.0.0.1:0", cfg);
     let waker = io.waker();
     let t = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(50));
@@ -146,16 +146,16 @@ fn waker_interrupts_wait_without_deadline(kind: IoKind) {
     );
 }
 
-fn wake_before_wait_is_not_lost(kind: IoKind) {
-    let mut io = open_kind(kind, "127.0.0.1:0", &small_cfg());
+fn wake_before_wait_is_not_lost(kind: IoKind, cfg: &IoConfig) {
+    let mut io = open_kind(kind, "127.0.0.1:0", cfg);
     io.waker().wake();
     let start = Instant::now();
     io.wait(Some(start + Duration::from_secs(5))).unwrap();
     assert!(start.elapsed() < Duration::from_secs(2));
 }
 
-fn deadline_returns_on_time(kind: IoKind) {
-    let mut io = open_kind(kind, "127.0.0.1:0", &small_cfg());
+fn deadline_returns_on_time(kind: IoKind, cfg: &IoConfig) {
+    let mut io = open_kind(kind, "127.0.0.1:0", cfg);
     for ms in [1u64, 20, 60] {
         let start = Instant::now();
         io.wait(Some(start + Duration::from_millis(ms))).unwrap();
@@ -177,8 +177,8 @@ fn deadline_returns_on_time(kind: IoKind) {
     );
 }
 
-fn oversize_datagram_is_truncated_and_next_arrives(kind: IoKind) {
-    let mut io = open_kind(kind, "127.0.0.1:0", &small_cfg());
+fn oversize_datagram_is_truncated_and_next_arrives(kind: IoKind, cfg: &IoConfig) {
+    let mut io = open_kind(kind, "127.0.0.1:0", cfg);
     let peer = plain_socket("127.0.0.1:0");
     peer.send_to(&[1u8; SLOT_SIZE + 1], io.local_addr())
         .unwrap();
@@ -191,8 +191,8 @@ fn oversize_datagram_is_truncated_and_next_arrives(kind: IoKind) {
     assert_eq!(io.stats().truncated, 1);
 }
 
-fn wait_returns_at_once_when_datagrams_wait(kind: IoKind) {
-    let mut io = open_kind(kind, "127.0.0.1:0", &small_cfg());
+fn wait_returns_at_once_when_datagrams_wait(kind: IoKind, cfg: &IoConfig) {
+    let mut io = open_kind(kind, "127.0.0.1:0", cfg);
     let peer = plain_socket("127.0.0.1:0");
     peer.send_to(b"x", io.local_addr()).unwrap();
     std::thread::sleep(Duration::from_millis(20));
@@ -202,8 +202,8 @@ fn wait_returns_at_once_when_datagrams_wait(kind: IoKind) {
     assert_eq!(io.recv_batch(|_, b| assert_eq!(b, b"x")).unwrap(), 1);
 }
 
-fn gso_sends_equal_runs_as_separate_datagrams(kind: IoKind) {
-    let mut io = open_kind(kind, "127.0.0.1:0", &small_cfg());
+fn gso_sends_equal_runs_as_separate_datagrams(kind: IoKind, cfg: &IoConfig) {
+    let mut io = open_kind(kind, "127.0.0.1:0", cfg);
     if !io.socket().gso {
         return; // kernel without UDP_SEGMENT
     }
@@ -231,54 +231,62 @@ fn gso_sends_equal_runs_as_separate_datagrams(kind: IoKind) {
 }
 
 macro_rules! backend_suite {
-    ($name:ident, $kind:expr) => {
+    ($name:ident, $kind:expr, $cfg:expr) => {
         mod $name {
             use super::*;
 
             #[test]
             fn receives_ipv4_with_source_contents_and_dst_ip() {
-                receives_with_source_contents_and_dst_ip($kind, "127.0.0.1");
+                receives_with_source_contents_and_dst_ip($kind, "127.0.0.1", &$cfg);
             }
             #[test]
             fn receives_ipv6_with_source_contents_and_dst_ip() {
                 if UdpSocket::bind("[::1]:0").is_ok() {
-                    receives_with_source_contents_and_dst_ip($kind, "[::1]");
+                    receives_with_source_contents_and_dst_ip($kind, "[::1]", &$cfg);
                 }
             }
             #[test]
             fn sends_a_batch_of_1000_datagrams() {
-                sends_a_batch_of_1000($kind);
+                sends_a_batch_of_1000($kind, &$cfg);
             }
             #[test]
             fn waker_interrupts_a_wait_without_deadline() {
-                waker_interrupts_wait_without_deadline($kind);
+                waker_interrupts_wait_without_deadline($kind, &$cfg);
             }
             #[test]
             fn a_wake_before_wait_is_not_lost() {
-                wake_before_wait_is_not_lost($kind);
+                wake_before_wait_is_not_lost($kind, &$cfg);
             }
             #[test]
             fn a_deadline_returns_on_time() {
-                deadline_returns_on_time($kind);
+                deadline_returns_on_time($kind, &$cfg);
             }
             #[test]
             fn an_oversize_datagram_is_counted_truncated_and_the_next_arrives() {
-                oversize_datagram_is_truncated_and_next_arrives($kind);
+                oversize_datagram_is_truncated_and_next_arrives($kind, &$cfg);
             }
             #[test]
             fn wait_returns_at_once_when_datagrams_are_waiting() {
-                wait_returns_at_once_when_datagrams_wait($kind);
+                wait_returns_at_once_when_datagrams_wait($kind, &$cfg);
             }
             #[test]
             fn gso_runs_arrive_as_separate_datagrams() {
-                gso_sends_equal_runs_as_separate_datagrams($kind);
+                gso_sends_equal_runs_as_separate_datagrams($kind, &$cfg);
             }
         }
     };
 }
 
-backend_suite!(uring, IoKind::Uring);
-backend_suite!(mmsg, IoKind::Mmsg);
+backend_suite!(uring, IoKind::Uring, small_cfg());
+backend_suite!(
+    uring_defer_taskrun,
+    IoKind::Uring,
+    IoConfig {
+        uring_defer_taskrun: true,
+        ..small_cfg()
+    }
+);
+backend_suite!(mmsg, IoKind::Mmsg, small_cfg());
 
 #[test]
 fn uring_buffer_ring_exhaustion_is_counted_and_reception_resumes() {

@@ -117,7 +117,7 @@ impl MmsgIo {
                 return Err(IoError::Setup(std::io::Error::last_os_error()));
             }
         }
-        tracing::debug!(
+        tracing::info!(
             local = %sock.local_addr, rcvbuf = sock.recv_buffer, sndbuf = sock.send_buffer, gso = sock.gso,
             "mmsg backend open"
         );

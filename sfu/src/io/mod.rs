@@ -10,6 +10,7 @@ mod tx_plan;
 pub mod uring;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod backend_tests;
 
 pub use mmsg::MmsgIo;
@@ -139,6 +140,9 @@ pub struct IoConfig {
     pub tx_batch: usize,
     /// uring: tx batches in rotation (one is filled while the others are in flight).
     pub tx_batches: usize,
+    /// uring: set the ring up SINGLE_ISSUER + DEFER_TASKRUN (Linux 6.1; ignored where missing).
+    /// The backend must then be opened on the thread that drives it and never moved.
+    pub uring_defer_taskrun: bool,
     /// Use UDP GSO for runs of equal-size datagrams to one destination, where the kernel has it.
     pub gso: bool,
 }
@@ -153,6 +157,7 @@ impl Default for IoConfig {
             rx_calls_per_batch: 16,
             tx_batch: 512,
             tx_batches: 4,
+            uring_defer_taskrun: false,
             gso: true,
         }
     }

@@ -130,6 +130,7 @@ impl TxPlan {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
     use std::net::SocketAddr;

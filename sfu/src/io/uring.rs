@@ -171,7 +171,7 @@ impl UringIo {
                 source: std::io::Error::from_raw_os_error(libc::EINVAL),
             });
         }
-        tracing::debug!(
+        tracing::info!(
             local = %io.sock.local_addr, rcvbuf = io.sock.recv_buffer, sndbuf = io.sock.send_buffer,
             rx_buffers = cfg.rx_buffers, gso = io.gso, "io_uring backend open"
         );
@@ -188,26 +188,27 @@ impl UringIo {
         self.gso
     }
 
-    fn push(&mut self, e: &squeue::Entry) {
-        loop {
+    /// Queues one entry, submitting to make room. False when the kernel keeps refusing.
+    fn push(&mut self, e: &squeue::Entry) -> bool {
+        for _ in 0..64 {
             // SAFETY: every entry pushed references memory owned by `self` that outlives the
             // request (buffers, msghdrs, the eventfd via `self.waker`).
             if unsafe { self.ring.submission().push(e) }.is_ok() {
-                return;
+                return true;
             }
             if self.submit().is_err() {
-                // The queue stays full only if the kernel refuses submissions; reap to make room.
+                // The queue stays full only while the kernel refuses submissions; reap for room.
                 self.reap();
             }
         }
+        false
     }
 
     fn arm_recv(&mut self) {
         let e = opcode::RecvMsgMulti::new(Fd(self.sock.fd()), &*self.recv_msghdr, BGID)
             .build()
             .user_data(UD_RECV);
-        self.push(&e);
-        self.recv_armed = true;
+        self.recv_armed = self.push(&e);
     }
 
     fn arm_wake(&mut self) {
@@ -215,8 +216,7 @@ impl UringIo {
             .multi(true)
             .build()
             .user_data(UD_WAKE);
-        self.push(&e);
-        self.wake_armed = true;
+        self.wake_armed = self.push(&e);
     }
 
     fn submit(&mut self) -> std::io::Result<usize> {
@@ -275,7 +275,7 @@ impl UringIo {
                         self.stats.datagrams_out += segs;
                         self.stats.bytes_out += res as u64;
                     }
-                    s.inflight -= 1;
+                    s.inflight = s.inflight.saturating_sub(1);
                     if s.inflight == 0 {
                         s.batch.clear();
                     }
@@ -328,6 +328,21 @@ fn build_ring(cfg: &IoConfig) -> Result<IoUring, IoError> {
         .max(cfg.rx_buffers as usize + cfg.tx_batches * cfg.tx_batch + 64)
         .next_power_of_two()
         .min(1 << 20) as u32;
+    // SINGLE_ISSUER + DEFER_TASKRUN (6.1): completions are posted only when this thread enters
+    // the ring, in one batch. Only where asked: the ring is then bound to the creating thread.
+    if cfg.uring_defer_taskrun {
+        match IoUring::builder()
+            .setup_cqsize(cq)
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .setup_taskrun_flag()
+            .build(cfg.uring_entries)
+        {
+            Ok(r) => return Ok(r),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            Err(e) => return Err(unavailable("io_uring_setup")(e)),
+        }
+    }
     // COOP_TASKRUN (5.19) spares the thread needless interrupts; retry without it on older kernels.
     match IoUring::builder()
         .setup_cqsize(cq)
@@ -497,7 +512,7 @@ impl Drop for UringIo {
             let e = opcode::AsyncCancel::new(target)
                 .build()
                 .user_data(UD_CANCEL);
-            self.push(&e);
+            let _ = self.push(&e);
         }
         for _ in 0..200 {
             self.reap();
