@@ -103,6 +103,12 @@ impl TxBatch {
         (m, &self.data[i * SLOT_SIZE..i * SLOT_SIZE + m.len as usize])
     }
 
+    /// Destination and length of the `i`-th datagram.
+    #[inline]
+    pub fn meta(&self, i: usize) -> TxMeta {
+        self.meta[i]
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (TxMeta, &[u8])> + '_ {
         (0..self.len()).map(move |i| self.get(i))
     }
@@ -114,6 +120,7 @@ impl TxBatch {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 
