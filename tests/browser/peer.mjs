@@ -216,13 +216,13 @@ async function launch() {
     `--use-fake-device-for-media-stream=fps=${opts.fps}`, '--use-fake-ui-for-media-stream',
     '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic',
     '--no-first-run',
-    // Viewers never call getUserMedia; without this their host candidates would be mDNS names.
-    '--disable-features=WebRtcHideLocalIpsWithMdns',
     // Hidden/background pages must not be throttled: every peer page runs at once.
     '--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows',
   ];
   // launchPersistentContext is how playwright takes an explicit --user-data-dir; the directory is
-  // fresh for every run and removed at the end.
+  // fresh for every run and removed at the end. Granting camera/microphone also keeps viewers'
+  // host candidates as real addresses instead of mDNS names. (No --disable-features here:
+  // Chromium keeps only the last one, which would drop playwright's own list.)
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: opts.chromium, headless: true, args, chromiumSandbox: false,
     permissions: ['camera', 'microphone'], handleSIGINT: false, handleSIGTERM: false, handleSIGHUP: false,
