@@ -59,6 +59,7 @@ pub fn check_aiortc() -> Result<(), HarnessError> {
 }
 
 /// Panics with a clear message unless Chromium and its driver script can run.
+#[track_caller]
 pub fn require_browser() {
     if let Err(e) = check_browser() {
         panic!("{e}");
@@ -66,6 +67,7 @@ pub fn require_browser() {
 }
 
 /// Panics with a clear message unless the aiortc peer can run.
+#[track_caller]
 pub fn require_aiortc() {
     if let Err(e) = check_aiortc() {
         panic!("{e}");

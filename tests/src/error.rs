@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 /// Errors of the end-to-end harness. Messages carry the context a failing test needs (the
-/// server's stderr, the command that failed, the install hint).
-#[derive(Debug, thiserror::Error)]
+/// server's stderr, the command that failed, the install hint). `Debug` prints the same text as
+/// `Display`, so `.expect()` in a test shows the server's stderr as lines, not one escaped string.
+#[derive(thiserror::Error)]
 pub enum HarnessError {
     /// A tool or package the suite needs is not installed.
     #[error(
@@ -48,6 +49,12 @@ pub enum HarnessError {
         what: String,
         source: std::io::Error,
     },
+}
+
+impl std::fmt::Debug for HarnessError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 impl HarnessError {

@@ -60,7 +60,33 @@ fn build_release_server() -> Result<PathBuf, HarnessError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let root = workspace_root();
     eprintln!("[ringcast-tests] cargo build --release -p signaling (no-op when up to date)");
-    let out = Command::new(&cargo)
+    let mut cmd = Command::new(&cargo);
+    // `cargo test` runs tests with this package's CARGO_MANIFEST_DIR, CARGO_PKG_* etc. set.
+    // Build scripts (ring's, via `rerun-if-env-changed`) track some of them, so passing them on
+    // would rebuild half the release tree on every run and differ from a build from the shell.
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        let per_package = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_BIN_",
+            "CARGO_CRATE_",
+            "CARGO_CFG_",
+        ]
+        .iter()
+        .any(|p| k.starts_with(p))
+            || [
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+                "OUT_DIR",
+            ]
+            .contains(&&*k);
+        if per_package {
+            cmd.env_remove(&key);
+        }
+    }
+    let out = cmd
         .current_dir(&root)
         .args([
             "build",

@@ -11,7 +11,7 @@ const MIN_FPS: f64 = 20.0;
 const WINDOW: Duration = Duration::from_secs(5);
 const VIEW_RUN: Duration = Duration::from_secs(10);
 /// The publisher outlives the viewer's run (it starts first and must still send at its end).
-const PUBLISH_RUN: Duration = Duration::from_secs(22);
+const PUBLISH_RUN: Duration = Duration::from_secs(18);
 
 /// Starts `pub_stack` publishing, then `view_stack` viewing once the publisher is up; returns
 /// both reports.

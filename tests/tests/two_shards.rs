@@ -65,13 +65,13 @@ fn viewer_on_other_shard(io: Io) {
     eprintln!("cross-shard viewer over {}: {fps:.1} fps", io.as_str());
 
     // Each peer talks to its own shard's port, and both shards carried traffic.
-    let shard_of =
-        |s: Option<u32>| server.rtc_port(s.and_then(|s| u16::try_from(s).ok()).unwrap_or(u16::MAX));
     for (peer, shard) in [("publish-0", publisher_shard), ("view-0", viewer_shard)] {
+        let want = shard
+            .and_then(|s| u16::try_from(s).ok())
+            .map(|s| f64::from(server.rtc_port(s)));
         let port = report.last(peer, &["pair", "remote", "port"]);
         assert_eq!(
-            port,
-            Some(f64::from(shard_of(shard))),
+            port, want,
             "{peer}'s remote candidate port vs its shard {shard:?}"
         );
     }
