@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Installs what the end-to-end suite needs, only where it is missing:
+#   - Debian packages: chromium, chromium-driver, openssl, nodejs/npm, python3-venv
+#   - Node packages for tests/browser (npm ci from the committed package-lock.json;
+#     playwright-core drives /usr/bin/chromium, no browser is ever downloaded)
+#   - a Python virtualenv at .venv with the pinned packages of tests/peers/requirements.txt
+# Idempotent: a second run changes nothing and says so. Works as root on a fresh Debian
+# machine (uses sudo for apt-get when not root).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+log() { printf '[install-test-deps] %s\n' "$*"; }
+die() { printf '[install-test-deps] ERROR: %s\n' "$*" >&2; exit 1; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+fi
+
+# ---------------------------------------------------------------- Debian packages
+APT_UPDATED=0
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install $* by hand"
+    if [ "$APT_UPDATED" -eq 0 ]; then
+        log "apt-get update"
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        APT_UPDATED=1
+    fi
+    log "apt-get install $*"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+deb_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+missing=()
+for pkg in chromium chromium-driver openssl ca-certificates python3-venv; do
+    deb_installed "$pkg" || missing+=("$pkg")
+done
+# Node may come from another source than Debian (e.g. a preinstalled nodesource build that
+# bundles npm); only ask Debian for it when there is no node at all.
+if ! command -v node >/dev/null 2>&1; then missing+=(nodejs); fi
+if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
+if ! command -v python3 >/dev/null 2>&1; then missing+=(python3); fi
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    apt_install "${missing[@]}"
+else
+    log "Debian packages present: chromium chromium-driver openssl python3-venv node npm"
+fi
+
+[ -x /usr/bin/chromium ] || die "/usr/bin/chromium missing after install"
+log "chromium: $(/usr/bin/chromium --version 2>/dev/null || echo '?')"
+log "node: $(node --version), npm: $(npm --version 2>/dev/null)"
+
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+[ "$node_major" -ge 18 ] || die "node >= 18 required for playwright-core, found $(node --version)"
+
+# ---------------------------------------------------------------- Node packages
+BROWSER_DIR="$ROOT/tests/browser"
+LOCK="$BROWSER_DIR/package-lock.json"
+STAMP="$BROWSER_DIR/node_modules/.ringcast-lock.sha256"
+lock_sum="$(sha256sum "$LOCK" | cut -d' ' -f1)"
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$lock_sum" ] && [ -d "$BROWSER_DIR/node_modules/playwright-core" ]; then
+    log "tests/browser/node_modules up to date with package-lock.json"
+else
+    log "npm ci in tests/browser"
+    # PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: playwright-core downloads nothing by itself, this only
+    # makes sure no install hook ever tries; the suite drives Debian's /usr/bin/chromium.
+    (cd "$BROWSER_DIR" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+    echo "$lock_sum" > "$STAMP"
+fi
+log "playwright-core: $(node -p "require('$BROWSER_DIR/node_modules/playwright-core/package.json').version")"
+
+# ---------------------------------------------------------------- Python virtualenv
+VENV="$ROOT/.venv"
+REQS="$ROOT/tests/peers/requirements.txt"
+PY_STAMP="$VENV/.ringcast-requirements.sha256"
+reqs_sum="$(sha256sum "$REQS" | cut -d' ' -f1)"
+# Prefer Debian's interpreter: it is what a fresh machine has and what python3-venv serves.
+BASE_PY="/usr/bin/python3"
+[ -x "$BASE_PY" ] || BASE_PY="$(command -v python3)"
+
+if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    log ".venv is broken (its interpreter does not run); recreating"
+    rm -rf "$VENV"
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+    log "creating .venv with $BASE_PY ($("$BASE_PY" --version 2>&1))"
+    "$BASE_PY" -m venv "$VENV"
+    rm -f "$PY_STAMP"
+fi
+if [ -f "$PY_STAMP" ] && [ "$(cat "$PY_STAMP")" = "$reqs_sum" ] \
+    && "$VENV/bin/python" -c 'import aiortc, aioice, av, numpy' >/dev/null 2>&1; then
+    log ".venv up to date with tests/peers/requirements.txt"
+else
+    log "pip install -r tests/peers/requirements.txt into .venv"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS"
+    "$VENV/bin/python" -c 'import aiortc, aioice, av, numpy' \
+        || die "the .venv cannot import aiortc/aioice/av/numpy after install"
+    echo "$reqs_sum" > "$PY_STAMP"
+fi
+log "aiortc: $("$VENV/bin/python" -c 'import aiortc; print(aiortc.__version__)'), python: $("$VENV/bin/python" --version 2>&1)"
+log "done"

@@ -1,0 +1,423 @@
+#!/usr/bin/env node
+// Chromium WHIP publisher / WHEP viewer for Ringcast.
+//
+// Drives Debian's /usr/bin/chromium (headless, fake camera and microphone) through playwright-core.
+// One Chromium process hosts every peer of a run, one page each. The page owns the
+// RTCPeerConnection; this script does the WHIP/WHEP HTTP exchange itself (no CORS involved) and
+// prints one JSON object per line on stdout:
+//   {"type":"peer",  "peer":"view-0", "role":"view", "stream":"s", "status":201, "location":"..."}
+//   {"type":"state", "peer":"view-0", "t":1.2, "pc":"connected", "ice":"connected"}
+//   {"type":"stats", "peer":"view-0", "t":2.0, "video":{...}, "audio":{...}, "pair":{...}}
+//   {"type":"error", "peer":"view-0", "message":"..."}
+//   {"type":"done",  "peer":"view-0", "delete_status":200}
+//   {"type":"summary", "ok":true, "peers":[...]}
+// Diagnostics go to stderr. Exit status: 0 when every peer got its answer and ran to the end,
+// 1 when any peer failed, 2 on bad usage.
+//
+// Usage:
+//   node peer.mjs --server http://127.0.0.1:8080 [options] ROLE:STREAM [ROLE:STREAM ...]
+//     ROLE is publish (WHIP, POST /whip/STREAM) or view (WHEP, POST /whep/STREAM).
+//     Peers start in the order given, each once the previous one has its answer (+ --stagger).
+//   node peer.mjs offer publish|view     print an offer SDP from Chromium and exit (no server)
+//   node peer.mjs loopback               publisher page -> viewer page directly (no server): a
+//                                        self-test of the browser, the fake devices and the stats
+// Options:
+//   --server URL       base URL of the server (default http://127.0.0.1:8080)
+//   --duration S       seconds to run once the last peer has started (default 10)
+//   --stagger MS       pause between starting two peers (default 500)
+//   --interval MS      getStats sampling period (default 1000)
+//   --token T          send "Authorization: Bearer T" on WHIP/WHEP requests
+//   --width W --height H --fps F   capture constraints for publishers (default 640x480@30)
+//   --chromium PATH    browser binary (default $CHROMIUM or /usr/bin/chromium)
+//   --connect-timeout S  give up on a peer whose connection is not up after S seconds (default 15)
+
+import { chromium } from 'playwright-core';
+import http from 'node:http';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const T0 = performance.now();
+const now = () => Math.round(performance.now() - T0) / 1000;
+const emit = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
+const warn = (...a) => process.stderr.write(`[peer.mjs ${now().toFixed(2)}] ${a.join(' ')}\n`);
+
+function usage(msg) {
+  if (msg) process.stderr.write(`peer.mjs: ${msg}\n`);
+  process.stderr.write('usage: node peer.mjs [--server URL] [--duration S] [--stagger MS] publish:STREAM view:STREAM ...\n' +
+    '       node peer.mjs offer publish|view\n       node peer.mjs loopback [--duration S]\n');
+  process.exit(2);
+}
+
+function parseArgs(argv) {
+  const o = {
+    server: 'http://127.0.0.1:8080', duration: 10, stagger: 500, interval: 1000, token: null,
+    width: 640, height: 480, fps: 30, chromium: process.env.CHROMIUM || '/usr/bin/chromium',
+    connectTimeout: 15, mode: 'run', peers: [], offerRole: null,
+  };
+  const num = (v, name) => { const n = Number(v); if (!Number.isFinite(n) || n < 0) usage(`bad ${name}: ${v}`); return n; };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => { if (i + 1 >= argv.length) usage(`${a} needs a value`); return argv[++i]; };
+    switch (a) {
+      case '--server': o.server = val().replace(/\/+$/, ''); break;
+      case '--duration': o.duration = num(val(), a); break;
+      case '--stagger': o.stagger = num(val(), a); break;
+      case '--interval': o.interval = Math.max(100, num(val(), a)); break;
+      case '--token': o.token = val(); break;
+      case '--width': o.width = num(val(), a); break;
+      case '--height': o.height = num(val(), a); break;
+      case '--fps': o.fps = num(val(), a); break;
+      case '--chromium': o.chromium = val(); break;
+      case '--connect-timeout': o.connectTimeout = num(val(), a); break;
+      case '-h': case '--help': usage();
+      // fallthrough: usage() exits
+      default:
+        if (a.startsWith('--')) usage(`unknown option ${a}`);
+        if (o.peers.length === 0 && (a === 'offer' || a === 'loopback') && o.mode === 'run') { o.mode = a; break; }
+        if (o.mode === 'offer') {
+          if (a !== 'publish' && a !== 'view') usage(`offer takes publish or view, not ${a}`);
+          o.offerRole = a; break;
+        }
+        {
+          const m = /^(publish|view):(.+)$/.exec(a);
+          if (!m) usage(`bad peer ${a} (want publish:STREAM or view:STREAM)`);
+          o.peers.push({ role: m[1], stream: m[2] });
+        }
+    }
+  }
+  if (o.mode === 'run' && o.peers.length === 0) usage('no peers given');
+  if (o.mode === 'offer' && !o.offerRole) o.offerRole = 'publish';
+  return o;
+}
+
+const opts = parseArgs(process.argv.slice(2));
+
+// ------------------------------------------------------------------------------------------------
+// In-page code. Runs inside Chromium; must be self-contained.
+function pageSetup() {
+  window.rc = {
+    pc: null,
+    stream: null,
+    states: [],
+    async makePeer(role, media) {
+      const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+      this.pc = pc;
+      const log = () => this.states.push({ pc: pc.connectionState, ice: pc.iceConnectionState });
+      pc.addEventListener('connectionstatechange', log);
+      pc.addEventListener('iceconnectionstatechange', log);
+      if (role === 'publish') {
+        const stream = await navigator.mediaDevices.getUserMedia({
+          audio: true,
+          video: { width: { ideal: media.width }, height: { ideal: media.height }, frameRate: { ideal: media.fps } },
+        });
+        this.stream = stream;
+        for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+      } else {
+        pc.addTransceiver('audio', { direction: 'recvonly' });
+        pc.addTransceiver('video', { direction: 'recvonly' });
+        this.attachSinks(pc);
+      }
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      // Non-trickle WHIP/WHEP: wait for gathering to finish (bounded; the server is ICE-lite and
+      // learns our address from our checks anyway).
+      if (pc.iceGatheringState !== 'complete') {
+        await new Promise((resolve) => {
+          const t = setTimeout(resolve, 3000);
+          pc.addEventListener('icegatheringstatechange', () => {
+            if (pc.iceGatheringState === 'complete') { clearTimeout(t); resolve(); }
+          });
+        });
+      }
+      return pc.localDescription.sdp;
+    },
+    /** Keeps received tracks attached to media elements, as a real player would. */
+    attachSinks(pc) {
+      pc.addEventListener('track', (ev) => {
+        const el = document.createElement(ev.track.kind === 'video' ? 'video' : 'audio');
+        el.muted = true; el.autoplay = true; el.playsInline = true;
+        el.srcObject = new MediaStream([ev.track]);
+        document.body.appendChild(el);
+        el.play().catch(() => {});
+      });
+    },
+    async setAnswer(sdp) { await this.pc.setRemoteDescription({ type: 'answer', sdp }); },
+    async setOffer(sdp) {
+      await this.pc.setRemoteDescription({ type: 'offer', sdp });
+      const answer = await this.pc.createAnswer();
+      await this.pc.setLocalDescription(answer);
+      return this.pc.localDescription.sdp;
+    },
+    takeStates() { const s = this.states; this.states = []; return s; },
+    state() { return this.pc ? { pc: this.pc.connectionState, ice: this.pc.iceConnectionState } : null; },
+    async sample() {
+      const report = await this.pc.getStats();
+      const byId = new Map();
+      report.forEach((s) => byId.set(s.id, s));
+      const out = {};
+      const pick = (s, keys) => { const o = {}; for (const k of keys) if (s[k] !== undefined) o[k] = s[k]; return o; };
+      const codecOf = (s) => (s.codecId && byId.get(s.codecId) ? byId.get(s.codecId).mimeType : undefined);
+      let pairId = null;
+      report.forEach((s) => {
+        if (s.type === 'inbound-rtp') {
+          const keys = s.kind === 'video'
+            ? ['ssrc', 'packetsReceived', 'packetsLost', 'bytesReceived', 'framesReceived', 'framesDecoded',
+              'keyFramesDecoded', 'framesDropped', 'framesPerSecond', 'frameWidth', 'frameHeight', 'nackCount',
+              'pliCount', 'firCount', 'jitter', 'decoderImplementation']
+            : ['ssrc', 'packetsReceived', 'packetsLost', 'bytesReceived', 'jitter', 'totalSamplesReceived',
+              'concealedSamples', 'audioLevel'];
+          out[s.kind] = { ...pick(s, keys), codec: codecOf(s) };
+        } else if (s.type === 'outbound-rtp') {
+          const keys = s.kind === 'video'
+            ? ['ssrc', 'packetsSent', 'bytesSent', 'framesEncoded', 'framesSent', 'keyFramesEncoded',
+              'framesPerSecond', 'frameWidth', 'frameHeight', 'nackCount', 'pliCount', 'firCount',
+              'retransmittedPacketsSent', 'qualityLimitationReason', 'encoderImplementation', 'targetBitrate']
+            : ['ssrc', 'packetsSent', 'bytesSent', 'retransmittedPacketsSent', 'targetBitrate'];
+          out[s.kind] = { ...pick(s, keys), codec: codecOf(s) };
+        } else if (s.type === 'transport' && s.selectedCandidatePairId) {
+          pairId = s.selectedCandidatePairId;
+        }
+      });
+      if (!pairId) report.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pairId = s.id; });
+      const pair = pairId ? byId.get(pairId) : null;
+      if (pair) {
+        const cand = (id) => { const c = byId.get(id); return c ? pick(c, ['address', 'port', 'protocol', 'candidateType']) : null; };
+        out.pair = {
+          state: pair.state, local: cand(pair.localCandidateId), remote: cand(pair.remoteCandidateId),
+          currentRoundTripTime: pair.currentRoundTripTime, bytesSent: pair.bytesSent, bytesReceived: pair.bytesReceived,
+        };
+      }
+      return out;
+    },
+    close() { if (this.stream) this.stream.getTracks().forEach((t) => t.stop()); if (this.pc) this.pc.close(); },
+  };
+}
+
+// ------------------------------------------------------------------------------------------------
+// Node side.
+
+/** A page origin that counts as a secure context (http://127.0.0.1), needed for getUserMedia. */
+function startPageServer() {
+  const server = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html' });
+    res.end('<!doctype html><html><head><title>ringcast peer</title></head><body></body></html>');
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+async function launch() {
+  if (!fs.existsSync(opts.chromium)) {
+    throw new Error(`Chromium not found at ${opts.chromium}: run scripts/install-test-deps.sh (or set --chromium/CHROMIUM)`);
+  }
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ringcast-chromium-'));
+  const args = [
+    '--no-sandbox', '--disable-gpu', '--allow-loopback-in-peer-connection',
+    `--use-fake-device-for-media-stream=fps=${opts.fps}`, '--use-fake-ui-for-media-stream',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic',
+    '--no-first-run',
+    // Hidden/background pages must not be throttled: every peer page runs at once.
+    '--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows',
+  ];
+  // launchPersistentContext is how playwright takes an explicit --user-data-dir; the directory is
+  // fresh for every run and removed at the end. Granting camera/microphone also keeps viewers'
+  // host candidates as real addresses instead of mDNS names. (No --disable-features here:
+  // Chromium keeps only the last one, which would drop playwright's own list.)
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: opts.chromium, headless: true, args, chromiumSandbox: false,
+    permissions: ['camera', 'microphone'], handleSIGINT: false, handleSIGTERM: false, handleSIGHUP: false,
+  });
+  const version = context.browser() ? context.browser().version() : 'unknown';
+  warn(`launched ${opts.chromium} (${version}) profile ${userDataDir}`);
+  return {
+    context, version,
+    async close() {
+      await context.close().catch(() => {});
+      fs.rmSync(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function newPeerPage(context, origin, name) {
+  const page = await context.newPage();
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') warn(`${name} console.${m.type()}: ${m.text()}`); });
+  page.on('pageerror', (e) => warn(`${name} pageerror: ${e.message}`));
+  await page.goto(origin);
+  await page.evaluate(pageSetup);
+  return page;
+}
+
+async function httpExchange(method, url, body) {
+  const headers = {};
+  if (body !== undefined) headers['content-type'] = 'application/sdp';
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  const res = await fetch(url, { method, headers, body, signal: AbortSignal.timeout(10000) });
+  const text = await res.text();
+  return { status: res.status, location: res.headers.get('location'), contentType: res.headers.get('content-type'), text };
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitConnected(peer, timeoutS) {
+  const deadline = performance.now() + timeoutS * 1000;
+  while (performance.now() < deadline) {
+    const st = await peer.page.evaluate(() => window.rc.state());
+    if (st && st.pc === 'connected') return true;
+    if (st && (st.pc === 'failed' || st.pc === 'closed')) return false;
+    await sleep(100);
+  }
+  return false;
+}
+
+async function runPeers() {
+  const pageServer = await startPageServer();
+  const origin = `http://127.0.0.1:${pageServer.address().port}/`;
+  let browser = null;
+  const peers = [];
+  let failed = false;
+  let stopping = false;
+  const shutdown = async (code) => {
+    if (stopping) return; stopping = true;
+    if (browser) await browser.close();
+    pageServer.close();
+    process.exit(code);
+  };
+  process.on('SIGTERM', () => { warn('SIGTERM'); shutdown(1); });
+  process.on('SIGINT', () => { warn('SIGINT'); shutdown(1); });
+
+  try {
+    browser = await launch();
+    emit({ type: 'browser', version: browser.version, chromium: opts.chromium });
+    const counts = { publish: 0, view: 0 };
+    for (const spec of opts.peers) {
+      const name = `${spec.role}-${counts[spec.role]++}`;
+      const peer = { name, ...spec, page: null, location: null, ok: false, connected: false, samples: 0 };
+      peers.push(peer);
+      try {
+        peer.page = await newPeerPage(browser.context, origin, name);
+        const offer = await peer.page.evaluate(({ role, media }) => window.rc.makePeer(role, media),
+          { role: spec.role, media: { width: opts.width, height: opts.height, fps: opts.fps } });
+        const url = `${opts.server}/${spec.role === 'publish' ? 'whip' : 'whep'}/${encodeURIComponent(spec.stream)}`;
+        const res = await httpExchange('POST', url, offer);
+        peer.location = res.location ? new URL(res.location, url).toString() : null;
+        emit({ type: 'peer', peer: name, role: spec.role, stream: spec.stream, t: now(), status: res.status, location: peer.location, content_type: res.contentType });
+        if (res.status !== 201) throw new Error(`POST ${url} -> ${res.status} ${res.contentType || ''}: ${res.text.slice(0, 500)}`);
+        await peer.page.evaluate((sdp) => window.rc.setAnswer(sdp), res.text);
+        peer.ok = true;
+      } catch (e) {
+        failed = true;
+        emit({ type: 'error', peer: name, t: now(), message: String(e && e.message ? e.message : e) });
+      }
+      if (opts.stagger > 0) await sleep(opts.stagger);
+    }
+
+    // Sample every peer until the run ends; report state changes as they happen.
+    const end = performance.now() + opts.duration * 1000;
+    const connectDeadline = performance.now() + opts.connectTimeout * 1000;
+    while (performance.now() < end) {
+      const tick = performance.now();
+      await Promise.all(peers.filter((p) => p.ok).map(async (p) => {
+        try {
+          const states = await p.page.evaluate(() => window.rc.takeStates());
+          for (const s of states) {
+            emit({ type: 'state', peer: p.name, t: now(), ...s });
+            if (s.pc === 'connected') p.connected = true;
+          }
+          const sample = await p.page.evaluate(() => window.rc.sample());
+          p.samples++;
+          emit({ type: 'stats', peer: p.name, role: p.role, t: now(), ...sample });
+        } catch (e) {
+          emit({ type: 'error', peer: p.name, t: now(), message: `getStats: ${e.message}` });
+        }
+      }));
+      if (performance.now() > connectDeadline) {
+        for (const p of peers) {
+          if (p.ok && !p.connected && !p.timedOut) {
+            p.timedOut = true; failed = true;
+            emit({ type: 'error', peer: p.name, t: now(), message: `not connected after ${opts.connectTimeout}s` });
+          }
+        }
+      }
+      await sleep(Math.max(0, opts.interval - (performance.now() - tick)));
+    }
+
+    for (const p of peers) {
+      if (!p.ok) continue;
+      let deleteStatus = null;
+      if (p.location) {
+        try { deleteStatus = (await httpExchange('DELETE', p.location)).status; } catch (e) { deleteStatus = String(e.message); }
+      }
+      await p.page.evaluate(() => window.rc.close()).catch(() => {});
+      emit({ type: 'done', peer: p.name, t: now(), delete_status: deleteStatus });
+    }
+  } catch (e) {
+    failed = true;
+    emit({ type: 'error', peer: null, t: now(), message: String(e && e.stack ? e.stack : e) });
+  }
+  emit({
+    type: 'summary', ok: !failed, t: now(),
+    peers: peers.map((p) => ({ peer: p.name, role: p.role, stream: p.stream, answered: p.ok, connected: p.connected, samples: p.samples, location: p.location })),
+  });
+  await shutdown(failed ? 1 : 0);
+}
+
+async function runOffer() {
+  const pageServer = await startPageServer();
+  const browser = await launch();
+  try {
+    const page = await newPeerPage(browser.context, `http://127.0.0.1:${pageServer.address().port}/`, 'offer');
+    const sdp = await page.evaluate(({ role, media }) => window.rc.makePeer(role, media),
+      { role: opts.offerRole, media: { width: opts.width, height: opts.height, fps: opts.fps } });
+    process.stdout.write(sdp);
+  } finally {
+    await browser.close();
+    pageServer.close();
+  }
+}
+
+/** Publisher page straight into a viewer page, no server: checks browser, fake devices and stats. */
+async function runLoopback() {
+  const pageServer = await startPageServer();
+  const origin = `http://127.0.0.1:${pageServer.address().port}/`;
+  const browser = await launch();
+  let ok = true;
+  try {
+    emit({ type: 'browser', version: browser.version, chromium: opts.chromium });
+    const media = { width: opts.width, height: opts.height, fps: opts.fps };
+    const pub = await newPeerPage(browser.context, origin, 'publish-0');
+    const view = await newPeerPage(browser.context, origin, 'view-0');
+    const offer = await pub.evaluate(({ media }) => window.rc.makePeer('publish', media), { media });
+    // The viewer answers the publisher's offer (a viewer page with no transceivers of its own).
+    await view.evaluate(() => {
+      const pc = new RTCPeerConnection({ iceServers: [] });
+      window.rc.pc = pc;
+      window.rc.attachSinks(pc);
+      pc.addEventListener('connectionstatechange', () => window.rc.states.push({ pc: pc.connectionState, ice: pc.iceConnectionState }));
+    });
+    const answer = await view.evaluate((sdp) => window.rc.setOffer(sdp), offer);
+    await pub.evaluate((sdp) => window.rc.setAnswer(sdp), answer);
+    const peers = [{ name: 'publish-0', page: pub }, { name: 'view-0', page: view }];
+    for (const p of peers) {
+      const c = await waitConnected(p, opts.connectTimeout);
+      emit({ type: 'state', peer: p.name, t: now(), connected: c });
+      if (!c) ok = false;
+    }
+    const end = performance.now() + opts.duration * 1000;
+    while (performance.now() < end) {
+      const tick = performance.now();
+      for (const p of peers) emit({ type: 'stats', peer: p.name, role: p.name.split('-')[0], t: now(), ...(await p.page.evaluate(() => window.rc.sample())) });
+      await sleep(Math.max(0, opts.interval - (performance.now() - tick)));
+    }
+  } catch (e) {
+    ok = false;
+    emit({ type: 'error', peer: null, t: now(), message: String(e && e.stack ? e.stack : e) });
+  } finally {
+    await browser.close();
+    pageServer.close();
+  }
+  emit({ type: 'summary', ok, t: now() });
+  process.exit(ok ? 0 : 1);
+}
+
+const main = { run: runPeers, offer: runOffer, loopback: runLoopback }[opts.mode];
+main().catch((e) => { warn(e && e.stack ? e.stack : String(e)); process.exit(1); });
