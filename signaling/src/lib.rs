@@ -38,12 +38,17 @@ pub enum ServerError {
 
 /// Starts the media node and builds the shared state. Shard events arrive on the returned
 /// receiver; feed them to [`handle_event`].
-pub fn build(cfg: Config) -> Result<(Arc<AppState>, tokio::sync::mpsc::UnboundedReceiver<Event>), ServerError> {
+pub fn build(
+    cfg: Config,
+) -> Result<(Arc<AppState>, tokio::sync::mpsc::UnboundedReceiver<Event>), ServerError> {
     let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
     let media = MediaNode::start(&cfg, move |ev| {
         let _ = ev_tx.send(ev);
     })?;
-    let placer = Placer { policy: cfg.placement, max_per_shard: cfg.max_sessions_per_shard };
+    let placer = Placer {
+        policy: cfg.placement,
+        max_per_shard: cfg.max_sessions_per_shard,
+    };
     let state = Arc::new(AppState {
         registry: Mutex::new(Registry::new(media.shard_count(), placer)),
         capabilities: sdp::Capabilities::default(),
@@ -56,7 +61,10 @@ pub fn build(cfg: Config) -> Result<(Arc<AppState>, tokio::sync::mpsc::Unbounded
 
 /// Runs the all-in-one server until `shutdown` resolves, then closes every session, stops the
 /// shards and returns.
-pub async fn serve(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+pub async fn serve(
+    cfg: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     let (state, mut ev_rx) = build(cfg)?;
     let events_state = Arc::clone(&state);
     let events = tokio::spawn(async move {
@@ -66,11 +74,18 @@ pub async fn serve(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'sta
     });
 
     let addr = SocketAddr::new(state.cfg.bind, state.cfg.port);
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| ServerError::Listen(addr, e))?;
-    let local = listener.local_addr().map_err(|e| ServerError::Listen(addr, e))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServerError::Listen(addr, e))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| ServerError::Listen(addr, e))?;
     tracing::info!(shards = state.media.shard_count(), candidates = ?state.media.candidate_ips, "listening on http://{local}");
     let app = api::router(Arc::clone(&state));
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(ServerError::Http);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServerError::Http);
 
     tracing::info!("shutting down: closing sessions and stopping shards");
     let st = Arc::clone(&state);

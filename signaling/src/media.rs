@@ -68,7 +68,14 @@ impl MediaNode {
             };
             let sc = ShardConfig {
                 id: ShardId(i as u16),
-                bind: SocketAddr::new(cfg.rtc_bind, if cfg.rtc_min_port == 0 { 0 } else { cfg.rtc_min_port.saturating_add(i as u16) }),
+                bind: SocketAddr::new(
+                    cfg.rtc_bind,
+                    if cfg.rtc_min_port == 0 {
+                        0
+                    } else {
+                        cfg.rtc_min_port.saturating_add(i as u16)
+                    },
+                ),
                 io,
                 io_config: IoConfig::default(),
                 core,

@@ -16,15 +16,32 @@ const CHROME_PUBLISH: &str = include_str!("data/chrome-publish.sdp");
 const CHROME_VIEW: &str = include_str!("data/chrome-view.sdp");
 
 fn server(extra: &[&str]) -> Arc<AppState> {
-    let mut args = vec!["ringcast", "--shards", "1", "--rtc-min-port", "0", "--rtc-bind", "127.0.0.1", "--no-pin", "--io", "mmsg"];
+    let mut args = vec![
+        "ringcast",
+        "--shards",
+        "1",
+        "--rtc-min-port",
+        "0",
+        "--rtc-bind",
+        "127.0.0.1",
+        "--no-pin",
+        "--io",
+        "mmsg",
+    ];
     args.extend_from_slice(extra);
     let cfg = Config::try_parse_from(args).expect("valid flags");
     let (state, _events) = signaling::build(cfg).expect("server starts");
     state
 }
 
-async fn call(state: &Arc<AppState>, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
-    let resp = signaling::api::router(Arc::clone(state)).oneshot(req).await.expect("router answers");
+async fn call(
+    state: &Arc<AppState>,
+    req: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let resp = signaling::api::router(Arc::clone(state))
+        .oneshot(req)
+        .await
+        .expect("router answers");
     let status = resp.status();
     let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.expect("body").to_bytes();
@@ -32,12 +49,18 @@ async fn call(state: &Arc<AppState>, req: Request<Body>) -> (StatusCode, axum::h
 }
 
 fn post(path: &str, ct: &str, body: impl Into<Body>) -> Request<Body> {
-    Request::post(path).header(header::CONTENT_TYPE, ct).body(body.into()).unwrap()
+    Request::post(path)
+        .header(header::CONTENT_TYPE, ct)
+        .body(body.into())
+        .unwrap()
 }
 
 fn assert_problem(status: StatusCode, headers: &axum::http::HeaderMap, body: &str, expected: u16) {
     assert_eq!(status.as_u16(), expected, "body: {body}");
-    assert_eq!(headers.get(header::CONTENT_TYPE).unwrap(), "application/problem+json");
+    assert_eq!(
+        headers.get(header::CONTENT_TYPE).unwrap(),
+        "application/problem+json"
+    );
     let v: serde_json::Value = serde_json::from_str(body).expect("problem body is JSON");
     assert_eq!(v["status"], expected);
     assert!(v["detail"].as_str().is_some_and(|d| !d.is_empty()));
@@ -49,7 +72,12 @@ async fn whip_publish_answers_201_with_an_ice_lite_answer_and_location() {
     let (status, h, body) = call(&st, post("/whip/cam", "application/sdp", CHROME_PUBLISH)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(h.get(header::CONTENT_TYPE).unwrap(), "application/sdp");
-    let location = h.get(header::LOCATION).unwrap().to_str().unwrap().to_string();
+    let location = h
+        .get(header::LOCATION)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(location.starts_with("/whip/cam/"));
     assert!(h.get(header::ETAG).is_some());
     assert!(body.contains("a=ice-lite"));
@@ -80,9 +108,19 @@ async fn whep_viewers_get_sendonly_answers_with_their_own_ssrcs() {
     for _ in 0..2 {
         let (status, h, body) = call(&st, post("/whep/show", "application/sdp", CHROME_VIEW)).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
-        assert!(h.get(header::LOCATION).unwrap().to_str().unwrap().starts_with("/whep/show/"));
+        assert!(
+            h.get(header::LOCATION)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("/whep/show/")
+        );
         assert!(body.contains("a=sendonly"));
-        let ssrc: Vec<String> = body.lines().filter(|l| l.starts_with("a=ssrc:")).map(|l| l[7..].split(' ').next().unwrap().to_string()).collect();
+        let ssrc: Vec<String> = body
+            .lines()
+            .filter(|l| l.starts_with("a=ssrc:"))
+            .map(|l| l[7..].split(' ').next().unwrap().to_string())
+            .collect();
         assert!(!ssrc.is_empty(), "answer announces SSRCs:\n{body}");
         ssrcs.extend(ssrc);
     }
@@ -99,22 +137,43 @@ async fn bad_requests_get_problem_responses() {
     assert_problem(s, &h, &b, 415);
     let (s, h, b) = call(&st, post("/whip/x", "application/sdp", "this is not sdp")).await;
     assert_problem(s, &h, &b, 400);
-    let (s, h, b) = call(&st, post("/whip/x", "application/sdp", vec![0xffu8, 0xfe, 0x00, 0x01])).await;
+    let (s, h, b) = call(
+        &st,
+        post("/whip/x", "application/sdp", vec![0xffu8, 0xfe, 0x00, 0x01]),
+    )
+    .await;
     assert_problem(s, &h, &b, 400);
     let (s, h, b) = call(&st, post("/whip/x", "application/sdp", "")).await;
     assert_problem(s, &h, &b, 400);
-    let big = format!("{CHROME_PUBLISH}{}", "a=x-filler:0123456789012345678901234567890123456789\r\n".repeat(40_000));
+    let big = format!(
+        "{CHROME_PUBLISH}{}",
+        "a=x-filler:0123456789012345678901234567890123456789\r\n".repeat(40_000)
+    );
     let (s, h, b) = call(&st, post("/whip/x", "application/sdp", big)).await;
     assert_problem(s, &h, &b, 413);
     let truncated = &CHROME_PUBLISH[..CHROME_PUBLISH.len() / 3];
-    let (s, _, b) = call(&st, post("/whip/x", "application/sdp", truncated.to_string())).await;
+    let (s, _, b) = call(
+        &st,
+        post("/whip/x", "application/sdp", truncated.to_string()),
+    )
+    .await;
     assert!(s.is_client_error(), "truncated offer: {s} {b}");
-    let (s, h, b) = call(&st, post("/whip/bad%20name", "application/sdp", CHROME_PUBLISH)).await;
+    let (s, h, b) = call(
+        &st,
+        post("/whip/bad%20name", "application/sdp", CHROME_PUBLISH),
+    )
+    .await;
     assert_problem(s, &h, &b, 400);
     // A viewer's recvonly offer on the publish endpoint cannot be served.
     let (s, h, b) = call(&st, post("/whip/x", "application/sdp", CHROME_VIEW)).await;
     assert_problem(s, &h, &b, 422);
-    let (s, h, b) = call(&st, Request::delete("/whip/x/00000000000000ff").body(Body::empty()).unwrap()).await;
+    let (s, h, b) = call(
+        &st,
+        Request::delete("/whip/x/00000000000000ff")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     assert_problem(s, &h, &b, 404);
     let (s, h, b) = call(&st, Request::get("/nowhere").body(Body::empty()).unwrap()).await;
     assert_problem(s, &h, &b, 404);
@@ -126,10 +185,18 @@ async fn bearer_token_is_enforced_when_configured() {
     let (s, h, b) = call(&st, post("/whip/x", "application/sdp", CHROME_PUBLISH)).await;
     assert_problem(s, &h, &b, 401);
     assert_eq!(h.get(header::WWW_AUTHENTICATE).unwrap(), "Bearer");
-    let wrong = Request::post("/whip/x").header(header::CONTENT_TYPE, "application/sdp").header(header::AUTHORIZATION, "Bearer nope").body(Body::from(CHROME_PUBLISH)).unwrap();
+    let wrong = Request::post("/whip/x")
+        .header(header::CONTENT_TYPE, "application/sdp")
+        .header(header::AUTHORIZATION, "Bearer nope")
+        .body(Body::from(CHROME_PUBLISH))
+        .unwrap();
     let (s, h, b) = call(&st, wrong).await;
     assert_problem(s, &h, &b, 401);
-    let right = Request::post("/whip/x").header(header::CONTENT_TYPE, "application/sdp").header(header::AUTHORIZATION, "Bearer s3cret").body(Body::from(CHROME_PUBLISH)).unwrap();
+    let right = Request::post("/whip/x")
+        .header(header::CONTENT_TYPE, "application/sdp")
+        .header(header::AUTHORIZATION, "Bearer s3cret")
+        .body(Body::from(CHROME_PUBLISH))
+        .unwrap();
     let (s, _, b) = call(&st, right).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
 }
@@ -138,32 +205,73 @@ async fn bearer_token_is_enforced_when_configured() {
 async fn patch_accepts_trickle_and_refuses_ice_restart() {
     let st = server(&[]);
     let (_, h, _) = call(&st, post("/whip/t", "application/sdp", CHROME_PUBLISH)).await;
-    let location = h.get(header::LOCATION).unwrap().to_str().unwrap().to_string();
+    let location = h
+        .get(header::LOCATION)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
     let etag = h.get(header::ETAG).unwrap().to_str().unwrap().to_string();
-    let ufrag = CHROME_PUBLISH.lines().find_map(|l| l.strip_prefix("a=ice-ufrag:")).unwrap().trim().to_string();
-    let frag = format!("a=ice-ufrag:{ufrag}\r\na=ice-pwd:whatever0123456789abcdef\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 192.0.2.9 50000 typ host\r\na=end-of-candidates\r\n");
-    let req = Request::patch(&location).header(header::CONTENT_TYPE, "application/trickle-ice-sdpfrag").header(header::IF_MATCH, &etag).body(Body::from(frag.clone())).unwrap();
+    let ufrag = CHROME_PUBLISH
+        .lines()
+        .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let frag = format!(
+        "a=ice-ufrag:{ufrag}\r\na=ice-pwd:whatever0123456789abcdef\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 192.0.2.9 50000 typ host\r\na=end-of-candidates\r\n"
+    );
+    let req = Request::patch(&location)
+        .header(header::CONTENT_TYPE, "application/trickle-ice-sdpfrag")
+        .header(header::IF_MATCH, &etag)
+        .body(Body::from(frag.clone()))
+        .unwrap();
     let (s, _, b) = call(&st, req).await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
-    let stale = Request::patch(&location).header(header::CONTENT_TYPE, "application/trickle-ice-sdpfrag").header(header::IF_MATCH, "\"stale\"").body(Body::from(frag.clone())).unwrap();
+    let stale = Request::patch(&location)
+        .header(header::CONTENT_TYPE, "application/trickle-ice-sdpfrag")
+        .header(header::IF_MATCH, "\"stale\"")
+        .body(Body::from(frag.clone()))
+        .unwrap();
     let (s, h2, b) = call(&st, stale).await;
     assert_problem(s, &h2, &b, 412);
     let restart = frag.replace(&format!("a=ice-ufrag:{ufrag}"), "a=ice-ufrag:newU");
-    let req = Request::patch(&location).header(header::CONTENT_TYPE, "application/trickle-ice-sdpfrag").body(Body::from(restart)).unwrap();
+    let req = Request::patch(&location)
+        .header(header::CONTENT_TYPE, "application/trickle-ice-sdpfrag")
+        .body(Body::from(restart))
+        .unwrap();
     let (s, h2, b) = call(&st, req).await;
     assert_problem(s, &h2, &b, 422);
-    let req = Request::patch(&location).header(header::CONTENT_TYPE, "application/sdp").body(Body::from(frag)).unwrap();
+    let req = Request::patch(&location)
+        .header(header::CONTENT_TYPE, "application/sdp")
+        .body(Body::from(frag))
+        .unwrap();
     let (s, h2, b) = call(&st, req).await;
     assert_problem(s, &h2, &b, 415);
 }
 
 #[tokio::test]
 async fn options_health_and_metrics_describe_the_server() {
-    let st = server(&["--ice-servers", "stun:stun.example.net:3478,turn:turn.example.net:3478", "--ice-username", "u", "--ice-credential", "p"]);
-    let (s, h, _) = call(&st, Request::options("/whip/x").body(Body::empty()).unwrap()).await;
+    let st = server(&[
+        "--ice-servers",
+        "stun:stun.example.net:3478,turn:turn.example.net:3478",
+        "--ice-username",
+        "u",
+        "--ice-credential",
+        "p",
+    ]);
+    let (s, h, _) = call(
+        &st,
+        Request::options("/whip/x").body(Body::empty()).unwrap(),
+    )
+    .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert_eq!(h.get("accept-post").unwrap(), "application/sdp");
-    let links: Vec<&str> = h.get_all(header::LINK).iter().map(|v| v.to_str().unwrap()).collect();
+    let links: Vec<&str> = h
+        .get_all(header::LINK)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
     assert_eq!(links.len(), 2);
     assert!(links[1].contains("username=\"u\"") && links[1].contains("credential=\"p\""));
     let (s, _, b) = call(&st, Request::get("/health").body(Body::empty()).unwrap()).await;
@@ -171,11 +279,21 @@ async fn options_health_and_metrics_describe_the_server() {
     assert!(b.contains("\"ok\""));
     let (s, _, b) = call(&st, Request::get("/metrics").body(Body::empty()).unwrap()).await;
     assert_eq!(s, StatusCode::OK);
-    for series in ["ringcast_datagrams_in_total{shard=\"0\"}", "ringcast_sessions{shard=\"0\"}", "ringcast_drops_total{shard=\"0\",reason=\"srtp_auth\"}"] {
+    for series in [
+        "ringcast_datagrams_in_total{shard=\"0\"}",
+        "ringcast_sessions{shard=\"0\"}",
+        "ringcast_drops_total{shard=\"0\",reason=\"srtp_auth\"}",
+    ] {
         assert!(b.contains(series), "missing {series}");
     }
     let (s, h, b) = call(&st, Request::get("/").body(Body::empty()).unwrap()).await;
     assert_eq!(s, StatusCode::OK);
-    assert!(h.get(header::CONTENT_TYPE).unwrap().to_str().unwrap().starts_with("text/html"));
+    assert!(
+        h.get(header::CONTENT_TYPE)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     assert!(b.contains("/whip/") && b.contains("/whep/"));
 }

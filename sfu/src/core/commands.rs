@@ -88,7 +88,7 @@ impl ShardCore {
         let rtcp_ssrc = Ssrc(self.next_random() as u32);
         let idx = self
             .sessions
-            .insert(Session::new(&spec, ice, dtls, rtcp_ssrc, now));
+            .insert(Session::new(&spec, ice, dtls, rtcp_ssrc));
         self.by_id.insert(spec.id, idx);
         self.by_ufrag
             .insert(spec.local_ice.ufrag.as_bytes().to_vec(), idx);
@@ -220,23 +220,29 @@ impl ShardCore {
             }
         }
         self.fanout.retain(|j| j.track != tidx);
-        if let Some(entry) = self.streams.get_mut(&track.stream) {
-            entry.tracks.retain(|&t| t != tidx);
-            if matches!(track.origin, Origin::Local { .. }) {
-                let links = entry.links.clone();
-                for shard in links {
-                    self.send_to_shard(
-                        shard,
-                        ShardMsg::TrackEnded {
-                            stream: track.stream,
-                            track: track.id,
-                        },
-                    );
+        let Some(entry) = self.streams.get_mut(&track.stream) else {
+            return;
+        };
+        entry.tracks.retain(|&t| t != tidx);
+        let empty = entry.is_empty();
+        if matches!(track.origin, Origin::Local { .. })
+            && let (Some(entry), Some(mesh)) = (self.streams.get(&track.stream), self.mesh.as_mut())
+        {
+            for &shard in &entry.links {
+                let msg = ShardMsg::TrackEnded {
+                    stream: track.stream,
+                    track: track.id,
+                };
+                match mesh.send(shard, msg) {
+                    Ok(()) => self.counters.cross_shard_out += 1,
+                    Err(_) => self
+                        .counters
+                        .drop(crate::metrics::DropReason::CrossShardQueueFull),
                 }
             }
-            if entry.is_empty() {
-                self.streams.remove(&track.stream);
-            }
+        }
+        if empty {
+            self.streams.remove(&track.stream);
         }
     }
 

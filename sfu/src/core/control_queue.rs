@@ -25,6 +25,7 @@ impl ControlQueue {
         }
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
     }

@@ -65,7 +65,7 @@ impl ShardCore {
         match outcome {
             Ok(o) => {
                 if !queued {
-                    self.drop_packet(DropReason::TxQueueFull);
+                    self.counters.drop(DropReason::TxQueueFull);
                 }
                 if o.newly_validated {
                     self.by_addr.insert(src, idx);
@@ -74,13 +74,13 @@ impl ShardCore {
                     session.dest = session.ice.nominated();
                 }
             }
-            Err(IceError::BadIntegrity) => self.drop_packet(DropReason::StunBadIntegrity),
-            Err(IceError::BadFingerprint) => self.drop_packet(DropReason::StunBadFingerprint),
-            Err(IceError::NotBindingRequest) => self.drop_packet(DropReason::StunNotRequest),
+            Err(IceError::BadIntegrity) => self.counters.drop(DropReason::StunBadIntegrity),
+            Err(IceError::BadFingerprint) => self.counters.drop(DropReason::StunBadFingerprint),
+            Err(IceError::NotBindingRequest) => self.counters.drop(DropReason::StunNotRequest),
             Err(IceError::UnknownUser) | Err(IceError::TooManyAddresses) => {
-                self.drop_packet(DropReason::StunUnknownUser)
+                self.counters.drop(DropReason::StunUnknownUser)
             }
-            Err(IceError::BufferTooSmall) => self.drop_packet(DropReason::TxQueueFull),
+            Err(IceError::BufferTooSmall) => self.counters.drop(DropReason::TxQueueFull),
         }
     }
 
@@ -92,8 +92,9 @@ impl ShardCore {
         let session = &mut self.sessions[idx];
         session.dtls_peer = Some(src);
         if let Err(e) = session.dtls.handle_datagram(now, buf) {
+            let id = session.id;
             self.drop_packet(DropReason::DtlsError);
-            tracing::info!(shard = %self.shard, session = %session.id, error = %e, "DTLS failed");
+            tracing::info!(shard = %self.shard, session = %id, error = %e, "DTLS failed");
             return self.close_session(now, idx, CloseReason::DtlsFailed(e.to_string()));
         }
         self.drain_dtls(now, idx);

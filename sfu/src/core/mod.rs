@@ -79,8 +79,6 @@ pub struct ShardCore {
     events: VecDeque<Event>,
     counters: CoreCounters,
     next_tick: Instant,
-    /// Wall-clock time at `epoch`, for NTP timestamps in sender reports.
-    epoch: (Instant, SystemTime),
     rng: u64,
     shutting_down: bool,
     /// Scratch for building packets before they are copied into a slot.
@@ -133,7 +131,6 @@ impl ShardCore {
             events: VecDeque::new(),
             counters: CoreCounters::default(),
             next_tick: now,
-            epoch: (now, wall_clock),
             rng: seed | 1,
             shutting_down: false,
             scratch: Box::new([0u8; crate::io::SLOT_SIZE]),
@@ -220,20 +217,5 @@ impl ShardCore {
         x ^= x >> 27;
         self.rng = x;
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// NTP time (RFC 3550 §4) of `now`.
-    fn ntp_time(&self, now: Instant) -> u64 {
-        let wall = if now >= self.epoch.0 {
-            self.epoch.1 + (now - self.epoch.0)
-        } else {
-            self.epoch.1 - (self.epoch.0 - now)
-        };
-        let d = wall
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
-        let secs = d.as_secs() + 2_208_988_800;
-        let frac = ((d.subsec_nanos() as u64) << 32) / 1_000_000_000;
-        (secs << 32) | frac
     }
 }

@@ -2,7 +2,7 @@
 //! tracks it publishes and media sections it views.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::bwe::TwccReceiver;
 use crate::control::{ExtMap, SessionSpec};
@@ -44,17 +44,10 @@ pub struct Session {
     pub rtcp_ssrc: Ssrc,
     pub twcc: Option<TwccReceiver>,
     pub rtt: Duration,
-    pub created: Instant,
 }
 
 impl Session {
-    pub fn new(
-        spec: &SessionSpec,
-        ice: IceLite,
-        dtls: DtlsConn,
-        rtcp_ssrc: Ssrc,
-        now: Instant,
-    ) -> Self {
+    pub fn new(spec: &SessionSpec, ice: IceLite, dtls: DtlsConn, rtcp_ssrc: Ssrc) -> Self {
         Session {
             id: spec.id,
             ice,
@@ -69,14 +62,7 @@ impl Session {
             rtcp_ssrc,
             twcc: spec.extmap.transport_cc.map(|_| TwccReceiver::default()),
             rtt: Duration::from_millis(100),
-            created: now,
         }
-    }
-
-    /// Media flows: ICE nominated and SRTP keys are in place.
-    #[inline]
-    pub fn is_connected(&self) -> bool {
-        self.srtp.is_some() && self.dest.is_some()
     }
 
     #[inline]

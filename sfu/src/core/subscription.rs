@@ -6,7 +6,7 @@ use std::time::Instant;
 use crate::control::SubscribeSpec;
 use crate::route::{KeyframeGate, SeqRewriter};
 use crate::stream::{RetransmitLimiter, SendStats};
-use crate::{Codec, MediaKind, Mid, PayloadType, SeqNo, Ssrc, StreamKey};
+use crate::{Codec, MediaKind, PayloadType, SeqNo, Ssrc, StreamKey};
 
 use super::config::CoreConfig;
 
@@ -32,7 +32,6 @@ pub struct Subscription {
     /// Position among the viewer's media sections of this kind: binds to the source track with
     /// the same ordinal.
     pub ordinal: u8,
-    pub mid: Mid,
     pub ssrc: Ssrc,
     pub rtx_ssrc: Option<Ssrc>,
     pub rtx_seq: u16,
@@ -84,7 +83,6 @@ impl Subscription {
             stream: spec.stream,
             kind: spec.kind,
             ordinal,
-            mid: spec.mid.clone(),
             ssrc: spec.ssrc,
             rtx_ssrc: spec.rtx_ssrc,
             rtx_seq: (seed >> 16) as u16,

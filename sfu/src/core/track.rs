@@ -183,13 +183,6 @@ impl Track {
         }
     }
 
-    pub fn local_session(&self) -> Option<usize> {
-        match self.origin {
-            Origin::Local { session } => Some(session),
-            Origin::Remote { .. } => None,
-        }
-    }
-
     /// The RTP timestamp of the publisher's clock at `now`, extrapolated from its last SR.
     pub fn rtp_time_at(&self, now: Instant) -> Option<(u64, u32)> {
         let sr = self.last_sr?;
