@@ -295,6 +295,10 @@ impl UringIo {
     }
 
     /// Enters the kernel once: submits and waits for one completion or the timeout.
+    ///
+    /// Sends submitted here usually complete within the call, so their completions can end the
+    /// wait at once and `wait` enters again. Asking for one completion beyond the queued sends
+    /// saves that second entry but measured slower on loopback echo (docs/adr/0002-io-backend.md).
     fn enter(&mut self, timeout: Option<std::time::Duration>) -> std::io::Result<()> {
         let r = match timeout {
             None => self.ring.submit_and_wait(1),
@@ -372,7 +376,10 @@ impl IoBackend for UringIo {
         self.waker.clone()
     }
 
-    fn recv_batch<F: FnMut(RecvMeta, &mut [u8])>(&mut self, mut f: F) -> std::io::Result<usize> {
+    fn recv_batch_with_tx<F: FnMut(RecvMeta, &mut [u8], &mut TxBatch)>(
+        &mut self,
+        mut f: F,
+    ) -> std::io::Result<usize> {
         self.reap();
         let mut handed = 0;
         while let Some((res, flags)) = self.stash.pop_front() {
@@ -400,6 +407,7 @@ impl IoBackend for UringIo {
                         f(
                             RecvMeta { src, dst_ip },
                             &mut buf[PAYLOAD_AT..PAYLOAD_AT + len],
+                            &mut self.sets[self.current].batch,
                         );
                         handed += 1;
                     }
