@@ -228,6 +228,15 @@ impl UringIo {
         }
     }
 
+    /// Submits without waiting; a kernel that is momentarily busy (EBUSY/EAGAIN while completions
+    /// back up) is not an error: the entries stay queued for the next enter.
+    fn submit_now(&mut self) -> std::io::Result<()> {
+        match self.submit() {
+            Err(e) if !matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EAGAIN)) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// Takes every completion off the queue: sends and wake-ups are settled here, receives are
     /// stashed for `recv_batch` (they hold buffers).
     fn reap(&mut self) {
@@ -486,7 +495,7 @@ impl IoBackend for UringIo {
             if !self.stash.is_empty() || self.woke {
                 self.woke = false;
                 if !self.ring.submission().is_empty() {
-                    self.submit()?;
+                    self.submit_now()?;
                 }
                 return Ok(());
             }
@@ -495,7 +504,7 @@ impl IoBackend for UringIo {
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {
-                        self.submit()?;
+                        self.submit_now()?;
                         self.reap();
                         return Ok(());
                     }
