@@ -208,6 +208,9 @@ fn receive(
     addr: std::sync::mpsc::Sender<SocketAddr>,
 ) -> std::io::Result<Side> {
     let send_addr = |a: SocketAddr| addr.send(a).map_err(std::io::Error::other);
+    if o.echo > 0 {
+        return echo_server(path, o, w, send_addr);
+    }
     if o.sink {
         // A socket nobody reads: its queue fills and the kernel drops, so the sender pays for
         // its own path without waking a receiver.
@@ -252,6 +255,9 @@ fn receive(
 }
 
 fn send(path: Path, o: Opts, mut w: Window, dest: SocketAddr) -> std::io::Result<Side> {
+    if o.echo > 0 {
+        return echo_client(o, w, dest);
+    }
     let datagram: Vec<u8> = (0..PAYLOAD).map(|i| i as u8).collect();
     if let Some((kind, cfg)) = path.config(&o) {
         let mut io = open(kind, local(), &cfg).map_err(std::io::Error::other)?;
@@ -283,6 +289,79 @@ fn send(path: Path, o: Opts, mut w: Window, dest: SocketAddr) -> std::io::Result
     }
 }
 
+/// Echoes every datagram back to its source, forwarding from the receive buffer.
+fn echo_server(
+    path: Path,
+    o: Opts,
+    mut w: Window,
+    send_addr: impl FnOnce(SocketAddr) -> std::io::Result<()>,
+) -> std::io::Result<Side> {
+    if let Some((kind, cfg)) = path.config(&o) {
+        let mut io = open(kind, local(), &cfg).map_err(std::io::Error::other)?;
+        send_addr(io.local_addr())?;
+        loop {
+            let _ = io.wait(Some(Instant::now() + Duration::from_millis(20)));
+            let mut n = 0u64;
+            let _ = io.recv_batch_with_tx(|meta, buf, tx| n += tx.push(meta.src, buf) as u64);
+            let _ = io.flush();
+            if !w.tick(n) {
+                break;
+            }
+        }
+        let st = io.stats();
+        return Ok(Side {
+            errors: st.send_errors + st.truncated,
+            ..w.finish()
+        });
+    }
+    match path {
+        Path::Monoio => monoio_path::echo(w, send_addr),
+        _ => {
+            let s = UdpSocket::bind(local())?;
+            s.set_read_timeout(Some(Duration::from_millis(20)))?;
+            send_addr(s.local_addr()?)?;
+            let mut buf = [0u8; 2048];
+            loop {
+                let n = match s.recv_from(&mut buf) {
+                    Ok((n, from)) => s.send_to(&buf[..n], from).is_ok() as u64,
+                    Err(_) => 0,
+                };
+                if !w.tick(n) {
+                    break;
+                }
+            }
+            Ok(w.finish())
+        }
+    }
+}
+
+/// Keeps `o.echo` datagrams in flight to an echo server; counts replies.
+fn echo_client(o: Opts, mut w: Window, dest: SocketAddr) -> std::io::Result<Side> {
+    let datagram: Vec<u8> = (0..PAYLOAD).map(|i| i as u8).collect();
+    let s = UdpSocket::bind(local())?;
+    s.set_read_timeout(Some(Duration::from_millis(50)))?;
+    let burst = |s: &UdpSocket| (0..o.echo).for_each(|_| drop(s.send_to(&datagram, dest)));
+    burst(&s);
+    let mut buf = [0u8; 2048];
+    loop {
+        let n = match s.recv_from(&mut buf) {
+            Ok((PAYLOAD, _)) => {
+                let _ = s.send_to(&datagram, dest);
+                1
+            }
+            Ok(_) => 0,
+            Err(_) => {
+                burst(&s); // replies lost: refill the window
+                0
+            }
+        };
+        if !w.tick(n) {
+            break;
+        }
+    }
+    Ok(w.finish())
+}
+
 #[cfg(feature = "monoio")]
 mod monoio_path {
     //! The same pair on monoio 0.2's io_uring driver (one `send_to` / `recv_from` per datagram).
@@ -305,6 +384,33 @@ mod monoio_path {
                 let (r, b) = s.recv_from(buf).await;
                 buf = b;
                 if !w.tick(matches!(r, Ok((PAYLOAD, _))) as u64) {
+                    break;
+                }
+            }
+            Ok(w.finish())
+        })
+    }
+
+    pub(super) fn echo(
+        mut w: Window,
+        send_addr: impl FnOnce(SocketAddr) -> std::io::Result<()>,
+    ) -> std::io::Result<Side> {
+        runtime()?.block_on(async move {
+            let s = UdpSocket::bind(local())?;
+            send_addr(s.local_addr()?)?;
+            let mut buf = Vec::with_capacity(2048);
+            loop {
+                let (r, b) = s.recv_from(buf).await;
+                let mut n = 0;
+                buf = match r {
+                    Ok((_, from)) => {
+                        let (sent, b) = s.send_to(b, from).await;
+                        n = sent.is_ok() as u64;
+                        b
+                    }
+                    Err(_) => b,
+                };
+                if !w.tick(n) {
                     break;
                 }
             }
@@ -348,6 +454,12 @@ mod monoio_path {
     pub(super) fn send(_: Window, _: SocketAddr, _: Vec<u8>) -> std::io::Result<Side> {
         absent()
     }
+    pub(super) fn echo(
+        _: Window,
+        _: impl FnOnce(SocketAddr) -> std::io::Result<()>,
+    ) -> std::io::Result<Side> {
+        absent()
+    }
 }
 
 /// Command-line settings.
@@ -360,6 +472,8 @@ struct Opts {
     sender: Option<Path>,
     /// Send into a socket that is never read (send cost alone).
     sink: bool,
+    /// Echo mode: a plain client keeps this many datagrams in flight to the path's echo server.
+    echo: usize,
     repeat: usize,
 }
 
@@ -410,7 +524,7 @@ fn run_path(path: Path, o: Opts) -> std::io::Result<(Side, Side, Duration)> {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: io_ceiling [--secs S] [--batch N] [--rx-buffers N] [--sender PATH] [--sink] [--repeat N] [PATH...]\n\
+        "usage: io_ceiling [--secs S] [--batch N] [--rx-buffers N] [--sender PATH] [--sink] [--echo W] [--repeat N] [PATH...]\n\
          paths: {}",
         ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(" ")
     );
@@ -433,6 +547,7 @@ fn main() {
         rx_buffers: 4096,
         sender: None,
         sink: false,
+        echo: 0,
         repeat: 1,
     };
     let mut paths = Vec::new();
@@ -445,6 +560,7 @@ fn main() {
             "--rx-buffers" => o.rx_buffers = val().parse().unwrap_or_else(|_| usage()),
             "--repeat" => o.repeat = val().parse::<usize>().unwrap_or_else(|_| usage()).max(1),
             "--sink" => o.sink = true,
+            "--echo" => o.echo = val().parse::<usize>().unwrap_or_else(|_| usage()).max(1),
             "--sender" => o.sender = Some(Path::parse(&val()).unwrap_or_else(|| usage())),
             p => paths.push(Path::parse(p).unwrap_or_else(|| usage())),
         }
@@ -459,10 +575,15 @@ fn main() {
         o.repeat,
         o.batch,
         o.rx_buffers,
-        if o.sink {
-            "each path into an unread socket"
+        if o.echo > 0 {
+            format!(
+                "a plain echo client with {} in flight (tx = client, rx = the path's echo server)",
+                o.echo
+            )
+        } else if o.sink {
+            "each path into an unread socket".to_string()
         } else {
-            o.sender.map_or("same as receiver", Path::name)
+            o.sender.map_or("same as receiver", Path::name).to_string()
         },
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );

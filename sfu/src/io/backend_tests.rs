@@ -230,6 +230,35 @@ fn gso_sends_equal_runs_as_separate_datagrams(kind: IoKind, cfg: &IoConfig) {
     assert_eq!(io.stats().datagrams_out, 130);
 }
 
+fn echoes_through_the_lent_tx_batch(kind: IoKind, cfg: &IoConfig) {
+    let mut io = open_kind(kind, "127.0.0.1:0", cfg);
+    let peer = plain_socket("127.0.0.1:0");
+    for i in 0..10u8 {
+        peer.send_to(&[i; 300], io.local_addr()).unwrap();
+    }
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut echoed = 0;
+    while echoed < 10 && Instant::now() < end {
+        io.wait(Some(end)).unwrap();
+        io.recv_batch_with_tx(|meta, buf, tx| {
+            buf[0] ^= 0xff; // modified in place, then forwarded from the receive buffer
+            assert!(tx.push(meta.src, buf));
+            echoed += 1;
+        })
+        .unwrap();
+        io.flush().unwrap();
+    }
+    io.wait(Some(Instant::now() + Duration::from_millis(20)))
+        .unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 512];
+    for i in 0..10u8 {
+        let (n, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!((n, from), (300, io.local_addr()));
+        assert_eq!((buf[0], buf[1]), (i ^ 0xff, i));
+    }
+}
+
 macro_rules! backend_suite {
     ($name:ident, $kind:expr, $cfg:expr) => {
         mod $name {
@@ -268,6 +297,10 @@ macro_rules! backend_suite {
             #[test]
             fn wait_returns_at_once_when_datagrams_are_waiting() {
                 wait_returns_at_once_when_datagrams_wait($kind, &$cfg);
+            }
+            #[test]
+            fn echoes_through_the_lent_tx_batch() {
+                super::echoes_through_the_lent_tx_batch($kind, &$cfg);
             }
             #[test]
             fn gso_runs_arrive_as_separate_datagrams() {

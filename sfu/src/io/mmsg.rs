@@ -191,7 +191,10 @@ impl IoBackend for MmsgIo {
         self.waker.clone()
     }
 
-    fn recv_batch<F: FnMut(RecvMeta, &mut [u8])>(&mut self, mut f: F) -> std::io::Result<usize> {
+    fn recv_batch_with_tx<F: FnMut(RecvMeta, &mut [u8], &mut TxBatch)>(
+        &mut self,
+        mut f: F,
+    ) -> std::io::Result<usize> {
         let fd = self.sock.fd();
         let slots = self.rx.hdrs.len();
         let mut handed = 0;
@@ -237,7 +240,11 @@ impl IoBackend for MmsgIo {
                 };
                 self.stats.datagrams_in += 1;
                 self.stats.bytes_in += len as u64;
-                f(meta, &mut self.rx.data[i * SLOT_SIZE..i * SLOT_SIZE + len]);
+                f(
+                    meta,
+                    &mut self.rx.data[i * SLOT_SIZE..i * SLOT_SIZE + len],
+                    &mut self.tx,
+                );
                 handed += 1;
             }
             if n < slots {

@@ -95,7 +95,17 @@ pub trait IoBackend {
     fn waker(&self) -> Waker;
     /// Hands every datagram received so far to `f` (the buffer is lent for the call and may be
     /// modified in place), without blocking. Returns how many were handed over.
-    fn recv_batch<F: FnMut(RecvMeta, &mut [u8])>(&mut self, f: F) -> std::io::Result<usize>;
+    fn recv_batch<F: FnMut(RecvMeta, &mut [u8])>(&mut self, mut f: F) -> std::io::Result<usize> {
+        self.recv_batch_with_tx(|meta, buf, _| f(meta, buf))
+    }
+    /// As [`IoBackend::recv_batch`], also lending the current tx batch, so that a datagram can be
+    /// written to its destinations while its receive buffer is still lent (forwarding without an
+    /// intermediate copy). The batch is not flushed during the call: what does not fit must be
+    /// kept by the callback and written after `flush`.
+    fn recv_batch_with_tx<F: FnMut(RecvMeta, &mut [u8], &mut TxBatch)>(
+        &mut self,
+        f: F,
+    ) -> std::io::Result<usize>;
     /// The batch to write egress datagrams into. It is empty after `flush`.
     fn tx_batch(&mut self) -> &mut TxBatch;
     /// Sends everything in the current batch (mmsg: now; uring: queued for the next submit, which
@@ -263,6 +273,13 @@ impl IoBackend for Backend {
     #[inline]
     fn recv_batch<F: FnMut(RecvMeta, &mut [u8])>(&mut self, f: F) -> std::io::Result<usize> {
         delegate!(self, b => b.recv_batch(f))
+    }
+    #[inline]
+    fn recv_batch_with_tx<F: FnMut(RecvMeta, &mut [u8], &mut TxBatch)>(
+        &mut self,
+        f: F,
+    ) -> std::io::Result<usize> {
+        delegate!(self, b => b.recv_batch_with_tx(f))
     }
     #[inline]
     fn tx_batch(&mut self) -> &mut TxBatch {

@@ -228,6 +228,15 @@ impl UringIo {
         }
     }
 
+    /// Submits without waiting; a kernel that is momentarily busy (EBUSY/EAGAIN while completions
+    /// back up) is not an error: the entries stay queued for the next enter.
+    fn submit_now(&mut self) -> std::io::Result<()> {
+        match self.submit() {
+            Err(e) if !matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EAGAIN)) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// Takes every completion off the queue: sends and wake-ups are settled here, receives are
     /// stashed for `recv_batch` (they hold buffers).
     fn reap(&mut self) {
@@ -295,6 +304,10 @@ impl UringIo {
     }
 
     /// Enters the kernel once: submits and waits for one completion or the timeout.
+    ///
+    /// Sends submitted here usually complete within the call, so their completions can end the
+    /// wait at once and `wait` enters again. Asking for one completion beyond the queued sends
+    /// saves that second entry but measured slower on loopback echo (docs/adr/0002-io-backend.md).
     fn enter(&mut self, timeout: Option<std::time::Duration>) -> std::io::Result<()> {
         let r = match timeout {
             None => self.ring.submit_and_wait(1),
@@ -372,7 +385,10 @@ impl IoBackend for UringIo {
         self.waker.clone()
     }
 
-    fn recv_batch<F: FnMut(RecvMeta, &mut [u8])>(&mut self, mut f: F) -> std::io::Result<usize> {
+    fn recv_batch_with_tx<F: FnMut(RecvMeta, &mut [u8], &mut TxBatch)>(
+        &mut self,
+        mut f: F,
+    ) -> std::io::Result<usize> {
         self.reap();
         let mut handed = 0;
         while let Some((res, flags)) = self.stash.pop_front() {
@@ -400,6 +416,7 @@ impl IoBackend for UringIo {
                         f(
                             RecvMeta { src, dst_ip },
                             &mut buf[PAYLOAD_AT..PAYLOAD_AT + len],
+                            &mut self.sets[self.current].batch,
                         );
                         handed += 1;
                     }
@@ -478,7 +495,7 @@ impl IoBackend for UringIo {
             if !self.stash.is_empty() || self.woke {
                 self.woke = false;
                 if !self.ring.submission().is_empty() {
-                    self.submit()?;
+                    self.submit_now()?;
                 }
                 return Ok(());
             }
@@ -487,7 +504,7 @@ impl IoBackend for UringIo {
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {
-                        self.submit()?;
+                        self.submit_now()?;
                         self.reap();
                         return Ok(());
                     }
