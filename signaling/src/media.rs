@@ -77,7 +77,11 @@ impl MediaNode {
                     },
                 ),
                 io,
-                io_config: IoConfig::default(),
+                // The ring is created and driven on the shard's own thread, so it may defer task work.
+                io_config: IoConfig {
+                    uring_defer_taskrun: true,
+                    ..IoConfig::default()
+                },
                 core,
                 pin,
             };

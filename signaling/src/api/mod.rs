@@ -9,36 +9,20 @@ mod resource;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::{get, post};
-use tower_http::cors::{Any, CorsLayer};
 
 use crate::problem::Problem;
 use crate::state::AppState;
 
+/// `Accept-Patch` (RFC 5789), which the `http` crate does not name.
+pub(crate) const ACCEPT_PATCH: HeaderName = HeaderName::from_static("accept-patch");
+
 /// The router with every endpoint.
 pub fn router(state: Arc<AppState>) -> Router {
-    let cors = CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PATCH,
-            Method::DELETE,
-            Method::OPTIONS,
-        ])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::IF_MATCH,
-        ])
-        .expose_headers([
-            header::LOCATION,
-            header::LINK,
-            header::ETAG,
-            HeaderName::from_static("accept-post"),
-            header::ACCEPT_PATCH,
-        ]);
     Router::new()
         .route("/", get(demo::index))
         .route("/health", get(health))
@@ -58,8 +42,40 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .options(resource::options),
         )
         .fallback(|| async { Problem::not_found("no such endpoint") })
-        .layer(cors)
+        .layer(axum::middleware::from_fn(cors))
         .with_state(state)
+}
+
+/// Open CORS for browser clients on other origins. Every response carries the CORS headers, and
+/// preflight requests reach the endpoint's own `OPTIONS` handler, so they also get `Accept-Post`
+/// and the ICE-server `Link` headers (RFC 9725 §4.6).
+async fn cors(req: Request, next: Next) -> Response {
+    let preflight = req.method() == Method::OPTIONS;
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Location, Link, ETag, Accept-Post, Accept-Patch"),
+    );
+    if preflight {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, PATCH, DELETE, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Authorization, Content-Type, If-Match"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
+    }
+    resp
 }
 
 async fn health(

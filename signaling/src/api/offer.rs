@@ -116,7 +116,7 @@ async fn offer(
     h.insert(header::LOCATION, header_value(&location));
     h.insert(header::ETAG, header_value(&etag));
     h.insert(
-        header::ACCEPT_PATCH,
+        super::ACCEPT_PATCH,
         header_value("application/trickle-ice-sdpfrag"),
     );
     for link in &st.ice_links {

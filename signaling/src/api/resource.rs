@@ -96,7 +96,7 @@ pub async fn patch(
 pub async fn options() -> Response {
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut().insert(
-        header::ACCEPT_PATCH,
+        super::ACCEPT_PATCH,
         header_value("application/trickle-ice-sdpfrag"),
     );
     resp
