@@ -297,3 +297,13 @@ async fn options_health_and_metrics_describe_the_server() {
     );
     assert!(b.contains("/whip/") && b.contains("/whep/"));
 }
+
+#[tokio::test]
+async fn full_shards_answer_503_with_retry_after() {
+    let st = server(&["--max-sessions-per-shard", "1"]);
+    let (s, _, b) = call(&st, post("/whep/full", "application/sdp", CHROME_VIEW)).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, h, b) = call(&st, post("/whep/full", "application/sdp", CHROME_VIEW)).await;
+    assert_problem(s, &h, &b, 503);
+    assert_eq!(h.get(header::RETRY_AFTER).unwrap(), "5");
+}
