@@ -1,6 +1,8 @@
 //! The shard core forwarding between client sessions on a virtual network: ICE, DTLS-SRTP,
 //! rewriting, keyframe gating, NACK/RTX, keyframe requests, consent, and cross-shard fan-out.
 
+#![allow(clippy::unwrap_used)] // test code: an unwrap is an assertion
+
 mod common;
 
 use std::time::Duration;
@@ -151,7 +153,7 @@ fn publisher_loss_is_recovered_through_nack() {
             return false;
         }
         count += 1;
-        count % 20 == 0
+        count.is_multiple_of(20)
     }));
     h.run(Duration::from_secs(2));
     h.drop_filter = None;

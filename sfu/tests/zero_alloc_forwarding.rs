@@ -2,6 +2,8 @@
 //! shard core forwards audio and video to several viewers — NACKs, RTX, reports and keyframe
 //! requests included — without allocating.
 
+#![allow(clippy::unwrap_used)] // test code: an unwrap is an assertion
+
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -1,6 +1,8 @@
 //! The HTTP API in process (real shards, no sockets for HTTP): WHIP/WHEP status codes, headers and
 //! problem bodies for good and bad requests.
 
+#![allow(clippy::unwrap_used)] // test code: an unwrap is an assertion
+
 use std::sync::Arc;
 
 use axum::body::Body;

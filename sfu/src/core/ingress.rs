@@ -492,23 +492,14 @@ impl ShardCore {
         let tidx = match self.tracks_by_id.get(&pkt.track) {
             Some(&t) => t,
             None => {
-                if !self
+                if self
                     .streams
                     .get(&pkt.stream)
-                    .is_some_and(|e| !e.subs.is_empty())
+                    .is_none_or(|e| e.subs.is_empty())
                 {
                     return; // no viewers here (any more)
                 }
-                let track = Track::mirror(
-                    pkt.track,
-                    pkt.stream,
-                    pkt.kind,
-                    pkt.ordinal,
-                    pkt.clock_rate,
-                    from,
-                    &self.cfg,
-                    now,
-                );
+                let track = Track::mirror(pkt, from, &self.cfg, now);
                 let t = self.tracks.insert(track);
                 self.tracks_by_id.insert(pkt.track, t);
                 self.attach_track(pkt.stream, t);

@@ -8,6 +8,7 @@ use crate::stream::{KeyframeRequester, NackGenerator, PacketCache, RecvStats, Se
 use crate::{Codec, MediaKind, Mid, PayloadType, ShardId, Ssrc, StreamKey, TrackId};
 
 use super::config::CoreConfig;
+use super::shard_msg::MediaPacket;
 
 /// Where a track's packets come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,21 +150,13 @@ impl Track {
     }
 
     /// A mirror of a track whose publisher sits on shard `owner`.
-    pub fn mirror(
-        id: TrackId,
-        stream: StreamKey,
-        kind: MediaKind,
-        ordinal: u8,
-        clock_rate: u32,
-        owner: ShardId,
-        cfg: &CoreConfig,
-        now: Instant,
-    ) -> Self {
+    pub fn mirror(first: &MediaPacket, owner: ShardId, cfg: &CoreConfig, now: Instant) -> Self {
+        let (kind, clock_rate) = (first.kind, first.clock_rate);
         Track {
-            id,
-            stream,
+            id: first.track,
+            stream: first.stream,
             kind,
-            ordinal,
+            ordinal: first.ordinal,
             origin: Origin::Remote { owner },
             mid: Mid::default(),
             pts: PtTable::default(),

@@ -155,7 +155,7 @@ impl IceLite {
 
     /// Whether `src` has passed a connectivity check (only such addresses may send DTLS or media).
     pub fn is_validated(&self, src: SocketAddr) -> bool {
-        self.validated.iter().any(|a| *a == Some(src))
+        self.validated.contains(&Some(src))
     }
 
     /// Addresses that passed a check.

@@ -102,10 +102,10 @@ pub fn spawn(
     let thread = std::thread::Builder::new()
         .name(format!("shard-{}", id.0))
         .spawn(move || {
-            if let Some(core_id) = cfg.pin {
-                if !core_affinity::set_for_current(core_affinity::CoreId { id: core_id }) {
-                    tracing::warn!(shard = %id, core = core_id, "could not pin shard thread");
-                }
+            if let Some(core_id) = cfg.pin
+                && !core_affinity::set_for_current(core_affinity::CoreId { id: core_id })
+            {
+                tracing::warn!(shard = %id, core = core_id, "could not pin shard thread");
             }
             let backend = match io::open_with_fallback(cfg.io, cfg.bind, &cfg.io_config) {
                 Ok(b) => b,

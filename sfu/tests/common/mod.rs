@@ -1,5 +1,5 @@
 //! A virtual network for driving shard cores with client sessions under a virtual clock.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -105,6 +105,9 @@ pub struct MediaSource {
     pub nacks: u64,
 }
 
+/// Decides whether to drop a datagram: (from, to, bytes as sent).
+pub type DropFilter = Box<dyn FnMut(SocketAddr, SocketAddr, &[u8]) -> bool>;
+
 pub struct Harness {
     pub now: Instant,
     pub cores: Vec<ShardCore>,
@@ -113,7 +116,7 @@ pub struct Harness {
     pub client_cert: Arc<DtlsCert>,
     pub server_cert: Arc<DtlsCert>,
     /// Return true to drop a datagram (from, to, bytes before decryption).
-    pub drop_filter: Option<Box<dyn FnMut(SocketAddr, SocketAddr, &[u8]) -> bool>>,
+    pub drop_filter: Option<DropFilter>,
     batch: TxBatch,
     next_port: u16,
     next_id: u64,
