@@ -7,20 +7,27 @@
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
 use std::time::Duration;
 
 use common::{Harness, IN_CORE};
 
 struct Counting;
 
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    /// Allocations this thread made inside core calls.
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn allocs() -> u64 {
+    ALLOCS.with(|a| a.get())
+}
 
 // SAFETY: delegates to the system allocator; the counter has no effect on memory.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if IN_CORE.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        if IN_CORE.with(|c| c.get()) {
+            ALLOCS.with(|a| a.set(a.get() + 1));
         }
         // SAFETY: same contract as ours.
         unsafe { System.alloc(layout) }
@@ -30,8 +37,8 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if IN_CORE.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        if IN_CORE.with(|c| c.get()) {
+            ALLOCS.with(|a| a.set(a.get() + 1));
         }
         // SAFETY: same contract as ours.
         unsafe { System.realloc(ptr, layout, new_size) }
@@ -52,11 +59,45 @@ fn forwarding_allocates_nothing_per_packet() {
         assert!(h.peers[v].connected);
     }
     let out_before = h.cores[0].counters().rtp_out;
-    let allocs_before = ALLOCS.load(Ordering::SeqCst);
+    let allocs_before = allocs();
     h.run(Duration::from_secs(3));
-    let allocs = ALLOCS.load(Ordering::SeqCst) - allocs_before;
+    let allocs = allocs() - allocs_before;
     let forwarded = h.cores[0].counters().rtp_out - out_before;
     println!("forwarded {forwarded} packets with {allocs} allocations");
     assert!(forwarded > 1500, "forwarded {forwarded}");
     assert_eq!(allocs, 0, "allocations on the forwarding path");
+}
+
+#[test]
+fn cross_shard_forwarding_allocates_nothing_per_packet() {
+    let mut h = Harness::new(2);
+    let _p = h.add_publisher(0, 1);
+    let viewers: Vec<usize> = (0..3).map(|_| h.add_viewer(1, 1)).collect();
+    h.cores[0].handle_command(
+        h.now,
+        sfu::control::Command::LinkShard {
+            stream: sfu::StreamKey(1),
+            shard: sfu::ShardId(1),
+            linked: true,
+        },
+    );
+    h.run(Duration::from_secs(3));
+    for &v in &viewers {
+        assert!(h.peers[v].connected);
+    }
+    let out_before = h.cores[1].counters().rtp_out;
+    let crossed_before = h.cores[0].counters().cross_shard_out;
+    let allocs_before = allocs();
+    h.run(Duration::from_secs(3));
+    let allocs = allocs() - allocs_before;
+    let forwarded = h.cores[1].counters().rtp_out - out_before;
+    let crossed = h.cores[0].counters().cross_shard_out - crossed_before;
+    println!(
+        "crossed {crossed} packets, forwarded {forwarded} on the other shard with {allocs} allocations"
+    );
+    assert!(
+        crossed > 300 && forwarded > 1000,
+        "crossed {crossed}, forwarded {forwarded}"
+    );
+    assert_eq!(allocs, 0, "allocations on the cross-shard forwarding path");
 }

@@ -20,13 +20,16 @@ use sfu::{
     Codec, MediaKind, Mid, PayloadType, SeqNo, SessionId, ShardId, Ssrc, StreamKey, TrackId,
 };
 
-/// Set while the harness is inside a core call, so a counting allocator can attribute allocations.
-pub static IN_CORE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+thread_local! {
+    /// Set while this thread's harness is inside a core call, so a counting allocator can
+    /// attribute allocations (per thread: tests run in parallel).
+    pub static IN_CORE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 
 fn in_core<R>(f: impl FnOnce() -> R) -> R {
-    IN_CORE.store(true, std::sync::atomic::Ordering::SeqCst);
+    IN_CORE.with(|c| c.set(true));
     let r = f();
-    IN_CORE.store(false, std::sync::atomic::Ordering::SeqCst);
+    IN_CORE.with(|c| c.set(false));
     r
 }
 
