@@ -1,9 +1,9 @@
 //! Interop with real WebRTC stacks, which must accept the answers Ringcast writes to their
 //! offers. Each stack creates an offer, Ringcast answers it, and the stack builds the same peer
 //! connection again and applies the answer (offers are deterministic in mids and payload types).
-//! These need the stack installed, so they only run on request:
-//! `cargo test -p signaling interop -- --ignored` with `CHROMIUM` (default `/usr/bin/chromium`)
-//! and `AIORTC_PYTHON` (a Python with aiortc, default `python3`).
+//! They need the stacks that `scripts/install-test-deps.sh` installs and fail without them:
+//! `CHROMIUM` (default `/usr/bin/chromium`) and `AIORTC_PYTHON` (default: the repository's
+//! `.venv/bin/python`).
 
 use std::path::Path;
 use std::process::Command;
@@ -98,7 +98,6 @@ fn run_page(chromium: &str, dir: &Path, mode: &str, answer: Option<&str>) -> Str
 }
 
 #[test]
-#[ignore = "needs a Chromium binary; run with --ignored"]
 fn chromium_applies_the_answers_to_its_own_offers() {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let dir = std::env::temp_dir().join(format!("ringcast-sdp-interop-{}", std::process::id()));
@@ -193,9 +192,10 @@ fn run_aiortc(python: &str, script: &Path, mode: &str, answer: Option<&Path>) ->
 }
 
 #[test]
-#[ignore = "needs a Python with aiortc; run with --ignored"]
 fn aiortc_applies_the_answers_to_its_own_offers() {
-    let python = std::env::var("AIORTC_PYTHON").unwrap_or_else(|_| "python3".into());
+    // The repository's test virtualenv (scripts/install-test-deps.sh), unless told otherwise.
+    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
+    let python = std::env::var("AIORTC_PYTHON").unwrap_or_else(|_| venv.into());
     let dir = std::env::temp_dir().join(format!("ringcast-sdp-aiortc-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temporary directory");
     let script = dir.join("peer.py");
