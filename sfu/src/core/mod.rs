@@ -4,6 +4,7 @@
 mod commands;
 pub mod config;
 mod control_queue;
+mod cross_shard;
 mod egress;
 pub mod ext;
 mod feedback;
