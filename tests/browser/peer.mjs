@@ -21,6 +21,13 @@
 //   node peer.mjs offer publish|view     print an offer SDP from Chromium and exit (no server)
 //   node peer.mjs loopback               publisher page -> viewer page directly (no server): a
 //                                        self-test of the browser, the fake devices and the stats
+//   node peer.mjs demo --server URL [--stream NAME] [--duration S] [--linger S]
+//                                        the server's own demo page (GET /) opened twice, driven
+//                                        by its buttons like a person would: one page clicks
+//                                        "Publish camera", the other "Watch"; the watcher's
+//                                        <video> is sampled every --interval, both Stop buttons
+//                                        are clicked after --duration, then the browser stays
+//                                        open --linger seconds (default 5) before exiting
 // Options:
 //   --server URL       base URL of the server (default http://127.0.0.1:8080)
 //   --duration S       seconds to run once the last peer has started (default 10)
@@ -30,6 +37,9 @@
 //   --width W --height H --fps F   capture constraints for publishers (default 640x480@30)
 //   --chromium PATH    browser binary (default $CHROMIUM or /usr/bin/chromium)
 //   --connect-timeout S  give up on a peer whose connection is not up after S seconds (default 15)
+//   --codec NAME       publishers offer only this video codec (vp8, vp9, av1, h264; H.264 in
+//                      packetization-mode 1), via RTCRtpTransceiver.setCodecPreferences; viewers
+//                      always offer everything Chromium can receive
 
 import { chromium } from 'playwright-core';
 import http from 'node:http';
@@ -53,7 +63,7 @@ function parseArgs(argv) {
   const o = {
     server: 'http://127.0.0.1:8080', duration: 10, stagger: 500, interval: 1000, token: null,
     width: 640, height: 480, fps: 30, chromium: process.env.CHROMIUM || '/usr/bin/chromium',
-    connectTimeout: 15, mode: 'run', peers: [], offerRole: null,
+    connectTimeout: 15, mode: 'run', peers: [], offerRole: null, codec: null, stream: 'demo', linger: 5,
   };
   const num = (v, name) => { const n = Number(v); if (!Number.isFinite(n) || n < 0) usage(`bad ${name}: ${v}`); return n; };
   for (let i = 0; i < argv.length; i++) {
@@ -69,12 +79,19 @@ function parseArgs(argv) {
       case '--height': o.height = num(val(), a); break;
       case '--fps': o.fps = num(val(), a); break;
       case '--chromium': o.chromium = val(); break;
+      case '--stream': o.stream = val(); break;
+      case '--linger': o.linger = num(val(), a); break;
+      case '--codec': {
+        const c = val().toLowerCase();
+        if (!['vp8', 'vp9', 'av1', 'h264'].includes(c)) usage(`--codec takes vp8, vp9, av1 or h264, not ${c}`);
+        o.codec = c; break;
+      }
       case '--connect-timeout': o.connectTimeout = num(val(), a); break;
       case '-h': case '--help': usage();
       // fallthrough: usage() exits
       default:
         if (a.startsWith('--')) usage(`unknown option ${a}`);
-        if (o.peers.length === 0 && (a === 'offer' || a === 'loopback') && o.mode === 'run') { o.mode = a; break; }
+        if (o.peers.length === 0 && (a === 'offer' || a === 'loopback' || a === 'demo') && o.mode === 'run') { o.mode = a; break; }
         if (o.mode === 'offer') {
           if (a !== 'publish' && a !== 'view') usage(`offer takes publish or view, not ${a}`);
           o.offerRole = a; break;
@@ -112,7 +129,10 @@ function pageSetup() {
           video: { width: { ideal: media.width }, height: { ideal: media.height }, frameRate: { ideal: media.fps } },
         });
         this.stream = stream;
-        for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+        for (const track of stream.getTracks()) {
+          const tr = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+          if (track.kind === 'video' && media.codec) this.preferCodec(tr, media.codec);
+        }
       } else {
         pc.addTransceiver('audio', { direction: 'recvonly' });
         pc.addTransceiver('video', { direction: 'recvonly' });
@@ -131,6 +151,27 @@ function pageSetup() {
         });
       }
       return pc.localDescription.sdp;
+    },
+    /**
+     * Restricts a sending video transceiver to one codec (plus RTX): the offer then lists only
+     * that codec, so the answer cannot pick another. H.264 is limited to packetization-mode=1
+     * (what the server accepts), constrained baseline 42e01f first.
+     */
+    preferCodec(transceiver, codec) {
+      const want = `video/${codec}`.toLowerCase();
+      const caps = RTCRtpSender.getCapabilities('video').codecs;
+      let chosen = caps.filter((c) => c.mimeType.toLowerCase() === want);
+      if (want === 'video/h264') {
+        chosen = chosen.filter((c) => /packetization-mode=1/.test(c.sdpFmtpLine || ''));
+        const rank = (c) => (/profile-level-id=42e01f/.test(c.sdpFmtpLine || '') ? 0 : 1);
+        chosen.sort((a, b) => rank(a) - rank(b));
+      }
+      if (chosen.length === 0) {
+        const have = [...new Set(caps.map((c) => c.mimeType))].join(', ');
+        throw new Error(`this Chromium cannot send ${codec}: RTCRtpSender.getCapabilities('video') lists only ${have}`);
+      }
+      const rtx = caps.filter((c) => c.mimeType.toLowerCase() === 'video/rtx');
+      transceiver.setCodecPreferences([...chosen, ...rtx]);
     },
     /** Keeps received tracks attached to media elements, as a real player would. */
     attachSinks(pc) {
@@ -296,7 +337,7 @@ async function runPeers() {
       try {
         peer.page = await newPeerPage(browser.context, origin, name);
         const offer = await peer.page.evaluate(({ role, media }) => window.rc.makePeer(role, media),
-          { role: spec.role, media: { width: opts.width, height: opts.height, fps: opts.fps } });
+          { role: spec.role, media: { width: opts.width, height: opts.height, fps: opts.fps, codec: opts.codec } });
         const url = `${opts.server}/${spec.role === 'publish' ? 'whip' : 'whep'}/${encodeURIComponent(spec.stream)}`;
         const res = await httpExchange('POST', url, offer);
         peer.location = res.location ? new URL(res.location, url).toString() : null;
@@ -367,7 +408,7 @@ async function runOffer() {
   try {
     const page = await newPeerPage(browser.context, `http://127.0.0.1:${pageServer.address().port}/`, 'offer');
     const sdp = await page.evaluate(({ role, media }) => window.rc.makePeer(role, media),
-      { role: opts.offerRole, media: { width: opts.width, height: opts.height, fps: opts.fps } });
+      { role: opts.offerRole, media: { width: opts.width, height: opts.height, fps: opts.fps, codec: opts.codec } });
     process.stdout.write(sdp);
   } finally {
     await browser.close();
@@ -383,7 +424,7 @@ async function runLoopback() {
   let ok = true;
   try {
     emit({ type: 'browser', version: browser.version, chromium: opts.chromium });
-    const media = { width: opts.width, height: opts.height, fps: opts.fps };
+    const media = { width: opts.width, height: opts.height, fps: opts.fps, codec: opts.codec };
     const pub = await newPeerPage(browser.context, origin, 'publish-0');
     const view = await newPeerPage(browser.context, origin, 'view-0');
     const offer = await pub.evaluate(({ media }) => window.rc.makePeer('publish', media), { media });
@@ -419,5 +460,114 @@ async function runLoopback() {
   process.exit(ok ? 0 : 1);
 }
 
-const main = { run: runPeers, offer: runOffer, loopback: runLoopback }[opts.mode];
+// ------------------------------------------------------------------------------------------------
+// Demo page mode: the page does its own WHIP/WHEP; this script only clicks and watches.
+
+/** Installed in the watcher page: counts frames the compositor presents from a <video>. */
+function demoVideoProbe(id) {
+  const v = document.getElementById(id);
+  window.rcProbe = window.rcProbe || {};
+  const probe = { presented: 0, lastMediaTime: null };
+  window.rcProbe[id] = probe;
+  const onFrame = (_now, meta) => {
+    probe.presented++;
+    probe.lastMediaTime = meta.mediaTime;
+    v.requestVideoFrameCallback(onFrame);
+  };
+  v.requestVideoFrameCallback(onFrame);
+}
+
+/** Reads the state of a <video> element and the page's status line and buttons. */
+function demoSample({ id, status, start, stop }) {
+  const v = document.getElementById(id);
+  const q = v.getVideoPlaybackQuality();
+  const probe = (window.rcProbe || {})[id];
+  const s = v.srcObject;
+  return {
+    video: {
+      readyState: v.readyState, paused: v.paused, ended: v.ended, currentTime: v.currentTime,
+      videoWidth: v.videoWidth, videoHeight: v.videoHeight,
+      totalVideoFrames: q.totalVideoFrames, droppedVideoFrames: q.droppedVideoFrames,
+      presentedFrames: probe ? probe.presented : null,
+      error: v.error ? v.error.message || String(v.error.code) : null,
+      tracks: s ? s.getTracks().map((t) => `${t.kind}:${t.readyState}`) : [],
+    },
+    status: document.getElementById(status).textContent,
+    startDisabled: document.getElementById(start).disabled,
+    stopDisabled: document.getElementById(stop).disabled,
+  };
+}
+
+async function runDemo() {
+  const url = `${opts.server}/`;
+  let browser = null;
+  let ok = true;
+  const fail = (peer, message) => { ok = false; emit({ type: 'error', peer, t: now(), message }); };
+  const sides = [
+    { peer: 'demo-publish', input: '#pubStream', start: 'pubStart', stop: 'pubStop', status: 'pubStatus', video: 'pubVideo', page: null },
+    { peer: 'demo-watch', input: '#viewStream', start: 'viewStart', stop: 'viewStop', status: 'viewStatus', video: 'viewVideo', page: null },
+  ];
+  const ids = (s) => ({ id: s.video, status: s.status, start: s.start, stop: s.stop });
+  try {
+    browser = await launch();
+    emit({ type: 'browser', version: browser.version, chromium: opts.chromium });
+    for (const side of sides) {
+      const page = await browser.context.newPage();
+      side.page = page;
+      page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') warn(`${side.peer} console.${m.type()}: ${m.text()} (${m.location().url || '?'})`); });
+      page.on('pageerror', (e) => fail(side.peer, `pageerror: ${e.message}`));
+      // Every WHIP/WHEP request the page makes, with the server's answer.
+      page.on('response', (res) => {
+        const req = res.request();
+        if (res.status() >= 400) warn(`${side.peer} ${req.method()} ${req.url()} -> ${res.status()}`);
+        if (/\/(whip|whep)\//.test(new URL(req.url()).pathname)) {
+          emit({ type: 'http', peer: side.peer, t: now(), method: req.method(), url: req.url(), status: res.status() });
+        }
+      });
+      page.on('requestfailed', (req) => warn(`${side.peer} request failed: ${req.method()} ${req.url()} ${req.failure() && req.failure().errorText}`));
+      const res = await page.goto(url);
+      if (!res || res.status() !== 200) throw new Error(`GET ${url} -> ${res ? res.status() : 'no response'}`);
+      await page.fill(side.input, opts.stream);
+    }
+    // Publish first, then watch: a person opening the page in a second tab.
+    for (const side of sides) {
+      await side.page.click(`#${side.start}`);
+      const started = await side.page.waitForFunction(({ stop, status }) => {
+        const st = document.getElementById(status).textContent;
+        return !document.getElementById(stop).disabled || st.startsWith('error') ? st : false;
+      }, { stop: side.stop, status: side.status }, { timeout: opts.connectTimeout * 1000 }).then((h) => h.jsonValue()).catch((e) => `timeout: ${e.message}`);
+      const running = !(await side.page.$eval(`#${side.stop}`, (b) => b.disabled));
+      emit({ type: 'peer', peer: side.peer, t: now(), stream: opts.stream, started: running, status_text: started });
+      if (!running) fail(side.peer, `clicking #${side.start} did not start a session: ${started}`);
+      if (side.peer === 'demo-watch') await side.page.evaluate(demoVideoProbe, side.video);
+    }
+    const end = performance.now() + opts.duration * 1000;
+    while (performance.now() < end) {
+      const tick = performance.now();
+      for (const side of sides) {
+        emit({ type: 'stats', peer: side.peer, t: now(), ...(await side.page.evaluate(demoSample, ids(side))) });
+      }
+      await sleep(Math.max(0, opts.interval - (performance.now() - tick)));
+    }
+    // Stop the watcher, then the publisher, with the page's own buttons.
+    for (const side of [...sides].reverse()) {
+      await side.page.click(`#${side.stop}`);
+      const st = await side.page.waitForFunction((status) => document.getElementById(status).textContent === 'stopped',
+        side.status, { timeout: 10000 }).then(() => 'stopped').catch(() => null);
+      const sample = await side.page.evaluate(demoSample, ids(side));
+      emit({ type: 'done', peer: side.peer, t: now(), stopped: st === 'stopped', ...sample });
+      if (st !== 'stopped') fail(side.peer, `clicking #${side.stop} did not stop: status "${sample.status}"`);
+    }
+    emit({ type: 'stopped', t: now() });
+    await sleep(opts.linger * 1000);
+  } catch (e) {
+    fail(null, String(e && e.stack ? e.stack : e));
+  } finally {
+    if (browser) await browser.close();
+  }
+  emit({ type: 'summary', ok, t: now() });
+  process.exit(ok ? 0 : 1);
+}
+
+const main = { run: runPeers, offer: runOffer, loopback: runLoopback, demo: runDemo }[opts.mode];
 main().catch((e) => { warn(e && e.stack ? e.stack : String(e)); process.exit(1); });

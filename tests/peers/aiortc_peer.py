@@ -44,6 +44,8 @@ from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
     RTCPeerConnection,
+    RTCRtpSender,
+    RTCRtpTransceiver,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError
@@ -176,6 +178,9 @@ class Peer:
         self.height = 0
         self.bar_positions: set[int] = set()
         self._consumers: list[asyncio.Task] = []
+        # video codec in use: what the sender was told to send / what the receiver got
+        self.video_codec: str | None = None
+        self.video_sender = None
 
         @self.pc.on("connectionstatechange")
         def _on_state() -> None:
@@ -188,17 +193,59 @@ class Peer:
 
         @self.pc.on("track")
         def _on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "video":
+                for t in self.pc.getTransceivers():
+                    if t.receiver.track is track:
+                        self._watch_receiver(t.receiver)
             self._consumers.append(asyncio.ensure_future(self._consume(track)))
 
         if role == "publish":
             self.video_track = PatternVideoTrack(args.width, args.height, args.fps)
             self.audio_track = ToneAudioTrack()
             self.pc.addTransceiver(self.audio_track, direction="sendonly")
-            self.pc.addTransceiver(self.video_track, direction="sendonly")
+            self.video_transceiver = self.pc.addTransceiver(self.video_track, direction="sendonly")
+            self._watch_sender(self.video_transceiver.sender)
         elif role == "view":
             self.pc.addTransceiver("audio", direction="recvonly")
             self.pc.addTransceiver("video", direction="recvonly")
         # role "answer" (loopback viewer) adds nothing: it answers an offer.
+
+    def _watch_sender(self, sender: RTCRtpSender) -> None:
+        """Notes the codec aiortc sends: the first of the negotiated send parameters."""
+        self.video_sender = sender
+        send = sender.send
+
+        async def send_and_note(parameters):  # noqa: ANN001, ANN202 - aiortc's own types
+            if parameters.codecs:
+                self.video_codec = parameters.codecs[0].mimeType
+            return await send(parameters)
+
+        sender.send = send_and_note
+
+    def _watch_receiver(self, receiver) -> None:  # noqa: ANN001 - aiortc's RTCRtpReceiver
+        """Notes the codec of the RTP packets received (by payload type; RTX excluded), the
+        equivalent of the inbound-rtp stats' codec in a browser. Hooks aiortc 1.16's private
+        packet handler, looked up on the instance by the DTLS transport."""
+        handle = receiver._handle_rtp_packet
+
+        async def handle_and_note(packet, arrival_time_ms):  # noqa: ANN001, ANN202
+            codecs = getattr(receiver, "_RTCRtpReceiver__codecs", {})
+            codec = codecs.get(packet.payload_type)
+            if codec is not None and codec.mimeType.lower() != "video/rtx":
+                self.video_codec = codec.mimeType
+            return await handle(packet, arrival_time_ms)
+
+        receiver._handle_rtp_packet = handle_and_note
+
+    def encoder_implementation(self) -> str | None:
+        """The video encoder aiortc created, e.g. `H264Encoder(libx264)` (None before the first
+        frame)."""
+        enc = getattr(self.video_sender, "_RTCRtpSender__encoder", None)
+        if enc is None:
+            return None
+        ctx = getattr(enc, "codec", None)
+        name = getattr(ctx, "name", None)
+        return f"{type(enc).__name__}({name})" if name else type(enc).__name__
 
     async def _consume(self, track: MediaStreamTrack) -> None:
         try:
@@ -215,6 +262,8 @@ class Peer:
             pass
 
     async def offer(self) -> str:
+        if self.role == "publish" and self.args.codec:
+            prefer_codec(self.video_transceiver, self.args.codec)
         await self.pc.setLocalDescription(await self.pc.createOffer())
         return self.pc.localDescription.sdp
 
@@ -230,12 +279,15 @@ class Peer:
                 continue
             out.setdefault(s.kind, {}).update({k: getattr(s, k) for k in keys if hasattr(s, k)})
         if self.role == "publish":
-            out.setdefault("video", {})["framesEncoded"] = self.video_track.frames if self.video_track else 0
+            v = out.setdefault("video", {})
+            v["framesEncoded"] = self.video_track.frames if self.video_track else 0
+            v["codec"] = self.video_codec
+            v["encoderImplementation"] = self.encoder_implementation()
             out.setdefault("audio", {})["framesSent"] = self.audio_track.frames if self.audio_track else 0
         else:
             v = out.setdefault("video", {})
             v.update({"framesDecoded": self.video_frames, "frameWidth": self.width, "frameHeight": self.height,
-                      "barPositions": len(self.bar_positions)})
+                      "barPositions": len(self.bar_positions), "codec": self.video_codec})
             out.setdefault("audio", {})["framesDecoded"] = self.audio_frames
         pair = selected_pair(self.pc)
         if pair:
@@ -246,6 +298,20 @@ class Peer:
         for t in self._consumers:
             t.cancel()
         await self.pc.close()
+
+
+def prefer_codec(transceiver: RTCRtpTransceiver, codec: str) -> None:
+    """Restricts a video transceiver to one codec (plus RTX), so the offer lists only that one."""
+    caps = RTCRtpSender.getCapabilities("video").codecs
+    want = f"video/{codec}".lower()
+    chosen = [c for c in caps if c.mimeType.lower() == want]
+    if want == "video/h264":
+        chosen = [c for c in chosen if c.parameters.get("packetization-mode") == "1"]
+        chosen.sort(key=lambda c: c.parameters.get("profile-level-id") != "42e01f")
+    if not chosen:
+        have = ", ".join(sorted({c.mimeType for c in caps}))
+        raise RuntimeError(f"aiortc {aiortc.__version__} cannot send {codec}: its video codecs are {have}")
+    transceiver.setCodecPreferences(chosen + [c for c in caps if c.mimeType.lower() == "video/rtx"])
 
 
 def bar_position(frame: av.VideoFrame) -> int:
@@ -403,6 +469,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--connect-timeout", type=float, default=15.0)
+    ap.add_argument("--codec", type=str.lower, choices=("vp8", "vp9", "av1", "h264"), default=None,
+                    help="publishers offer only this video codec (aiortc sends vp8 and h264 only: others fail)")
     ap.add_argument("--verbose", action="store_true", help="aiortc/aioice debug logs on stderr")
     ap.add_argument("items", nargs="+", help="ROLE:STREAM ... | offer publish|view | loopback")
     args = ap.parse_args(argv)

@@ -82,6 +82,11 @@ fn number_at(v: &Value, path: &[&str]) -> Option<f64> {
     path.iter().try_fold(v, |v, k| v.get(k))?.as_f64()
 }
 
+/// `value[path[0]][path[1]]...` as a string.
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter().try_fold(v, |v, k| v.get(k))?.as_str()
+}
+
 /// A running peer process. Dropping it stops the process group (SIGTERM, then SIGKILL).
 #[derive(Debug)]
 pub struct PeerProcess {
@@ -406,6 +411,27 @@ impl PeerReport {
             .iter()
             .rev()
             .find_map(|e| number_at(&e.value, path))
+    }
+
+    /// The last reported string at `path` (e.g. `["video", "codec"]`) for `peer`.
+    pub fn last_str(&self, peer: &str, path: &[&str]) -> Option<String> {
+        self.stats(peer)
+            .iter()
+            .rev()
+            .find_map(|e| str_at(&e.value, path).map(str::to_owned))
+    }
+
+    /// Every distinct string reported at `path` for `peer`, in order of first appearance.
+    pub fn distinct_strs(&self, peer: &str, path: &[&str]) -> Vec<String> {
+        let mut seen: Vec<String> = Vec::new();
+        for e in self.stats(peer) {
+            if let Some(s) = str_at(&e.value, path)
+                && !seen.iter().any(|x| x == s)
+            {
+                seen.push(s.to_owned());
+            }
+        }
+        seen
     }
 
     /// The last stats sample of `peer`.
