@@ -349,7 +349,8 @@ async function runPeers() {
         failed = true;
         emit({ type: 'error', peer: name, t: now(), message: String(e && e.message ? e.message : e) });
       }
-      if (opts.stagger > 0) await sleep(opts.stagger);
+      // Stagger between peers, not after the last one: sampling starts right after it joined.
+      if (opts.stagger > 0 && peers.length < opts.peers.length) await sleep(opts.stagger);
     }
 
     // Sample every peer until the run ends; report state changes as they happen.

@@ -130,3 +130,53 @@ fn chromium_publisher_reaches_two_chromium_viewers_over_uring() {
 fn chromium_publisher_reaches_two_chromium_viewers_over_mmsg() {
     publisher_reaches_two_viewers(Io::Mmsg);
 }
+
+/// A viewer that joins a running stream gets video within about a second: the server asks the
+/// publisher for a keyframe at once instead of waiting for the next one (Chromium's fake camera
+/// sends keyframes only every few minutes on its own).
+#[test]
+fn late_viewer_sees_video_within_about_a_second() {
+    deps::require_browser();
+    let _media = media_lock();
+    let mut server = Server::start(ServerOptions::new(1, Io::Uring)).expect("server starts");
+    let peers = [PeerSpec::publish("late"), PeerSpec::view("late")];
+    let mut run = PeerProcess::spawn(
+        Stack::Chromium,
+        &server.base_url(),
+        &peers,
+        Duration::from_secs(9),
+        &["--stagger", "5000", "--interval", "100"],
+    )
+    .expect("Chromium starts");
+    run.wait_decoding("view-0", Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let report = run.wait().expect("Chromium run ends");
+    report.assert_ok();
+    let answered = report
+        .events
+        .iter()
+        .find(|e| e.value["type"] == "peer" && e.value["peer"] == "view-0")
+        .map(|e| e.at)
+        .expect("viewer's WHEP answer event");
+    let first_frame = report
+        .events
+        .iter()
+        .find(|e| {
+            e.value["type"] == "stats"
+                && e.value["peer"] == "view-0"
+                && e.value["video"]["framesDecoded"].as_f64() > Some(0.0)
+        })
+        .map(|e| e.at)
+        .expect("viewer decoded a frame");
+    let took = first_frame.saturating_duration_since(answered);
+    eprintln!("late viewer: first decoded frame {took:?} after its WHEP answer");
+    assert!(
+        took <= Duration::from_millis(1500),
+        "late viewer waited {took:?} for its first frame\n{}",
+        report.describe()
+    );
+    let (status, _) = server
+        .terminate(Duration::from_secs(5))
+        .expect("server stops");
+    assert!(status.success());
+}
