@@ -10,9 +10,18 @@ use crate::wire::rtcp;
 use crate::wire::rtp::{self, RtpHeader};
 use crate::{ExtSeq, MediaKind, PayloadType, SeqNo, Ssrc};
 
-use super::ShardCore;
 use super::shard_msg::ShardMsg;
 use super::track::Origin;
+use super::{MAX_RUN, ShardCore};
+
+/// A packet of a fan-out run, parsed once.
+#[derive(Debug, Clone, Copy)]
+struct RunPacket {
+    ext: ExtSeq,
+    hdr: RtpHeader,
+    codec: crate::Codec,
+    keyframe: bool,
+}
 
 /// Copies a cached packet into `slot` with a viewer's SSRC, sequence number, timestamp, payload
 /// type and extension ids. Returns its length.
@@ -49,32 +58,40 @@ impl ShardCore {
         }
     }
 
+    /// Serves fan-out jobs subscriber by subscriber: all packets of a job's run go to one viewer
+    /// before the next, so a viewer's packets of a frame sit side by side in the batch and the
+    /// backend can send them in one GSO message.
     fn run_fanout(&mut self, now: Instant, batch: &mut TxBatch) {
         while let Some(job) = self.fanout.front_mut() {
             let Some(track) = self.tracks.get(job.track) else {
                 self.fanout.pop_front();
                 continue;
             };
-            let ext = ExtSeq(job.ext_seq);
-            let Some(pkt) = track.cache.get(ext) else {
-                // Overwritten by newer packets before it could be sent.
-                self.fanout.pop_front();
-                continue;
-            };
-            let data = pkt.data;
-            let keyframe = pkt.keyframe;
-            let Ok(hdr) = RtpHeader::parse(data) else {
-                self.fanout.pop_front();
-                continue;
-            };
-            let Some(codec) = track.pts.codec(hdr.payload_type) else {
-                self.fanout.pop_front();
-                continue;
-            };
+            // Parse the run's headers once per call; packets overwritten in the cache are gone.
+            let mut run = [None::<RunPacket>; MAX_RUN];
+            for (k, slot) in run.iter_mut().enumerate().take(job.count as usize) {
+                let ext = ExtSeq(job.first_ext + k as u64);
+                let Some(pkt) = track.cache.get(ext) else {
+                    continue;
+                };
+                let Ok(hdr) = RtpHeader::parse(pkt.data) else {
+                    continue;
+                };
+                let Some(codec) = track.pts.codec(hdr.payload_type) else {
+                    continue;
+                };
+                *slot = Some(RunPacket {
+                    ext,
+                    hdr,
+                    codec,
+                    keyframe: pkt.keyframe,
+                });
+            }
+            let needed = job.count as usize;
             let video = track.kind == MediaKind::Video;
             let gap = if video { 3000 } else { 960 };
             while job.next < track.subscribers.len() {
-                if batch.is_full() {
+                if batch.remaining() < needed {
                     return;
                 }
                 let sidx = track.subscribers[job.next];
@@ -88,38 +105,44 @@ impl ShardCore {
                 let (Some(dest), Some(srtp)) = (session.dest, session.srtp.as_mut()) else {
                     continue;
                 };
-                let Some(pt) = sub.payload_type_for(codec) else {
-                    sub.codec_drops += 1;
-                    self.counters.drop(DropReason::CodecNotNegotiated);
-                    continue;
-                };
-                if video && !sub.gate.admit(keyframe) {
-                    continue;
-                }
-                if !sub.started {
-                    sub.rewriter.start(ext, hdr.timestamp);
-                    sub.started = true;
-                } else if sub.needs_rebase {
-                    sub.rewriter.rebase(ext, hdr.timestamp, gap);
-                    sub.needs_rebase = false;
-                }
-                let Some((seq, ts)) = sub.rewriter.forward(ext, hdr.timestamp) else {
-                    continue;
-                };
-                let ssrc = sub.ssrc;
-                let ext_map = &sub.ext_map;
-                let mut protect_failed = false;
-                let pushed = batch.push_with(dest, |slot| {
-                    let n = write_forwarded(slot, data, &hdr, ssrc, seq, ts, pt, ext_map);
-                    let r = srtp.tx.protect_rtp(slot, n).ok();
-                    protect_failed = r.is_none();
-                    r
-                });
-                if pushed {
-                    sub.send.on_packet(now, ts, hdr.payload_len);
-                    self.counters.rtp_out += 1;
-                } else if protect_failed {
-                    self.counters.drop(DropReason::SrtpProtect);
+                for rp in run.iter().take(needed).flatten() {
+                    let Some(pt) = sub.payload_type_for(rp.codec) else {
+                        sub.codec_drops += 1;
+                        self.counters.drop(DropReason::CodecNotNegotiated);
+                        continue;
+                    };
+                    if video && !sub.gate.admit(rp.keyframe) {
+                        continue;
+                    }
+                    if !sub.started {
+                        sub.rewriter.start(rp.ext, rp.hdr.timestamp);
+                        sub.started = true;
+                    } else if sub.needs_rebase {
+                        sub.rewriter.rebase(rp.ext, rp.hdr.timestamp, gap);
+                        sub.needs_rebase = false;
+                    }
+                    let Some((seq, ts)) = sub.rewriter.forward(rp.ext, rp.hdr.timestamp) else {
+                        continue;
+                    };
+                    // Present: it was in the cache when the run was parsed, and nothing has
+                    // written to the cache since.
+                    let Some(data) = track.cache.get(rp.ext).map(|p| p.data) else {
+                        continue;
+                    };
+                    let (ssrc, ext_map, hdr) = (sub.ssrc, &sub.ext_map, &rp.hdr);
+                    let mut protect_failed = false;
+                    let pushed = batch.push_with(dest, |slot| {
+                        let n = write_forwarded(slot, data, hdr, ssrc, seq, ts, pt, ext_map);
+                        let r = srtp.tx.protect_rtp(slot, n).ok();
+                        protect_failed = r.is_none();
+                        r
+                    });
+                    if pushed {
+                        sub.send.on_packet(now, ts, rp.hdr.payload_len);
+                        self.counters.rtp_out += 1;
+                    } else if protect_failed {
+                        self.counters.drop(DropReason::SrtpProtect);
+                    }
                 }
             }
             self.fanout.pop_front();

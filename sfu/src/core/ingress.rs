@@ -20,7 +20,7 @@ use crate::{ExtSeq, MediaKind, Ssrc};
 use super::session::InboundSsrc;
 use super::shard_msg::ShardMsg;
 use super::track::SenderReportInfo;
-use super::{FanoutJob, ShardCore};
+use super::{FanoutJob, MAX_RUN, ShardCore};
 
 impl ShardCore {
     /// Handles one received datagram. `buf` holds exactly the datagram and is modified in place
@@ -267,12 +267,23 @@ impl ShardCore {
         if self.tracks[tidx].subscribers.is_empty() {
             return;
         }
+        // Extend the newest run when this packet continues it and nobody was served yet.
+        if let Some(back) = self.fanout.back_mut()
+            && back.track == tidx
+            && back.next == 0
+            && (back.count as usize) < MAX_RUN
+            && back.first_ext + back.count as u64 == ext.0
+        {
+            back.count += 1;
+            return;
+        }
         if self.fanout.len() >= self.cfg.fanout_queue_packets {
             return self.drop_packet(DropReason::TxQueueFull);
         }
         self.fanout.push_back(FanoutJob {
             track: tidx,
-            ext_seq: ext.0,
+            first_ext: ext.0,
+            count: 1,
             next: 0,
         });
     }

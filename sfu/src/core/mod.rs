@@ -35,11 +35,17 @@ use session::Session;
 use subscription::Subscription;
 use track::Track;
 
-/// A packet waiting to be fanned out to the subscribers of its track.
+/// Most packets of one track fanned out together (see `egress::run_fanout`).
+const MAX_RUN: usize = 16;
+
+/// Consecutive packets of one track waiting to be fanned out to its subscribers.
 #[derive(Debug, Clone, Copy)]
 struct FanoutJob {
     track: usize,
-    ext_seq: u64,
+    /// Extended sequence number of the run's first packet.
+    first_ext: u64,
+    /// Packets in the run (`first_ext ..first_ext + count`), at most [`MAX_RUN`].
+    count: u16,
     /// Next subscriber (position in the track's list) to serve.
     next: usize,
 }
