@@ -218,6 +218,8 @@ struct Setup {
     /// Kept open so the shard's egress has somewhere to go; the first is the sender's probe.
     viewers: Vec<UdpPeer>,
     tid: i32,
+    /// The clients' certificate fingerprint, for more sessions.
+    client_fp: sfu::dtls::Fingerprint,
 }
 
 fn pin_cores() -> (Option<usize>, Option<usize>) {
@@ -329,6 +331,7 @@ fn setup(io: IoKind, viewers: usize, shard_core: Option<usize>) -> Result<Setup,
         publisher,
         viewers: all,
         tid,
+        client_fp,
     })
 }
 
@@ -356,7 +359,7 @@ const SEND_BATCH: usize = 64;
 /// cached packets before fanning them out. Above it, a stalled shard would also let the kernel
 /// drop tens of thousands of consecutive packets, which SRTP's rollover estimation (RFC 3711
 /// §3.3.1) cannot bridge.
-const WINDOW: u64 = 256;
+const WINDOW: u64 = 448;
 /// A window that makes no progress for this long is assumed lost and reopened. Long enough for
 /// a shard preempted on a busy host, or one in a long loop iteration, not to be flooded.
 const WINDOW_STALL: Duration = Duration::from_millis(50);
@@ -557,6 +560,8 @@ struct Row {
     packets_per_iteration: f64,
     /// Times the sender wrote off its window after the probe saw nothing for 50 ms.
     window_stalls: u64,
+    /// Allocations the counter saw when the shard added one session (proof that it counts).
+    control_allocs: u64,
 }
 
 fn measure(o: &Opts, io: IoKind, viewers: usize) -> Result<Row, String> {
@@ -582,7 +587,24 @@ fn measure(o: &Opts, io: IoKind, viewers: usize) -> Result<Row, String> {
     let a = snapshot(&metrics, s.tid, &sent);
     std::thread::sleep(Duration::from_secs_f64(o.seconds));
     let b = snapshot(&metrics, s.tid, &sent);
+    // The counter must see the shard thread: adding a session there allocates.
+    let before = SHARD_ALLOCS.load(Ordering::Relaxed);
+    let id = SessionId(1_000_000);
+    let (server_ice, client_ice) = sim::ice_credentials(id);
+    s.shard.send(Command::AddSession(Box::new(sim::viewer_spec(
+        id,
+        server_ice,
+        client_ice,
+        s.client_fp.clone(),
+        StreamKey(2),
+        7,
+    ))));
+    std::thread::sleep(Duration::from_millis(200));
+    let control_allocs = SHARD_ALLOCS.load(Ordering::Relaxed) - before;
     SHARD_TID.store(0, Ordering::Relaxed);
+    if control_allocs == 0 {
+        return Err("the allocation counter saw nothing when the shard added a session".into());
+    }
     stop.store(true, Ordering::Relaxed);
     let report = sender.join().map_err(|_| "sender panicked")?;
     s.shard.shutdown();
@@ -614,6 +636,7 @@ fn measure(o: &Opts, io: IoKind, viewers: usize) -> Result<Row, String> {
         packets_per_iteration: (b.datagrams_out - a.datagrams_out) as f64
             / (b.iterations - a.iterations).max(1) as f64,
         window_stalls: report.stalls,
+        control_allocs,
     })
 }
 
@@ -677,6 +700,10 @@ fn main() {
                     if r.allocs > 0 {
                         failed = true;
                     }
+                    notes.push(format!(
+                        "{:?}/{}: the counter saw {} allocations on the shard thread for one AddSession",
+                        r.io, r.viewers, r.control_allocs
+                    ));
                     if !r.drop_reasons.is_empty() {
                         notes.push(format!(
                             "{:?}/{}: drops {:?}",
