@@ -4,8 +4,10 @@
 # anything does. Without it, applies the values (as root) for the running system.
 #
 #   tuning/sysctl.sh --check     # report
-#   sudo tuning/sysctl.sh        # apply
+#   sudo tuning/sysctl.sh        # apply (add the values to /etc/sysctl.d/ to keep them)
 set -euo pipefail
+# shellcheck source=tuning/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 declare -A WANT=(
   [net.core.rmem_max]=33554432        # largest receive buffer a socket may ask for (32 MiB)
@@ -17,30 +19,39 @@ declare -A WANT=(
 )
 
 check_only=0
-[[ "${1:-}" == "--check" ]] && check_only=1
+for arg in "$@"; do
+  case "$arg" in
+    --check) check_only=1 ;;
+    *) usage_error "usage: $0 [--check]" ;;
+  esac
+done
 
-differs=0
+low=0
 for key in $(printf '%s\n' "${!WANT[@]}" | sort); do
   want=${WANT[$key]}
-  have=$(sysctl -n "$key" 2>/dev/null || echo "unavailable")
-  if [[ "$have" == "unavailable" ]]; then
-    echo "skip  $key: not available on this kernel"
+  have=$(sysctl_get "$key")
+  if [[ -z "$have" ]]; then
+    say skip "$key" "not available on this kernel"
     continue
   fi
-  if (( have >= want )); then
-    echo "ok    $key = $have (>= $want)"
+  if ((have >= want)); then
+    say ok "$key" "$have (>= $want)"
     continue
   fi
-  differs=1
-  if (( check_only )); then
-    echo "LOW   $key = $have, want >= $want"
+  if ((check_only)); then
+    say LOW "$key" "$have, want >= $want"
+    low=$((low + 1))
+  elif sysctl_set "$key" "$want" 2>/dev/null; then
+    say set "$key" "$want (was $have)"
   else
-    sysctl -q -w "$key=$want"
-    echo "set   $key = $want (was $have)"
+    say LOW "$key" "$have, cannot set $want (not root?)"
+    low=$((low + 1))
   fi
 done
 
-if (( check_only && differs )); then
-  echo "run 'sudo $0' to apply (add the values to /etc/sysctl.d/ to keep them across reboots)"
-  exit 1
+if ((low)); then
+  differs=1
+  ((check_only)) && say note sysctl "run 'sudo $0' to apply; put the values in /etc/sysctl.d/90-ringcast.conf to keep them across reboots"
 fi
+echo "summary: sysctl=$([[ $low == 0 ]] && echo ok || echo "low($low)")"
+exit "$differs"

@@ -16,6 +16,8 @@ pub mod io;
 pub mod metrics;
 pub mod route;
 pub mod shard;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod srtp;
 pub mod stream;
 pub mod types;

@@ -3,12 +3,10 @@
 
 #![allow(clippy::unwrap_used)] // test code: an unwrap is an assertion
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use sfu::io::RecvMeta;
+use sfu::sim::*;
 use sfu::wire::rtcp;
 use sfu::wire::rtp::RtpHeader;
 use sfu::{PayloadType, SeqNo, Ssrc};

@@ -4,14 +4,12 @@
 
 #![allow(clippy::unwrap_used)] // test code: an unwrap is an assertion
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::Harness;
 use proptest::prelude::*;
 use sfu::io::RecvMeta;
+use sfu::sim::Harness;
 
 /// A datagram whose first byte falls in `class` (0: STUN, 1: DTLS, 2: unknown, 3: RTP/RTCP,
 /// 4: above RTP), with arbitrary rest, possibly truncated to nothing.

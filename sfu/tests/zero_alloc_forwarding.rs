@@ -4,13 +4,11 @@
 
 #![allow(clippy::unwrap_used)] // test code: an unwrap is an assertion
 
-mod common;
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Duration;
 
-use common::{Harness, IN_CORE};
+use sfu::sim::{Harness, IN_CORE};
 
 struct Counting;
 

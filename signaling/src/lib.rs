@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod config;
+pub mod host_check;
 pub mod media;
 pub mod netif;
 pub mod placement;
@@ -42,6 +43,11 @@ pub fn build(
     cfg: Config,
 ) -> Result<(Arc<AppState>, tokio::sync::mpsc::UnboundedReceiver<Event>), ServerError> {
     let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    host_check::warn_about_host(
+        &sfu::io::IoConfig::default(),
+        cfg.shard_count(),
+        cfg.io == config::IoChoice::Uring,
+    );
     let media = MediaNode::start(&cfg, move |ev| {
         let _ = ev_tx.send(ev);
     })?;

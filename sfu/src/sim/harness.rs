@@ -1,83 +1,28 @@
-//! A virtual network for driving shard cores with client sessions under a virtual clock.
-#![allow(dead_code, clippy::unwrap_used)]
+//! The virtual network: shard cores and client peers exchanging datagrams in memory under a
+//! virtual clock that advances in 1 ms steps, with an optional filter that drops datagrams.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use sfu::client::{ClientConfig, ClientEvent, ClientSession};
-use sfu::control::{
-    CodecParams, ExtMap, IceParams, PublishSpec, RtcpFeedback, SessionSpec, SubscribeSpec,
+use super::codecs::{
+    PUB_VP8_RTX, RTX_SSRC, VIEW_OPUS, VIEW_VP8, ice_credentials, publisher_spec, viewer_spec,
 };
-use sfu::core::{CoreConfig, ShardCore};
-use sfu::dtls::DtlsCert;
-use sfu::io::{RecvMeta, TxBatch};
-use sfu::shard::Mesh;
-use sfu::wire::rtcp::{self, RtcpPacket};
-use sfu::wire::rtp::{self, RtpFields, RtpHeader};
-use sfu::{
-    Codec, MediaKind, Mid, PayloadType, SeqNo, SessionId, ShardId, Ssrc, StreamKey, TrackId,
-};
-
-thread_local! {
-    /// Set while this thread's harness is inside a core call, so a counting allocator can
-    /// attribute allocations (per thread: tests run in parallel).
-    pub static IN_CORE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-fn in_core<R>(f: impl FnOnce() -> R) -> R {
-    IN_CORE.with(|c| c.set(true));
-    let r = f();
-    IN_CORE.with(|c| c.set(false));
-    r
-}
-
-pub const PUB_VP8: u8 = 96;
-pub const PUB_VP8_RTX: u8 = 97;
-pub const PUB_OPUS: u8 = 111;
-pub const VIEW_VP8: u8 = 100;
-pub const VIEW_VP8_RTX: u8 = 101;
-pub const VIEW_OPUS: u8 = 109;
-pub const VIDEO_SSRC: u32 = 0x1111_0000;
-pub const RTX_SSRC: u32 = 0x1111_0001;
-pub const AUDIO_SSRC: u32 = 0x2222_0000;
-
-fn fb() -> RtcpFeedback {
-    RtcpFeedback {
-        nack: true,
-        nack_pli: true,
-        ccm_fir: true,
-        transport_cc: false,
-        goog_remb: false,
-    }
-}
-
-pub fn vp8(pt: u8, rtx: Option<u8>) -> CodecParams {
-    CodecParams {
-        pt: PayloadType(pt),
-        codec: Codec::Vp8,
-        clock_rate: 90_000,
-        channels: 0,
-        fmtp: String::new(),
-        rtx_pt: rtx.map(PayloadType),
-        feedback: fb(),
-    }
-}
-
-pub fn opus(pt: u8) -> CodecParams {
-    CodecParams {
-        pt: PayloadType(pt),
-        codec: Codec::Opus,
-        clock_rate: 48_000,
-        channels: 2,
-        fmtp: "minptime=10;useinbandfec=1".into(),
-        rtx_pt: None,
-        feedback: RtcpFeedback::default(),
-    }
-}
+use super::in_core;
+use super::media_source::MediaSource;
+use crate::client::{ClientConfig, ClientEvent, ClientSession};
+use crate::control::{IceParams, SessionSpec};
+use crate::core::{CoreConfig, ShardCore};
+use crate::dtls::DtlsCert;
+use crate::io::{RecvMeta, SLOT_SIZE, TxBatch};
+use crate::shard::Mesh;
+use crate::wire::rtcp::{self, RtcpPacket};
+use crate::wire::rtp::{self, RtpHeader};
+use crate::{PayloadType, SeqNo, SessionId, ShardId, Ssrc, StreamKey};
 
 /// A client peer on the virtual network.
+#[derive(Debug)]
 pub struct Peer {
     pub addr: SocketAddr,
     pub shard: usize,
@@ -91,26 +36,14 @@ pub struct Peer {
     /// Plaintext RTP sent, by sequence number (a publisher answers NACKs from it).
     pub sent: HashMap<u16, Vec<u8>>,
     pub publisher: Option<MediaSource>,
-}
-
-/// Synthetic VP8-like video and Opus-like audio, the shape of a camera publisher.
-pub struct MediaSource {
-    pub video_seq: u16,
-    pub audio_seq: u16,
-    pub rtx_seq: u16,
-    pub frame: u64,
-    pub keyframe_interval: u64,
-    pub force_keyframe: bool,
-    pub packets_per_frame: usize,
-    pub next_frame: Instant,
-    pub next_audio: Instant,
-    pub plis: u64,
-    pub nacks: u64,
+    /// Whether received media is kept in `rtp` and `rtcp` (benchmarks turn it off).
+    pub record: bool,
 }
 
 /// Decides whether to drop a datagram: (from, to, bytes as sent).
 pub type DropFilter = Box<dyn FnMut(SocketAddr, SocketAddr, &[u8]) -> bool>;
 
+/// Shard cores and peers on one virtual network.
 pub struct Harness {
     pub now: Instant,
     pub cores: Vec<ShardCore>,
@@ -125,21 +58,35 @@ pub struct Harness {
     next_id: u64,
 }
 
+impl std::fmt::Debug for Harness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Harness")
+            .field("cores", &self.cores)
+            .field("peers", &self.peers.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Harness {
+    /// `shards` cores with the default configuration, connected by a mesh when more than one.
     pub fn new(shards: usize) -> Self {
+        Self::with_config(shards, CoreConfig::default())
+    }
+
+    /// `shards` cores with configuration `cfg`.
+    pub fn with_config(shards: usize, cfg: CoreConfig) -> Self {
         let now = Instant::now();
-        let server_cert = Arc::new(DtlsCert::generate().unwrap());
+        // Certificate generation only fails if the system has no randomness; a harness cannot
+        // run without one.
+        let server_cert = Arc::new(DtlsCert::generate().expect("server certificate"));
+        let client_cert = Arc::new(DtlsCert::generate().expect("client certificate"));
         let mesh = Mesh::new(shards, 1024);
         let cores = (0..shards)
             .map(|i| {
-                let port = if shards > 1 {
-                    Some(mesh.port(ShardId(i as u16)))
-                } else {
-                    None
-                };
+                let port = (shards > 1).then(|| mesh.port(ShardId(i as u16)));
                 ShardCore::new(
                     ShardId(i as u16),
-                    CoreConfig::default(),
+                    cfg.clone(),
                     Arc::clone(&server_cert),
                     port,
                     now,
@@ -155,7 +102,7 @@ impl Harness {
             cores,
             servers,
             peers: Vec::new(),
-            client_cert: Arc::new(DtlsCert::generate().unwrap()),
+            client_cert,
             server_cert,
             drop_filter: None,
             batch: TxBatch::new(256),
@@ -173,18 +120,11 @@ impl Harness {
         self.next_id += 1;
         self.next_port += 1;
         let addr = SocketAddr::from(([10, 0, 0, 2], self.next_port));
-        let server_ice = IceParams {
-            ufrag: format!("srv{}", id.0),
-            pwd: format!("server-password-{:08}", id.0),
-        };
-        let client_ice = IceParams {
-            ufrag: format!("cli{}", id.0),
-            pwd: format!("client-password-{:08}", id.0),
-        };
+        let (server_ice, client_ice) = ice_credentials(id);
         let spec = spec(id, server_ice.clone(), client_ice.clone());
-        self.cores[shard]
-            .add_session(self.now, spec)
-            .expect("session added");
+        if let Err(e) = self.cores[shard].add_session(self.now, spec) {
+            panic!("shard {shard} refused session {id}: {e}");
+        }
         let client = ClientSession::new(
             ClientConfig {
                 local_ice: client_ice,
@@ -205,6 +145,7 @@ impl Harness {
             rtcp: Vec::new(),
             sent: HashMap::new(),
             publisher: None,
+            record: true,
         });
         self.peers.len() - 1
     }
@@ -212,91 +153,39 @@ impl Harness {
     /// A publisher of VP8 (with RTX) and Opus on `stream`.
     pub fn add_publisher(&mut self, shard: usize, stream: u64) -> usize {
         let fp = self.client_cert.fingerprint();
-        let ext = ExtMap {
-            mid: Some(1),
-            audio_level: Some(2),
-            ..ExtMap::default()
-        };
-        let idx = self.new_peer(shard, |id, local_ice, remote_ice| SessionSpec {
-            id,
-            local_ice,
-            remote_ice,
-            remote_fingerprint: fp,
-            extmap: ext,
-            publish: vec![
-                PublishSpec {
-                    stream: StreamKey(stream),
-                    track: TrackId(id.0 * 10),
-                    kind: MediaKind::Video,
-                    mid: Mid("0".into()),
-                    ssrc: Some(Ssrc(VIDEO_SSRC)),
-                    rtx_ssrc: Some(Ssrc(RTX_SSRC)),
-                    codecs: vec![vp8(PUB_VP8, Some(PUB_VP8_RTX))],
-                },
-                PublishSpec {
-                    stream: StreamKey(stream),
-                    track: TrackId(id.0 * 10 + 1),
-                    kind: MediaKind::Audio,
-                    mid: Mid("1".into()),
-                    ssrc: None,
-                    rtx_ssrc: None,
-                    codecs: vec![opus(PUB_OPUS)],
-                },
-            ],
-            subscribe: vec![],
+        let idx = self.new_peer(shard, |id, local_ice, remote_ice| {
+            publisher_spec(id, local_ice, remote_ice, fp, StreamKey(stream))
         });
-        let now = self.now;
-        self.peers[idx].publisher = Some(MediaSource {
-            video_seq: 65_500, // wraps within the first seconds
-            audio_seq: 1,
-            rtx_seq: 100,
-            frame: 0,
-            keyframe_interval: 90,
-            force_keyframe: false,
-            packets_per_frame: 3,
-            next_frame: now,
-            next_audio: now,
-            plis: 0,
-            nacks: 0,
-        });
+        self.peers[idx].publisher = Some(MediaSource::new(self.now));
         idx
     }
 
     /// A viewer of `stream` with its own payload types and RTX.
     pub fn add_viewer(&mut self, shard: usize, stream: u64) -> usize {
         let fp = self.client_cert.fingerprint();
-        let ext = ExtMap {
-            mid: Some(3),
-            audio_level: Some(5),
-            ..ExtMap::default()
-        };
-        let n = self.next_id as u32;
-        self.new_peer(shard, |id, local_ice, remote_ice| SessionSpec {
-            id,
-            local_ice,
-            remote_ice,
-            remote_fingerprint: fp,
-            extmap: ext,
-            publish: vec![],
-            subscribe: vec![
-                SubscribeSpec {
-                    stream: StreamKey(stream),
-                    kind: MediaKind::Video,
-                    mid: Mid("0".into()),
-                    ssrc: Ssrc(0x5000_0000 + n),
-                    rtx_ssrc: Some(Ssrc(0x5100_0000 + n)),
-                    codecs: vec![vp8(VIEW_VP8, Some(VIEW_VP8_RTX))],
-                },
-                SubscribeSpec {
-                    stream: StreamKey(stream),
-                    kind: MediaKind::Audio,
-                    mid: Mid("1".into()),
-                    ssrc: Ssrc(0x6000_0000 + n),
-                    rtx_ssrc: None,
-                    codecs: vec![opus(VIEW_OPUS)],
-                },
-            ],
+        self.new_peer(shard, |id, local_ice, remote_ice| {
+            viewer_spec(
+                id,
+                local_ice,
+                remote_ice,
+                fp,
+                StreamKey(stream),
+                id.0 as u32,
+            )
         })
+    }
+
+    /// Runs until every peer is connected or `limit` passes; returns whether all connected.
+    pub fn connect_all(&mut self, limit: Duration) -> bool {
+        let end = self.now + limit;
+        while self.now < end {
+            if self.peers.iter().all(|p| p.connected) {
+                return true;
+            }
+            self.step();
+            self.now += Duration::from_millis(1);
+        }
+        self.peers.iter().all(|p| p.connected)
     }
 
     /// Advances the virtual clock by `d` in steps of 1 ms, moving every datagram.
@@ -372,13 +261,18 @@ impl Harness {
         let Some(p) = self.peers.iter().position(|p| p.addr == dest) else {
             return;
         };
+        let record = self.peers[p].record;
         match self.peers[p].client.handle_datagram(now, bytes) {
             Ok(Some(ClientEvent::Connected)) => self.peers[p].connected = true,
-            Ok(Some(ClientEvent::Rtp { len })) => self.peers[p].rtp.push(bytes[..len].to_vec()),
+            Ok(Some(ClientEvent::Rtp { len })) if record => {
+                self.peers[p].rtp.push(bytes[..len].to_vec())
+            }
             Ok(Some(ClientEvent::Rtcp { len })) => {
-                let pkt = bytes[..len].to_vec();
-                self.on_publisher_rtcp(p, &pkt);
-                self.peers[p].rtcp.push(pkt);
+                let pkt = &bytes[..len];
+                self.on_publisher_rtcp(p, pkt);
+                if record {
+                    self.peers[p].rtcp.push(pkt.to_vec());
+                }
             }
             _ => {}
         }
@@ -386,43 +280,50 @@ impl Harness {
 
     /// A publisher answers PLI with a keyframe and NACK with RTX retransmissions.
     fn on_publisher_rtcp(&mut self, p: usize, pkt: &[u8]) {
-        if self.peers[p].publisher.is_none() {
+        let Some(src) = self.peers[p].publisher.as_mut() else {
             return;
-        }
+        };
         let mut resend = Vec::new();
         for r in rtcp::iter(pkt) {
             match r {
                 Ok(RtcpPacket::Pli { .. }) | Ok(RtcpPacket::Fir(_)) => {
-                    let src = self.peers[p].publisher.as_mut().unwrap();
                     src.force_keyframe = true;
                     src.plis += 1;
                 }
                 Ok(RtcpPacket::Nack(n)) => {
-                    self.peers[p].publisher.as_mut().unwrap().nacks += 1;
+                    src.nacks += 1;
                     resend.extend(n.lost().map(|s| s.0));
                 }
                 _ => {}
             }
         }
         for seq in resend {
-            let Some(orig) = self.peers[p].sent.get(&seq).cloned() else {
+            let peer = &mut self.peers[p];
+            let Some(orig) = peer.sent.get(&seq) else {
                 continue;
             };
-            let hdr = RtpHeader::parse(&orig).unwrap();
-            let src = self.peers[p].publisher.as_mut().unwrap();
+            let Ok(hdr) = RtpHeader::parse(orig) else {
+                continue;
+            };
+            let Some(src) = peer.publisher.as_mut() else {
+                return;
+            };
             let rtx_seq = SeqNo(src.rtx_seq);
             src.rtx_seq = src.rtx_seq.wrapping_add(1);
-            let mut buf = vec![0u8; 2048];
-            let n = rtp::write_rtx(
-                &orig,
+            let mut buf = vec![0u8; SLOT_SIZE];
+            let Ok(n) = rtp::write_rtx(
+                orig,
                 &hdr,
                 &mut buf,
                 Ssrc(RTX_SSRC),
                 PayloadType(PUB_VP8_RTX),
                 rtx_seq,
-            )
-            .unwrap();
-            let n = self.peers[p].client.protect_rtp(&mut buf, n).unwrap();
+            ) else {
+                continue;
+            };
+            let Ok(n) = peer.client.protect_rtp(&mut buf, n) else {
+                continue;
+            };
             buf.truncate(n);
             let (src_addr, shard) = (self.peers[p].addr, self.peers[p].shard);
             let (core, now) = (&mut self.cores[shard], self.now);
@@ -446,66 +347,58 @@ impl Harness {
         let Some(src) = self.peers[p].publisher.as_mut() else {
             return out;
         };
+        if src.paused {
+            return out;
+        }
         while now >= src.next_frame {
-            let key = src.frame % src.keyframe_interval == 0 || src.force_keyframe;
-            src.force_keyframe = false;
-            let ts = (src.frame * 3000) as u32;
-            for i in 0..src.packets_per_frame {
-                let mut payload = vec![0u8; 1000];
-                payload[0] = if i == 0 { 0x10 } else { 0x00 }; // VP8 descriptor: S bit on the first packet
-                payload[1] = if key { 0x00 } else { 0x01 }; // VP8 header: P=0 on keyframes
-                if key {
-                    payload[4..7].copy_from_slice(&[0x9d, 0x01, 0x2a]);
-                }
-                payload[8..16].copy_from_slice(&src.frame.to_be_bytes());
-                let fields = RtpFields {
-                    marker: i + 1 == src.packets_per_frame,
-                    payload_type: PayloadType(PUB_VP8),
-                    seq: SeqNo(src.video_seq),
-                    timestamp: ts,
-                    ssrc: Ssrc(VIDEO_SSRC),
-                    extensions: &[(1, b"0")],
-                };
-                let mut buf = vec![0u8; 2048];
-                let n = rtp::write_rtp(&mut buf, &fields, &payload).unwrap();
+            loop {
+                let mut buf = vec![0u8; SLOT_SIZE];
+                let (seq, n) = src.write_video(&mut buf);
                 buf.truncate(n);
-                plain.push((src.video_seq, buf));
-                src.video_seq = src.video_seq.wrapping_add(1);
+                plain.push((Some(seq), buf));
+                if src.at_frame_start() {
+                    break;
+                }
             }
-            src.frame += 1;
-            src.next_frame += Duration::from_micros(33_333);
         }
         while now >= src.next_audio {
-            let fields = RtpFields {
-                marker: false,
-                payload_type: PayloadType(PUB_OPUS),
-                seq: SeqNo(src.audio_seq),
-                timestamp: src.audio_seq as u32 * 960,
-                ssrc: Ssrc(AUDIO_SSRC),
-                extensions: &[(1, b"1"), (2, &[0x85])],
-            };
-            let mut buf = vec![0u8; 2048];
-            let n = rtp::write_rtp(&mut buf, &fields, &[0xfc; 160]).unwrap();
+            let mut buf = vec![0u8; SLOT_SIZE];
+            let n = src.write_audio(&mut buf);
             buf.truncate(n);
-            plain.push((0, buf));
-            src.audio_seq = src.audio_seq.wrapping_add(1);
-            src.next_audio += Duration::from_millis(20);
+            plain.push((None, buf));
         }
         for (seq, pkt) in plain {
-            let hdr = RtpHeader::parse(&pkt).unwrap();
-            if hdr.ssrc == Ssrc(VIDEO_SSRC) {
+            if let Some(seq) = seq {
                 self.peers[p].sent.insert(seq, pkt.clone());
             }
             let mut buf = pkt.clone();
             buf.resize(pkt.len() + 64, 0);
+            // The peer is connected (checked by the caller), so its SRTP context exists, and
+            // the buffer has the tailroom for the tag.
             let n = self.peers[p]
                 .client
                 .protect_rtp(&mut buf, pkt.len())
-                .unwrap();
+                .expect("a connected client protects RTP");
             buf.truncate(n);
             out.push(buf);
         }
         out
+    }
+
+    /// Writes the publisher `p`'s next video packet into `out`, encrypted, as the harness would
+    /// send it (but not recorded for retransmission), and returns its length. For drivers that
+    /// feed the core themselves while the source is paused. `out` needs the packet plus 16
+    /// bytes of tailroom for the tag.
+    ///
+    /// # Panics
+    /// If `p` is not a connected publisher.
+    pub fn next_video_packet(&mut self, p: usize, out: &mut [u8]) -> usize {
+        let peer = &mut self.peers[p];
+        let src = peer.publisher.as_mut().expect("peer is a publisher");
+        let (_, n) = src.write_video(out);
+        peer.client
+            .protect_rtp(out, n)
+            .expect("publisher is connected and the buffer has tailroom")
     }
 
     /// Video packets a peer received, parsed.
@@ -520,6 +413,7 @@ impl Harness {
             .collect()
     }
 
+    /// Audio packets a peer received.
     pub fn audio_received(&self, p: usize) -> usize {
         self.peers[p]
             .rtp

@@ -1,0 +1,27 @@
+//! A simulated deployment for tests and benchmarks (feature `sim`): shard cores and client peers
+//! (ICE, DTLS-SRTP, synthetic camera media) on a virtual network under a virtual clock.
+//!
+//! This is test support, not media-plane code: it allocates freely and panics when a setup step
+//! that must succeed (certificate generation, adding a session) fails.
+
+mod codecs;
+mod harness;
+mod media_source;
+
+pub use codecs::*;
+pub use harness::{DropFilter, Harness, Peer};
+pub use media_source::{AUDIO_INTERVAL, AUDIO_PAYLOAD, FRAME_INTERVAL, MediaSource, VIDEO_TS_STEP};
+
+thread_local! {
+    /// Set while this thread's harness is inside a core call, so a counting allocator can
+    /// attribute allocations (per thread: tests run in parallel).
+    pub static IN_CORE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with [`IN_CORE`] set.
+pub fn in_core<R>(f: impl FnOnce() -> R) -> R {
+    IN_CORE.with(|c| c.set(true));
+    let r = f();
+    IN_CORE.with(|c| c.set(false));
+    r
+}
