@@ -42,6 +42,7 @@ drop_reasons! {
     CodecNotNegotiated => "codec_not_negotiated",
     CrossShardQueueFull => "cross_shard_queue_full",
     TxQueueFull => "tx_queue_full",
+    FanoutOverrun => "fanout_overrun",
     SrtpProtect => "srtp_protect",
 }
 

@@ -72,6 +72,10 @@ impl ShardCore {
             for (k, slot) in run.iter_mut().enumerate().take(job.count as usize) {
                 let ext = ExtSeq(job.first_ext + k as u64);
                 let Some(pkt) = track.cache.get(ext) else {
+                    // Newer packets of the track took its cache slot before it went out.
+                    if job.next == 0 {
+                        self.counters.drop(DropReason::FanoutOverrun);
+                    }
                     continue;
                 };
                 let Ok(hdr) = RtpHeader::parse(pkt.data) else {

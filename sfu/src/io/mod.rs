@@ -144,7 +144,9 @@ pub struct IoConfig {
     pub rx_buffers: u16,
     /// mmsg: datagrams per recvmmsg call.
     pub rx_batch: usize,
-    /// mmsg: recvmmsg calls per `recv_batch` at most.
+    /// mmsg: recvmmsg calls per `recv_batch` at most. Both backends hand at most
+    /// `rx_batch * rx_calls_per_batch` datagrams per `recv_batch`, so the shard transmits (and
+    /// frees its caches) at least that often.
     pub rx_calls_per_batch: usize,
     /// Datagrams per tx batch.
     pub tx_batch: usize,
@@ -164,7 +166,7 @@ impl Default for IoConfig {
             uring_entries: 1024,
             rx_buffers: 4096,
             rx_batch: 64,
-            rx_calls_per_batch: 16,
+            rx_calls_per_batch: 4,
             tx_batch: 512,
             tx_batches: 4,
             uring_defer_taskrun: false,

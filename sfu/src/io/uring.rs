@@ -67,6 +67,8 @@ pub struct UringIo {
     sets: Box<[TxSet]>,
     current: usize,
     gso: bool,
+    /// Most datagrams one `recv_batch` hands over (the rest wait in `stash`).
+    max_per_call: usize,
     stats: IoStats,
 }
 
@@ -158,6 +160,7 @@ impl UringIo {
             sets,
             current: 0,
             gso,
+            max_per_call: (cfg.rx_batch * cfg.rx_calls_per_batch).max(1),
             stats: IoStats::default(),
         };
         io.arm_recv();
@@ -391,7 +394,9 @@ impl IoBackend for UringIo {
     ) -> std::io::Result<usize> {
         self.reap();
         let mut handed = 0;
-        while let Some((res, flags)) = self.stash.pop_front() {
+        while handed < self.max_per_call
+            && let Some((res, flags)) = self.stash.pop_front()
+        {
             let Some(bid) = cqueue::buffer_select(flags) else {
                 continue;
             };
