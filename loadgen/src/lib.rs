@@ -3,4 +3,5 @@
 //! session, sending synthetic media of a realistic shape and measuring what arrives.
 
 pub mod http;
+pub mod sdp;
 pub mod target;
