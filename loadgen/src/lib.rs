@@ -2,7 +2,10 @@
 //! [`target::Target`]), then ICE, DTLS and SRTP over UDP through the `sfu` crate's client
 //! session, sending synthetic media of a realistic shape and measuring what arrives.
 
+pub mod client;
 pub mod http;
 pub mod media;
+pub mod recv;
 pub mod sdp;
+pub mod stats;
 pub mod target;
