@@ -10,3 +10,4 @@ pub mod report;
 pub use counters::Counters;
 pub use cpu::CpuTimes;
 pub use histogram::{Histogram, Quantiles};
+pub use report::{Measured, Report, RunInfo};
