@@ -66,8 +66,9 @@ pub struct Args {
     #[arg(long, default_value = "loadgen")]
     pub stream_prefix: String,
 
-    /// Bearer token sent with every signaling request.
+    /// Bearer token sent with every signaling request (never written to the report).
     #[arg(long, env = "LOADGEN_TOKEN")]
+    #[serde(serialize_with = "redact")]
     pub token: Option<String>,
 
     /// Local address for the clients' UDP sockets; default: the address that routes to the
@@ -102,6 +103,14 @@ pub struct Args {
     /// No live status line.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// Writes a secret as `"<redacted>"` (or null when absent).
+fn redact<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_str("<redacted>"),
+        None => s.serialize_none(),
+    }
 }
 
 impl Args {

@@ -324,7 +324,10 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
     let mut jp = Histogram::join_us();
     let mut js = Histogram::join_us();
     let mut worker_cpu_ratios = Vec::new();
+    let (mut no_video, mut no_audio) = (0, 0);
     for r in &results {
+        no_video += r.subscribers_without_video;
+        no_audio += r.subscribers_without_audio;
         counters.add(&r.counters);
         quality.add(&r.quality);
         video.add(&r.video);
@@ -360,6 +363,8 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
         latency_ns: &latency,
         join_publishers_us: &jp,
         join_subscribers_us: &js,
+        subscribers_without_video: no_video,
+        subscribers_without_audio: no_audio,
     };
     let report = Report::build(args.clone(), &info, &measured);
     if report.loadgen_saturated {

@@ -226,15 +226,18 @@ impl Subscriber {
     /// When [`poll_transmit`](Self::poll_transmit) next has something to send.
     pub fn poll_timeout(&self) -> Instant {
         let mut t = self.next_report;
-        if let Some(n) = self.video.as_ref().and_then(|v| v.nack.as_ref()) {
-            if let Some(d) = n.poll_timeout() {
-                t = t.min(d);
-            }
+        if let Some(d) = self
+            .video
+            .as_ref()
+            .and_then(|v| v.nack.as_ref())
+            .and_then(NackGenerator::poll_timeout)
+        {
+            t = t.min(d);
         }
-        if self.pli_wanted {
-            if let Some(last) = self.last_pli {
-                t = t.min(last + PLI_INTERVAL);
-            }
+        if self.pli_wanted
+            && let Some(last) = self.last_pli
+        {
+            t = t.min(last + PLI_INTERVAL);
         }
         t
     }
@@ -267,14 +270,15 @@ impl Subscriber {
                 }
             }
         }
-        if self.pli_wanted && self.last_pli.is_none_or(|t| now >= t + PLI_INTERVAL) {
-            if let Some(ssrc) = self.video.as_ref().and_then(|v| v.ssrc) {
-                self.pli_wanted = false;
-                self.last_pli = Some(now);
-                if let Ok(len) = rtcp::write_pli(out, sender, Ssrc(ssrc)) {
-                    m.plis_sent += 1;
-                    return Some(Outgoing::Rtcp(len));
-                }
+        if self.pli_wanted
+            && self.last_pli.is_none_or(|t| now >= t + PLI_INTERVAL)
+            && let Some(ssrc) = self.video.as_ref().and_then(|v| v.ssrc)
+        {
+            self.pli_wanted = false;
+            self.last_pli = Some(now);
+            if let Ok(len) = rtcp::write_pli(out, sender, Ssrc(ssrc)) {
+                m.plis_sent += 1;
+                return Some(Outgoing::Rtcp(len));
             }
         }
         if now >= self.next_report {

@@ -79,6 +79,9 @@ pub struct WorkerResult {
     pub quality: ReceiveQuality,
     pub video: ReceiveQuality,
     pub audio: ReceiveQuality,
+    /// Subscribers (among those that connected) that received no video, or no audio, at all.
+    pub subscribers_without_video: u64,
+    pub subscribers_without_audio: u64,
     /// Every latency of the run, ns (merged from the interval histogram at each snapshot).
     pub latency: Histogram,
     /// Join times, µs.
@@ -154,11 +157,11 @@ impl WorkerHandle {
 enum Media {
     Publisher {
         cfg: PublisherConfig,
-        state: Option<Publisher>,
+        state: Option<Box<Publisher>>,
     },
     Subscriber {
         cfg: SubscriberConfig,
-        state: Option<Subscriber>,
+        state: Option<Box<Subscriber>>,
     },
 }
 
@@ -304,14 +307,19 @@ impl Worker {
         self.publish();
         let mut video = ReceiveQuality::default();
         let mut audio = ReceiveQuality::default();
+        let (mut no_video, mut no_audio) = (0, 0);
         for c in self.conns.iter().flatten() {
             if let Media::Subscriber { state: Some(s), .. } = &c.media {
                 let (v, a) = s.continuity();
-                if let Some(v) = v {
-                    video.add_stream(&v);
+                match v {
+                    Some(v) if v.received > 0 => video.add_stream(&v),
+                    Some(_) => no_video += 1,
+                    None => {}
                 }
-                if let Some(a) = a {
-                    audio.add_stream(&a);
+                match a {
+                    Some(a) if a.received > 0 => audio.add_stream(&a),
+                    Some(_) => no_audio += 1,
+                    None => {}
                 }
             }
         }
@@ -322,6 +330,8 @@ impl Worker {
             quality,
             video,
             audio,
+            subscribers_without_video: no_video,
+            subscribers_without_audio: no_audio,
             latency: self.latency,
             join_publishers: self.join_publishers,
             join_subscribers: self.join_subscribers,
@@ -398,13 +408,8 @@ impl Worker {
             else {
                 return;
             };
-            let n = match self.rx.recv(fd) {
-                Ok(n) => n,
-                Err(_) => {
-                    // ECONNREFUSED from an ICMP error and the like: nothing to read.
-                    0
-                }
-            };
+            // An error (ECONNREFUSED after an ICMP unreachable) means nothing to read.
+            let n = self.rx.recv(fd).unwrap_or_default();
             if n == 0 {
                 break;
             }
@@ -455,11 +460,16 @@ impl Worker {
                         counters.publisher_joins_ok += 1;
                         c.joined = true;
                         join_publishers.record(join_us);
-                        *state = Some(Publisher::new(pcfg.clone(), cfg.clock, now, *wall));
+                        *state = Some(Box::new(Publisher::new(
+                            pcfg.clone(),
+                            cfg.clock,
+                            now,
+                            *wall,
+                        )));
                     }
                     Media::Subscriber { cfg: scfg, state } => {
                         counters.subscribers_connected += 1;
-                        *state = Some(Subscriber::new(scfg.clone(), cfg.clock, now));
+                        *state = Some(Box::new(Subscriber::new(scfg.clone(), cfg.clock, now)));
                     }
                 }
             }
@@ -609,6 +619,8 @@ impl WorkerResult {
             quality: ReceiveQuality::default(),
             video: ReceiveQuality::default(),
             audio: ReceiveQuality::default(),
+            subscribers_without_video: 0,
+            subscribers_without_audio: 0,
             latency: Histogram::latency_ns(),
             join_publishers: Histogram::join_us(),
             join_subscribers: Histogram::join_us(),

@@ -78,6 +78,11 @@ pub struct SubscriberReport {
     pub sender_reports_received: u64,
     pub video: ReceiveQuality,
     pub audio: ReceiveQuality,
+    /// Connected subscribers that received no video packet at all (0 when video is expected
+    /// and flowing everywhere).
+    pub without_video: u64,
+    /// The same for audio (only meaningful with `--audio`).
+    pub without_audio: u64,
 }
 
 /// Sent and received totals.
@@ -164,6 +169,8 @@ pub struct Measured<'a> {
     pub latency_ns: &'a Histogram,
     pub join_publishers_us: &'a Histogram,
     pub join_subscribers_us: &'a Histogram,
+    pub subscribers_without_video: u64,
+    pub subscribers_without_audio: u64,
 }
 
 impl<C: Serialize> Report<C> {
@@ -246,6 +253,8 @@ impl<C: Serialize> Report<C> {
                 sender_reports_received: c.sender_reports_received,
                 video: *m.video,
                 audio: *m.audio,
+                without_video: m.subscribers_without_video,
+                without_audio: m.subscribers_without_audio,
             },
             loadgen_cpu_s: info.cpu_s,
             loadgen_cpu_ratio: cpu_ratio,
@@ -416,6 +425,8 @@ mod tests {
             latency_ns: &lat,
             join_publishers_us: &jp,
             join_subscribers_us: &js,
+            subscribers_without_video: 0,
+            subscribers_without_audio: 0,
         };
         let r = Report::build(serde_json::json!({"publishers": 2}), &info, &m);
         let v: serde_json::Value = serde_json::to_value(&r).unwrap();
@@ -481,6 +492,8 @@ mod tests {
             latency_ns: &lat,
             join_publishers_us: &jp,
             join_subscribers_us: &js,
+            subscribers_without_video: 0,
+            subscribers_without_audio: 0,
         };
         let r = Report::build((), &info, &m);
         assert!(r.loadgen_saturated);
