@@ -15,9 +15,20 @@ fn f(v: &serde_json::Value, path: &[&str]) -> f64 {
 
 #[test]
 fn two_publishers_three_subscribers_in_two_rooms_receive_everything_without_loss() {
+    two_by_three("uring");
+}
+
+#[test]
+fn the_epoll_receive_path_delivers_the_same() {
+    two_by_three("epoll");
+}
+
+fn two_by_three(io: &str) {
     let server = Server::start();
     let url = server.url();
     let (out, report) = loadgen(&[
+        "--io",
+        io,
         "--target",
         &url,
         "--publishers",
@@ -85,6 +96,7 @@ fn two_publishers_three_subscribers_in_two_rooms_receive_everything_without_loss
     assert_eq!(r["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(f(&r, &["config", "publishers"]), 2.0);
     assert_eq!(f(&r, &["config", "rooms"]), 2.0);
+    assert_eq!(r["config"]["io"], io);
     assert!(f(&r, &["publishers", "keyframes"]) >= 2.0);
     // The summary table went to stdout.
     let stdout = String::from_utf8_lossy(&out.stdout);
