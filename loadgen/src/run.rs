@@ -20,7 +20,7 @@ use crate::plan::plan;
 use crate::stats::counters::ReceiveQuality;
 use crate::stats::cpu::ProcSample;
 use crate::stats::live::{LiveSample, status_line};
-use crate::stats::report::{SATURATION, ServerCpu};
+use crate::stats::report::ServerCpu;
 use crate::stats::{Counters, CpuTimes, Histogram, Measured, Report, RunInfo};
 use crate::target::{Role, SessionHandle, Target, TargetError, WhipTarget};
 

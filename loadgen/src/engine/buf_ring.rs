@@ -55,7 +55,7 @@ impl std::fmt::Debug for BufRing {
 impl BufRing {
     /// `count`, a power of two up to 32768, buffers of `buf_len` bytes (a multiple of 64).
     pub fn new(count: u16, buf_len: usize) -> std::io::Result<Self> {
-        if !count.is_power_of_two() || count > 32768 || buf_len % 64 != 0 {
+        if !count.is_power_of_two() || count > 32768 || !buf_len.is_multiple_of(64) {
             return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
         }
         Ok(BufRing {

@@ -18,6 +18,17 @@ use crate::stats::counters::ReceiveQuality;
 use crate::stats::{Counters, Histogram};
 use crate::target::Role;
 
+/// Why a client was dropped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientFailure {
+    #[error("DTLS failed: {0}")]
+    Dtls(String),
+    #[error("not joined within the join timeout")]
+    JoinTimeout,
+    #[error("the transport closed")]
+    Closed,
+}
+
 enum Media {
     Publisher {
         cfg: PublisherConfig,
@@ -179,7 +190,12 @@ impl Clients {
     }
 
     /// Handles one datagram for client `idx`. `Err` when the client failed (DTLS).
-    pub fn handle_datagram(&mut self, idx: usize, buf: &mut [u8], now: Instant) -> Result<(), ()> {
+    pub fn handle_datagram(
+        &mut self,
+        idx: usize,
+        buf: &mut [u8],
+        now: Instant,
+    ) -> Result<(), ClientFailure> {
         let Clients {
             conns,
             counters,
@@ -235,7 +251,7 @@ impl Clients {
             },
             Ok(None) | Err(ClientError::NotConnected) => {}
             Err(ClientError::Srtp(_)) => counters.undecodable += 1,
-            Err(ClientError::Dtls(_)) => return Err(()),
+            Err(ClientError::Dtls(e)) => return Err(ClientFailure::Dtls(e)),
         }
         Ok(())
     }
@@ -248,17 +264,22 @@ impl Clients {
         now: Instant,
         tx: &mut TxBatch,
         timers: &mut TimerHeap,
-    ) -> Result<(), ()> {
+    ) -> Result<(), ClientFailure> {
         let counters = &mut self.counters;
         let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
             return Ok(());
         };
         c.dirty = false;
-        if c.session.poll_timeout() <= now && c.session.handle_timeout(now).is_err() {
-            return Err(());
+        if c.session.poll_timeout() <= now
+            && let Err(e) = c.session.handle_timeout(now)
+        {
+            return Err(ClientFailure::Dtls(e.to_string()));
         }
-        if c.session.has_failed() || (!c.joined && now >= c.join_deadline) {
-            return Err(());
+        if c.session.has_failed() {
+            return Err(ClientFailure::Closed);
+        }
+        if !c.joined && now >= c.join_deadline {
+            return Err(ClientFailure::JoinTimeout);
         }
         let fd = c.sock.fd();
         while let Some(d) = c.session.poll_transmit() {

@@ -180,7 +180,7 @@ pub enum RxMode {
 }
 
 enum Rx {
-    Uring(UringRx),
+    Uring(Box<UringRx>),
     Epoll { epoll: Epoll, batch: RxBatch },
 }
 
@@ -249,7 +249,7 @@ impl Worker {
     ) -> std::io::Result<Self> {
         let rx = match cfg.rx_mode {
             RxMode::Uring => match UringRx::new(cfg.uring_buffers, waker.as_raw_fd()) {
-                Ok(u) => Some(Rx::Uring(u)),
+                Ok(u) => Some(Rx::Uring(Box::new(u))),
                 Err(e) => {
                     eprintln!("loadgen: io_uring unavailable ({e}); using epoll and recvmmsg");
                     None
