@@ -51,6 +51,8 @@ pub struct Conn {
     joined: bool,
     connected: bool,
     scheduled: Option<Instant>,
+    /// The transport may have datagrams to send (it handled a control datagram or a timer).
+    control_pending: bool,
     /// Queued for servicing after this turn's datagrams.
     pub dirty: bool,
 }
@@ -134,6 +136,7 @@ impl Clients {
             joined: false,
             connected: false,
             scheduled: None,
+            control_pending: true,
             dirty: false,
         }));
         self.conns.len() - 1
@@ -189,13 +192,14 @@ impl Clients {
         Some(c.sock)
     }
 
-    /// Handles one datagram for client `idx`. `Err` when the client failed (DTLS).
+    /// Handles one datagram for client `idx`. Returns whether the client must be serviced
+    /// before its next timer (it has something to send now); `Err` when it failed (DTLS).
     pub fn handle_datagram(
         &mut self,
         idx: usize,
         buf: &mut [u8],
         now: Instant,
-    ) -> Result<(), ClientFailure> {
+    ) -> Result<bool, ClientFailure> {
         let Clients {
             conns,
             counters,
@@ -207,13 +211,16 @@ impl Clients {
             ..
         } = self;
         let Some(c) = conns.get_mut(idx).and_then(Option::as_mut) else {
-            return Ok(());
+            return Ok(false);
         };
         counters.datagrams_received += 1;
         counters.bytes_received += buf.len() as u64;
+        let mut service = false;
         match c.session.handle_datagram(now, buf) {
             Ok(Some(ClientEvent::Connected)) => {
                 c.connected = true;
+                c.control_pending = true;
+                service = true;
                 match &mut c.media {
                     Media::Publisher { cfg, state } => {
                         counters.publishers_connected += 1;
@@ -239,21 +246,32 @@ impl Clients {
                         join_subscribers
                             .record(now.saturating_duration_since(c.post_at).as_micros() as u64);
                     }
+                    // Only when a loss made a NACK due before the client's next turn.
+                    service = c.scheduled.is_none_or(|t| s.poll_timeout() < t);
                 }
                 _ => counters.unknown_stream += 1,
             },
             Ok(Some(ClientEvent::Rtcp { len })) => match &mut c.media {
-                Media::Publisher { state: Some(p), .. } => p.handle_rtcp(&buf[..len], counters),
+                Media::Publisher { state: Some(p), .. } => {
+                    p.handle_rtcp(&buf[..len], counters);
+                    // Retransmissions and keyframes go out at once.
+                    service = true;
+                }
                 Media::Subscriber { state: Some(s), .. } => {
                     s.handle_rtcp(now, &buf[..len], counters)
                 }
                 _ => {}
             },
-            Ok(None) | Err(ClientError::NotConnected) => {}
+            Ok(None) => {
+                // STUN or DTLS: the transport may answer.
+                c.control_pending = true;
+                service = true;
+            }
+            Err(ClientError::NotConnected) => {}
             Err(ClientError::Srtp(_)) => counters.undecodable += 1,
             Err(ClientError::Dtls(e)) => return Err(ClientFailure::Dtls(e)),
         }
-        Ok(())
+        Ok(service)
     }
 
     /// Runs client `idx`'s timers, sends what it has through `tx`, and schedules its next turn
@@ -270,10 +288,11 @@ impl Clients {
             return Ok(());
         };
         c.dirty = false;
-        if c.session.poll_timeout() <= now
-            && let Err(e) = c.session.handle_timeout(now)
-        {
-            return Err(ClientFailure::Dtls(e.to_string()));
+        if c.session.poll_timeout() <= now {
+            c.control_pending = true;
+            if let Err(e) = c.session.handle_timeout(now) {
+                return Err(ClientFailure::Dtls(e.to_string()));
+            }
         }
         if c.session.has_failed() {
             return Err(ClientFailure::Closed);
@@ -282,7 +301,9 @@ impl Clients {
             return Err(ClientFailure::JoinTimeout);
         }
         let fd = c.sock.fd();
-        while let Some(d) = c.session.poll_transmit() {
+        // Draining the transport costs a DTLS poll; only after it had something to do.
+        let control = std::mem::take(&mut c.control_pending) || !c.connected;
+        while let Some(d) = control.then(|| c.session.poll_transmit()).flatten() {
             if tx.is_full() {
                 add_flushed(counters, tx.flush(fd));
             }

@@ -191,7 +191,6 @@ impl UringRx {
                         let data = self.bufs.buf_mut(bid, res as usize);
                         f(Completion::Datagram { token, data });
                         self.bufs.recycle(bid);
-                        self.bufs.publish();
                     } else if res == -libc::ENOBUFS {
                         self.overruns += 1;
                     }
@@ -201,6 +200,8 @@ impl UringRx {
                 }
             }
         }
+        // The kernel only takes buffers inside the next enter, so one publish suffices.
+        self.bufs.publish();
         n
     }
 }

@@ -21,7 +21,7 @@ use super::uring::{Completion, UringRx};
 use crate::client::{PublisherConfig, SubscriberConfig};
 use crate::media::Clock;
 use crate::stats::counters::ReceiveQuality;
-use crate::stats::{Counters, CpuTimes, Histogram};
+use crate::stats::{Counters, CpuTimes, Histogram, SchedTimes};
 use crate::target::Role;
 
 const WAKER_TOKEN: u64 = u64::MAX;
@@ -90,7 +90,8 @@ pub struct WorkerResult {
     /// CPU time of the worker thread and how long it ran.
     pub cpu: CpuTimes,
     pub wall: Duration,
-    /// Share of the window the loop was not waiting for I/O (1.0: never idle, saturated).
+    /// Share of the window the thread was running or waiting for a CPU (schedstat); near 1.0
+    /// the worker could not keep up.
     pub busy: f64,
 }
 
@@ -197,8 +198,6 @@ pub struct Worker {
     dirty: Vec<u32>,
     /// Counters at the start of the measurement window.
     base: Counters,
-    /// Time spent waiting for I/O since the window began.
-    idle: Duration,
 }
 
 impl std::fmt::Debug for Worker {
@@ -278,12 +277,12 @@ impl Worker {
             tx: TxBatch::new(cfg.tx_batch),
             dirty: Vec::with_capacity(cfg.expected_clients + 16),
             base: Counters::default(),
-            idle: Duration::ZERO,
         })
     }
 
     fn run(mut self) -> WorkerResult {
         let mut cpu0 = CpuTimes::thread();
+        let mut sched0 = SchedTimes::thread();
         let mut started = Instant::now();
         let mut next_snapshot = started + SNAPSHOT_INTERVAL;
         while !self.shared.stop.load(Ordering::Relaxed) {
@@ -291,7 +290,7 @@ impl Worker {
                 self.publish();
                 self.base = self.clients.counters;
                 self.clients.start_window();
-                self.idle = Duration::ZERO;
+                sched0 = SchedTimes::thread();
                 cpu0 = CpuTimes::thread();
                 started = Instant::now();
             }
@@ -345,7 +344,8 @@ impl Worker {
             ),
             cpu: CpuTimes::thread().since(&cpu0),
             wall,
-            busy: 1.0 - self.idle.as_secs_f64() / wall.as_secs_f64().max(1e-9),
+            busy: SchedTimes::thread().demand_since(&sched0).as_secs_f64()
+                / wall.as_secs_f64().max(1e-9),
         }
     }
 
@@ -357,27 +357,21 @@ impl Worker {
             clients,
             dirty,
             waker,
-            idle,
             ..
         } = self;
         let mut failed: Vec<usize> = Vec::new();
         match rx {
             Rx::Uring(u) => {
-                let t0 = Instant::now();
                 u.wait(timeout)?;
                 let now = Instant::now();
-                *idle += now - t0;
                 u.drain(|c| match c {
                     Completion::Wake => waker.drain(),
                     Completion::Datagram { token, data } => {
                         let idx = token as usize;
-                        if clients.handle_datagram(idx, data, now).is_err() {
-                            failed.push(idx);
-                        } else if let Some(c) = clients.get_mut(idx)
-                            && !c.dirty
-                        {
-                            c.dirty = true;
-                            dirty.push(idx as u32);
+                        match clients.handle_datagram(idx, data, now) {
+                            Err(_) => failed.push(idx),
+                            Ok(true) => mark_dirty(clients, dirty, idx),
+                            Ok(false) => {}
                         }
                     }
                 });
@@ -388,9 +382,7 @@ impl Worker {
                 }
             }
             Rx::Epoll { epoll, batch } => {
-                let t0 = Instant::now();
                 let n = epoll.wait(Some(timeout))?;
-                *idle += t0.elapsed();
                 for i in 0..n {
                     let token = epoll.token(i);
                     if token == WAKER_TOKEN {
@@ -398,6 +390,7 @@ impl Worker {
                         continue;
                     }
                     let idx = token as usize;
+                    let mut service = false;
                     for _ in 0..RX_CALLS_PER_SOCKET {
                         let Some(fd) = clients.get(idx).map(|c| c.sock().fd()) else {
                             break;
@@ -410,20 +403,20 @@ impl Worker {
                                 clients.counters.undecodable += 1;
                                 continue;
                             }
-                            if clients.handle_datagram(idx, batch.get_mut(k), now).is_err() {
-                                failed.push(idx);
-                                break;
+                            match clients.handle_datagram(idx, batch.get_mut(k), now) {
+                                Err(_) => {
+                                    failed.push(idx);
+                                    break;
+                                }
+                                Ok(s) => service |= s,
                             }
                         }
                         if got < batch.capacity() {
                             break;
                         }
                     }
-                    if let Some(c) = clients.get_mut(idx)
-                        && !c.dirty
-                    {
-                        c.dirty = true;
-                        dirty.push(idx as u32);
+                    if service {
+                        mark_dirty(clients, dirty, idx);
                     }
                 }
             }
@@ -485,6 +478,16 @@ impl Worker {
             snap.latency.merge(&c.interval_latency);
         }
         c.interval_latency.reset();
+    }
+}
+
+/// Queues client `idx` for servicing after this turn (once).
+fn mark_dirty(clients: &mut Clients, dirty: &mut Vec<u32>, idx: usize) {
+    if let Some(c) = clients.get_mut(idx)
+        && !c.dirty
+    {
+        c.dirty = true;
+        dirty.push(idx as u32);
     }
 }
 

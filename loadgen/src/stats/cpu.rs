@@ -43,6 +43,41 @@ impl CpuTimes {
     }
 }
 
+/// The calling thread's scheduler statistics (`/proc/thread-self/schedstat`): time on a CPU
+/// and time runnable but waiting for one. Their sum over a wall interval says how much of it the
+/// thread wanted a CPU: near 1, it could not keep up, whether it ran or waited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SchedTimes {
+    pub on_cpu: Duration,
+    pub waiting: Duration,
+}
+
+impl SchedTimes {
+    /// The calling thread now (zeros where schedstat is unavailable).
+    pub fn thread() -> SchedTimes {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| parse_schedstat(&s))
+            .unwrap_or_default()
+    }
+
+    /// Running plus waiting since `earlier`.
+    pub fn demand_since(&self, earlier: &SchedTimes) -> Duration {
+        self.on_cpu.saturating_sub(earlier.on_cpu) + self.waiting.saturating_sub(earlier.waiting)
+    }
+}
+
+/// Reads `run_ns wait_ns slices`.
+pub fn parse_schedstat(s: &str) -> Option<SchedTimes> {
+    let mut f = s.split_whitespace();
+    let run: u64 = f.next()?.parse().ok()?;
+    let wait: u64 = f.next()?.parse().ok()?;
+    Some(SchedTimes {
+        on_cpu: Duration::from_nanos(run),
+        waiting: Duration::from_nanos(wait),
+    })
+}
+
 /// CPU times of a process and of each of its threads at one moment.
 #[derive(Debug, Clone, Default)]
 pub struct ProcSample {
@@ -145,6 +180,22 @@ mod tests {
         assert_eq!(t.user, Duration::from_millis(2500));
         assert_eq!(t.system, Duration::from_millis(500));
         assert!(parse_proc_stat("garbage", 100).is_none());
+    }
+
+    #[test]
+    fn schedstat_lines_parse_and_running_counts_as_demand() {
+        let t = parse_schedstat("1500000000 250000000 42\n").unwrap();
+        assert_eq!(t.on_cpu, Duration::from_millis(1500));
+        assert_eq!(t.waiting, Duration::from_millis(250));
+        assert!(parse_schedstat("x").is_none());
+        let a = SchedTimes::thread();
+        let start = std::time::Instant::now();
+        let mut x = 1u64;
+        while start.elapsed() < Duration::from_millis(40) {
+            x = x.wrapping_mul(3).wrapping_add(7);
+        }
+        std::hint::black_box(x);
+        assert!(SchedTimes::thread().demand_since(&a) >= Duration::from_millis(20));
     }
 
     #[test]

@@ -8,6 +8,6 @@ pub mod live;
 pub mod report;
 
 pub use counters::Counters;
-pub use cpu::CpuTimes;
+pub use cpu::{CpuTimes, SchedTimes};
 pub use histogram::{Histogram, Quantiles};
 pub use report::{Measured, Report, RunInfo};

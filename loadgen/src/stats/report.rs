@@ -117,7 +117,7 @@ pub struct RunInfo {
     pub cpu_s: f64,
     /// CPU seconds over run seconds of each worker thread.
     pub worker_cpu_ratios: Vec<f64>,
-    /// Share of the window each worker loop was not waiting for datagrams or timers.
+    /// Share of the window each worker thread was running or waiting for a CPU.
     pub worker_busy_ratios: Vec<f64>,
     /// Distinct join errors, first ones first.
     pub errors: Vec<String>,
@@ -171,8 +171,8 @@ pub struct Report<C: Serialize> {
     /// not the server, limited the run.
     pub loadgen_cpu_ratio: f64,
     pub worker_cpu_ratios: Vec<f64>,
-    /// Share of the time each worker loop was not waiting for I/O; near 1 means it could not
-    /// keep up (whether it was on a CPU or waiting for one).
+    /// Share of the time each worker thread was running or waiting for a CPU (schedstat); near
+    /// 1 it could not keep up, whether it had a CPU or lost it to other processes.
     pub worker_busy_ratios: Vec<f64>,
     pub loadgen_saturated: bool,
     pub server: Option<ServerCpu>,
@@ -183,7 +183,7 @@ pub struct Report<C: Serialize> {
 /// CPU ratio per worker thread above which the load generator counts as saturated.
 pub const SATURATION: f64 = 0.85;
 
-/// Busy share of a worker loop above which the load generator counts as saturated.
+/// Busy share of a worker thread above which the load generator counts as saturated.
 pub const BUSY_SATURATION: f64 = 0.9;
 
 /// Everything measured, merged across workers.
@@ -328,8 +328,11 @@ impl<C: Serialize> Report<C> {
         row(
             "packets",
             format!(
-                "sent {}  received {}  ({:.1} s of media)",
-                self.packets_sent, self.packets_received, self.media_s
+                "sent {}  received {} ({:.0}/s)  over {:.1} s",
+                self.packets_sent,
+                self.packets_received,
+                self.packets_received as f64 / self.media_s.max(1e-9),
+                self.media_s
             ),
         );
         row(
@@ -375,7 +378,7 @@ impl<C: Serialize> Report<C> {
         row(
             "loadgen cpu",
             format!(
-                "{:.2} s = {:.2} cores over {} worker thread(s), loops busy {}{}",
+                "{:.2} s = {:.2} cores over {} worker thread(s), busy {}{}",
                 self.loadgen_cpu_s,
                 self.loadgen_cpu_ratio,
                 self.threads,
