@@ -21,6 +21,7 @@ use crate::stats::counters::ReceiveQuality;
 use crate::stats::cpu::ProcSample;
 use crate::stats::live::{LiveSample, status_line};
 use crate::stats::report::ServerCpu;
+use crate::stats::server_metrics::{self, Scrape, ServerTraffic};
 use crate::stats::{Counters, CpuTimes, Histogram, Measured, Report, RunInfo};
 use crate::target::{Role, SessionHandle, Target, TargetError, WhipTarget};
 
@@ -256,10 +257,15 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
     let mut last_print = Instant::now();
     let mut interval = Histogram::latency_ns();
     let warmup_end = start + Duration::from_secs_f64(args.warmup);
-    let mut window: Option<(Instant, CpuTimes, Option<ProcSample>)> = None;
-    let server0 = args.server_pid.and_then(|p| ProcSample::of_pid(p).ok());
+    let scrape_timeout = Duration::from_secs(2);
+    let mut window: Option<(Instant, CpuTimes, Option<ProcSample>, Option<Scrape>)> = None;
     if args.warmup == 0.0 {
-        window = Some((start, cpu0, server0));
+        window = Some((
+            start,
+            cpu0,
+            args.server_pid.and_then(|p| ProcSample::of_pid(p).ok()),
+            server_metrics::scrape(&args.target, scrape_timeout),
+        ));
     }
     while Instant::now() < end {
         if window.is_none() && Instant::now() >= warmup_end {
@@ -270,6 +276,7 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
                 Instant::now(),
                 CpuTimes::process(),
                 args.server_pid.and_then(|p| ProcSample::of_pid(p).ok()),
+                server_metrics::scrape(&args.target, scrape_timeout),
             ));
         }
         let next_stop = if window.is_none() {
@@ -327,8 +334,11 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
     if let Some(k) = keepalive {
         let _ = k.join();
     }
-    let (window_start, window_cpu0, server_before) = window.unwrap_or((start, cpu0, None));
+    let (window_start, window_cpu0, server_before, metrics_before) =
+        window.unwrap_or((start, cpu0, None, None));
     let server_after = args.server_pid.and_then(|p| ProcSample::of_pid(p).ok());
+    let metrics_after = server_metrics::scrape(&args.target, scrape_timeout);
+    let metrics_secs = window_start.elapsed().as_secs_f64();
     let results: Vec<WorkerResult> = workers.into_iter().filter_map(WorkerHandle::stop).collect();
     let media_s = window_start.elapsed().as_secs_f64();
     let cpu_s = CpuTimes::process()
@@ -400,6 +410,10 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
         leave_failures,
         warmup_s: args.warmup,
         server,
+        server_traffic: match (metrics_before, metrics_after) {
+            (Some(a), Some(b)) => Some(ServerTraffic::between(&a, &b, metrics_secs)),
+            _ => None,
+        },
     };
     let measured = Measured {
         counters: &counters,

@@ -6,6 +6,7 @@ pub mod cpu;
 pub mod histogram;
 pub mod live;
 pub mod report;
+pub mod server_metrics;
 
 pub use counters::Counters;
 pub use cpu::{CpuTimes, SchedTimes};

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::counters::{Counters, ReceiveQuality};
 use super::histogram::{Histogram, Quantiles};
+use super::server_metrics::ServerTraffic;
 
 /// Join times in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -125,6 +126,7 @@ pub struct RunInfo {
     /// Seconds of warm-up excluded from the measurements.
     pub warmup_s: f64,
     pub server: Option<ServerCpu>,
+    pub server_traffic: Option<ServerTraffic>,
 }
 
 /// The whole report.
@@ -176,6 +178,8 @@ pub struct Report<C: Serialize> {
     pub worker_busy_ratios: Vec<f64>,
     pub loadgen_saturated: bool,
     pub server: Option<ServerCpu>,
+    /// The server's own counters over the window, when it exposes Ringcast `/metrics`.
+    pub server_traffic: Option<ServerTraffic>,
     pub errors: Vec<String>,
     pub leave_failures: u64,
 }
@@ -293,6 +297,7 @@ impl<C: Serialize> Report<C> {
                 || busy_max >= BUSY_SATURATION
                 || cpu_ratio >= SATURATION * info.threads.max(1) as f64,
             server: info.server.clone(),
+            server_traffic: info.server_traffic.clone(),
             errors: info.errors.clone(),
             leave_failures: info.leave_failures,
         }
@@ -406,6 +411,18 @@ impl<C: Serialize> Report<C> {
                 ),
             );
         }
+        if let Some(t) = &self.server_traffic {
+            row(
+                "server traffic",
+                format!(
+                    "rtp out {:.0}/s, datagrams out {:.0}/s, {} drops, {} send errors",
+                    t.rtp_out_per_s,
+                    t.datagrams_out_per_s,
+                    t.drops.values().sum::<f64>(),
+                    t.send_errors
+                ),
+            );
+        }
         for e in self.errors.iter().take(5) {
             row("error", e.clone());
         }
@@ -477,6 +494,7 @@ mod tests {
                 busiest_thread: "shard-0".into(),
                 busiest_thread_ratio: 0.45,
             }),
+            server_traffic: None,
         };
         let m = Measured {
             counters: &c,
