@@ -92,15 +92,20 @@ fn target_addr(url: &str) -> Result<SocketAddr, RunError> {
         .ok_or_else(|| RunError::Args(format!("cannot resolve {url}")))
 }
 
+/// The signaling target `args` describe (WHIP/WHEP at `--target`).
+pub fn make_target(args: &Args) -> Result<Arc<dyn Target>, TargetError> {
+    Ok(Arc::new(WhipTarget::new(
+        &args.target,
+        args.token.clone(),
+        Duration::from_secs_f64(args.http_timeout),
+    )?))
+}
+
 /// Runs the load described by `args`.
 pub fn run(args: Args) -> Result<RunOutcome, RunError> {
     args.validate().map_err(RunError::Args)?;
     raise_nofile();
-    let target: Arc<dyn Target> = Arc::new(WhipTarget::new(
-        &args.target,
-        args.token.clone(),
-        Duration::from_secs_f64(args.http_timeout),
-    )?);
+    let target = make_target(&args)?;
     let addr = target_addr(&args.target)?;
     let bind_ip: IpAddr = match args.bind_ip {
         Some(ip) => ip,

@@ -418,7 +418,7 @@ impl<C: Serialize> Report<C> {
                     "rtp out {:.0}/s, datagrams out {:.0}/s, {} drops, {} send errors",
                     t.rtp_out_per_s,
                     t.datagrams_out_per_s,
-                    t.drops.values().sum::<f64>(),
+                    t.drops.values().fold(0.0, |a, b| a + b),
                     t.send_errors
                 ),
             );
