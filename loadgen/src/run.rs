@@ -316,7 +316,7 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
         sample.p50_us = interval.quantile(0.5) as f64 / 1e3;
         sample.p99_us = interval.quantile(0.99) as f64 / 1e3;
         interval.reset();
-        let line = status_line(&prev, &sample, pubs, subs);
+        let line = status_line(&prev, &sample, pubs, subs, args.threads);
         let mut err = std::io::stderr().lock();
         if tty {
             let _ = write!(err, "\r\x1b[2K{line}");

@@ -48,8 +48,13 @@ pub fn status_line(
         0.0
     };
     let cpu = (now.cpu_s - prev.cpu_s) / dt * 100.0;
+    let flag = if cpu >= 85.0 * threads.max(1) as f64 {
+        " LOADGEN SATURATED"
+    } else {
+        ""
+    };
     format!(
-        "{:>5.0}s joins {}/{} fail {} | pub {}/{} sub {}/{} | out {} in {} ({:.0} kpps) | loss {:.3}% | p50 {:.2} ms p99 {:.2} ms | cpu {:.0}%",
+        "{:>5.0}s joins {}/{} fail {} | pub {}/{} sub {}/{} | out {} in {} ({:.0} kpps) | loss {:.3}% | p50 {:.2} ms p99 {:.2} ms | cpu {:.0}%{flag}",
         now.elapsed.as_secs_f64(),
         c.joins_ok(),
         expected_pubs + expected_subs,
@@ -88,11 +93,15 @@ mod tests {
         now.quality.lost = 10;
         now.p50_us = 500.0;
         now.cpu_s = 0.25;
-        let l = status_line(&prev, &now, 1, 3);
+        let l = status_line(&prev, &now, 1, 3, 1);
         assert!(l.contains("joins 4/4"), "{l}");
         assert!(l.contains("in 8.0 Mb/s"), "{l}");
         assert!(l.contains("loss 1.000%"), "{l}");
         assert!(l.contains("p50 0.50 ms"), "{l}");
         assert!(l.contains("cpu 25%"), "{l}");
+        assert!(!l.contains("SATURATED"));
+        now.cpu_s = 1.0;
+        assert!(status_line(&prev, &now, 1, 3, 1).contains("LOADGEN SATURATED"));
+        assert!(!status_line(&prev, &now, 1, 3, 2).contains("SATURATED"));
     }
 }
