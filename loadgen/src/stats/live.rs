@@ -30,12 +30,14 @@ fn rate(bytes: u64, secs: f64) -> String {
     }
 }
 
-/// The status line for `now` given the previous sample (for rates over the interval).
+/// The status line for `now` given the previous sample (for rates over the interval). The
+/// load generator's CPU is flagged when it nears the `threads` cores its workers can use.
 pub fn status_line(
     prev: &LiveSample,
     now: &LiveSample,
     expected_pubs: u64,
     expected_subs: u64,
+    threads: usize,
 ) -> String {
     let dt = (now.elapsed - prev.elapsed).as_secs_f64().max(1e-3);
     let c = &now.counters;
