@@ -203,3 +203,39 @@ fn help_lists_the_documented_options() {
         assert!(text.contains(flag), "--help lacks {flag}:\n{text}");
     }
 }
+
+#[test]
+fn the_bearer_token_opens_a_protected_server_and_stays_out_of_the_report() {
+    let server = Server::start_with(&["--auth-secret", "s3cret-token"]);
+    let url = server.url();
+    let run = |token: Option<&str>| {
+        let mut args = vec![
+            "--target",
+            url.as_str(),
+            "--subscribers",
+            "1",
+            "--duration",
+            "3",
+            "--ramp",
+            "0",
+            "--quiet",
+        ];
+        if let Some(t) = token {
+            args.extend(["--token", t]);
+        }
+        loadgen(&args)
+    };
+    let (out, report) = run(None);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let r = report.unwrap();
+    assert_eq!(f(&r, &["joins_failed"]), 2.0, "{r:#}");
+    assert!(r["errors"][0].as_str().unwrap().contains("401"), "{r:#}");
+
+    let (out, report) = run(Some("s3cret-token"));
+    let r = report.unwrap();
+    assert!(out.status.success(), "{}\n{r:#}", describe(&out));
+    assert_eq!(f(&r, &["joins_ok"]), 2.0);
+    assert!(f(&r, &["packets_received"]) > 0.0);
+    assert_eq!(r["config"]["token"], "<redacted>");
+    assert!(!r.to_string().contains("s3cret-token"));
+}

@@ -104,6 +104,11 @@ pub struct Server {
 impl Server {
     /// Starts the server with one shard on the mmsg backend.
     pub fn start() -> Server {
+        Self::start_with(&[])
+    }
+
+    /// Starts the server with extra arguments.
+    pub fn start_with(extra: &[&str]) -> Server {
         let bin = server_binary();
         for _ in 0..3 {
             let (http, rtc) = free_ports();
@@ -117,6 +122,7 @@ impl Server {
                     "--io",
                     "mmsg",
                 ])
+                .args(extra)
                 .env_remove("AUTH_SECRET")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
