@@ -71,6 +71,22 @@ impl JoinFailures {
     }
 }
 
+/// Set by SIGINT/SIGTERM: the run ends early but still leaves its sessions and reports.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+fn catch_signals() {
+    let handler = on_signal as extern "C" fn(libc::c_int);
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installs a handler that only stores to an atomic.
+        unsafe { libc::signal(sig, handler as libc::sighandler_t) };
+    }
+}
+
 /// Raises the open-file soft limit to the hard limit (one socket per client).
 fn raise_nofile() {
     // SAFETY: an all-zero rlimit is a valid value; getrlimit/setrlimit only read and write it.
@@ -105,6 +121,7 @@ pub fn make_target(args: &Args) -> Result<Arc<dyn Target>, TargetError> {
 pub fn run(args: Args) -> Result<RunOutcome, RunError> {
     args.validate().map_err(RunError::Args)?;
     raise_nofile();
+    catch_signals();
     let target = make_target(&args)?;
     let addr = target_addr(&args.target)?;
     let bind_ip: IpAddr = match args.bind_ip {
@@ -272,7 +289,7 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
             server_metrics::scrape(&args.target, scrape_timeout),
         ));
     }
-    while Instant::now() < end {
+    while Instant::now() < end && !INTERRUPTED.load(Ordering::Relaxed) {
         if window.is_none() && Instant::now() >= warmup_end {
             for w in &workers {
                 w.start_window();
