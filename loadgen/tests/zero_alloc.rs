@@ -1,0 +1,163 @@
+//! The media path allocates nothing in steady state: a publisher's packets, a subscriber's
+//! accounting, feedback both ways and the histograms, under a counting allocator.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::time::{Duration, Instant, SystemTime};
+
+use loadgen::client::{Outgoing, Publisher, PublisherConfig, Subscriber, SubscriberConfig};
+use loadgen::media::{AudioConfig, Clock, VideoConfig};
+use loadgen::sdp::{ExtIds, MediaPlan, TrackPlan};
+use loadgen::stats::{Counters, Histogram};
+use sfu::wire::rtp::RtpHeader;
+
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; the thread-local counter is a plain Cell with a
+// const initializer, which does not allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCS.with(|a| a.set(a.get() + 1));
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCS.with(|a| a.set(a.get() + 1));
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn plan() -> MediaPlan {
+    let ext = ExtIds {
+        audio_level: Some(1),
+        transport_cc: Some(3),
+        mid: Some(4),
+    };
+    MediaPlan {
+        video: Some(TrackPlan {
+            mid: "0".into(),
+            pt: 96,
+            rtx_pt: Some(97),
+            clock_rate: 90_000,
+            ssrc: Some(11),
+            rtx_ssrc: Some(12),
+            ext,
+        }),
+        audio: Some(TrackPlan {
+            mid: "1".into(),
+            pt: 111,
+            rtx_pt: None,
+            clock_rate: 48_000,
+            ssrc: Some(13),
+            rtx_ssrc: None,
+            ext,
+        }),
+    }
+}
+
+/// A publisher wired to a subscriber; every 37th video packet is lost once.
+struct Rig {
+    p: Publisher,
+    s: Subscriber,
+    pm: Counters,
+    sm: Counters,
+    lat: Histogram,
+    total: Histogram,
+    buf: [u8; 1500],
+}
+
+impl Rig {
+    fn step(&mut self, now: Instant, count: bool) {
+        COUNTING.with(|c| c.set(count));
+        while let Some(o) = self.p.poll_transmit(now, &mut self.buf, &mut self.pm) {
+            if let Outgoing::Rtp(n) = o {
+                let lost = RtpHeader::parse(&self.buf[..n])
+                    .is_ok_and(|h| h.ssrc.0 == 11 && h.seq.0 % 37 == 0);
+                if !lost {
+                    self.s
+                        .handle_rtp(now, &mut self.buf[..n], &mut self.sm, &mut self.lat);
+                }
+            }
+        }
+        while let Some(Outgoing::Rtcp(n)) = self.s.poll_transmit(now, &mut self.buf, &mut self.sm) {
+            self.p.handle_rtcp(&self.buf[..n], &mut self.pm);
+        }
+        self.total.merge(&self.lat);
+        self.lat.reset();
+        COUNTING.with(|c| c.set(false));
+    }
+}
+
+#[test]
+fn publishing_receiving_and_feedback_allocate_nothing_in_steady_state() {
+    let t0 = Instant::now();
+    let clock = Clock::new(t0);
+    let p = Publisher::new(
+        PublisherConfig {
+            video: Some(VideoConfig::default()),
+            audio: Some(AudioConfig::default()),
+            plan: plan(),
+            cname: "p".into(),
+            seed: 5,
+            ring_slots: 1024,
+        },
+        clock,
+        t0,
+        SystemTime::now(),
+    );
+    let s = Subscriber::new(
+        SubscriberConfig {
+            plan: plan(),
+            rtcp_ssrc: 99,
+            cname: "s".into(),
+        },
+        clock,
+        t0,
+    );
+    let mut r = Rig {
+        p,
+        s,
+        pm: Counters::default(),
+        sm: Counters::default(),
+        lat: Histogram::latency_ns(),
+        total: Histogram::latency_ns(),
+        buf: [0u8; 1500],
+    };
+    // Warm up (first reports, first NACKs) without counting.
+    let mut now = t0;
+    while now < t0 + Duration::from_secs(2) {
+        r.step(now, false);
+        now += Duration::from_millis(1);
+    }
+    let before = (r.sm.rtp_received, r.pm.rtx_sent, r.sm.receiver_reports_sent);
+    while now < t0 + Duration::from_secs(8) {
+        r.step(now, true);
+        now += Duration::from_millis(1);
+    }
+    assert!(
+        r.sm.rtp_received - before.0 > 1000,
+        "media flowed: {:?}",
+        r.sm
+    );
+    assert!(r.pm.rtx_sent > before.1, "NACKs were answered: {:?}", r.pm);
+    assert!(r.sm.receiver_reports_sent > before.2);
+    assert!(r.total.count() > 1000);
+    assert_eq!(ALLOCS.with(Cell::get), 0, "allocations on the media path");
+}
