@@ -3,5 +3,6 @@
 //! session, sending synthetic media of a realistic shape and measuring what arrives.
 
 pub mod http;
+pub mod janus;
 pub mod sdp;
 pub mod target;
