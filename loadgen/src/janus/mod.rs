@@ -88,6 +88,11 @@ impl JanusTarget {
         })
     }
 
+    /// Janus events read that no request waited for (`webrtcup`, `media`, `hangup`, ...).
+    pub fn unclaimed_events(&self) -> u64 {
+        self.inner.events.unclaimed()
+    }
+
     /// The base URL (`http://host:port/janus`).
     pub fn base(&self) -> &Url {
         &self.inner.base

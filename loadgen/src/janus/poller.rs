@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -181,6 +181,7 @@ fn poll_loop(url: &Url, events: &Weak<Events>, request_timeout: Duration) {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::sync::Arc;
 
     #[test]
     fn event_reaches_the_waiter_of_its_transaction() {
