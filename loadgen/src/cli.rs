@@ -1,0 +1,149 @@
+//! The command line of the `loadgen` binary (clap). These names are an interface: scripts and
+//! people rely on them.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use serde::Serialize;
+
+/// Ringcast load generator: real WHIP/WHEP publishers and subscribers over ICE, DTLS and SRTP.
+///
+/// Publishers send synthetic VP8-like video (and Opus-like audio with --audio); every
+/// subscriber watches one publisher and measures loss, reordering, duplicates and end-to-end
+/// latency from timestamps embedded in each payload. A status line refreshes on stderr; a
+/// summary table goes to stdout at the end, and a JSON report to --json FILE.
+#[derive(Debug, Clone, Parser, Serialize)]
+#[command(name = "loadgen", version)]
+pub struct Args {
+    /// Server to load: http://host:port of a Ringcast (or any WHIP/WHEP) server.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub target: String,
+
+    /// Number of publishers.
+    #[arg(long, default_value_t = 1)]
+    pub publishers: usize,
+
+    /// Subscribers per publisher.
+    #[arg(long, default_value_t = 1)]
+    pub subscribers: usize,
+
+    /// Stream names the publishers (and their subscribers) are spread over; default: one per
+    /// publisher. With fewer rooms than publishers, a room's publishers get names
+    /// PREFIX-ROOM-K.
+    #[arg(long)]
+    pub rooms: Option<usize>,
+
+    /// Video bitrate of each publisher in bits/s (encoded frames; keyframes are larger).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub video_bitrate: u64,
+
+    /// Also send Opus-like audio (50 packets/s).
+    #[arg(long)]
+    pub audio: bool,
+
+    /// Audio bitrate in bits/s, with --audio.
+    #[arg(long, default_value_t = 32_000)]
+    pub audio_bitrate: u64,
+
+    /// Seconds between periodic keyframes.
+    #[arg(long, default_value_t = 3.0)]
+    pub keyframe_interval: f64,
+
+    /// Run length in seconds, counted from the first join.
+    #[arg(long, default_value_t = 30.0)]
+    pub duration: f64,
+
+    /// Joins per second (publishers first, then subscribers); 0: as fast as possible.
+    #[arg(long, default_value_t = 50.0)]
+    pub ramp: f64,
+
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+
+    /// Stream name prefix.
+    #[arg(long, default_value = "loadgen")]
+    pub stream_prefix: String,
+
+    /// Bearer token sent with every signaling request.
+    #[arg(long, env = "LOADGEN_TOKEN")]
+    pub token: Option<String>,
+
+    /// Local address for the clients' UDP sockets; default: the address that routes to the
+    /// target.
+    #[arg(long)]
+    pub bind_ip: Option<IpAddr>,
+
+    /// Seed of everything random (frame sizes, SSRCs, ICE credentials).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Worker threads driving the clients (each an epoll loop over its clients' sockets).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+
+    /// Threads doing signaling (HTTP) in parallel during the ramp.
+    #[arg(long, default_value_t = 4)]
+    pub join_threads: usize,
+
+    /// Seconds a client may take to join (publisher: connected; subscriber: first media).
+    #[arg(long, default_value_t = 15.0)]
+    pub join_timeout: f64,
+
+    /// Timeout of each signaling request, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub http_timeout: f64,
+
+    /// Socket receive and send buffer size per client, bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub socket_buffer: usize,
+
+    /// No live status line.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl Args {
+    /// Rooms in effect: `--rooms`, clamped to 1..=publishers.
+    pub fn rooms(&self) -> usize {
+        self.rooms
+            .unwrap_or(self.publishers)
+            .clamp(1, self.publishers.max(1))
+    }
+
+    /// Total clients.
+    pub fn clients(&self) -> usize {
+        self.publishers + self.publishers * self.subscribers
+    }
+
+    /// Checks values clap cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.publishers == 0 {
+            return Err("--publishers must be at least 1".into());
+        }
+        if self.threads == 0 || self.join_threads == 0 {
+            return Err("--threads and --join-threads must be at least 1".into());
+        }
+        if !(self.duration > 0.0 && self.duration.is_finite()) {
+            return Err("--duration must be a positive number of seconds".into());
+        }
+        if !(self.ramp >= 0.0 && self.ramp.is_finite()) {
+            return Err("--ramp must be 0 or a positive rate".into());
+        }
+        if !(self.keyframe_interval > 0.0 && self.join_timeout > 0.0 && self.http_timeout > 0.0) {
+            return Err("intervals and timeouts must be positive".into());
+        }
+        if self.video_bitrate < 10_000 {
+            return Err("--video-bitrate must be at least 10000".into());
+        }
+        let name_ok = |s: &str| {
+            s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        };
+        if self.stream_prefix.is_empty() || !name_ok(&self.stream_prefix) {
+            return Err("--stream-prefix must be made of A-Z a-z 0-9 - _ .".into());
+        }
+        Ok(())
+    }
+}

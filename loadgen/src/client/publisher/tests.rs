@@ -1,0 +1,235 @@
+//! The publisher's packets: sizes, shape over virtual time, answers to NACK and PLI, reports.
+
+use std::time::Duration;
+
+use super::*;
+use crate::media::MAX_DATAGRAM;
+use crate::sdp::ExtIds;
+use sfu::wire::codec::vp8;
+
+pub(crate) fn plan() -> MediaPlan {
+    let ext = ExtIds {
+        audio_level: Some(1),
+        transport_cc: Some(3),
+        mid: Some(4),
+    };
+    MediaPlan {
+        video: Some(TrackPlan {
+            mid: "0".into(),
+            pt: 96,
+            rtx_pt: Some(97),
+            clock_rate: 90_000,
+            ssrc: Some(1111),
+            rtx_ssrc: Some(2222),
+            ext,
+        }),
+        audio: Some(TrackPlan {
+            mid: "1".into(),
+            pt: 111,
+            rtx_pt: None,
+            clock_rate: 48_000,
+            ssrc: Some(3333),
+            rtx_ssrc: None,
+            ext,
+        }),
+    }
+}
+
+pub(crate) fn publisher(bitrate: u64, t0: Instant) -> Publisher {
+    Publisher::new(
+        PublisherConfig {
+            video: Some(VideoConfig {
+                bitrate_bps: bitrate,
+                ..VideoConfig::default()
+            }),
+            audio: Some(AudioConfig::default()),
+            plan: plan(),
+            cname: "pubcname".into(),
+            seed: 0xdead_beef_1234_5678,
+            ring_slots: 1024,
+        },
+        Clock::new(t0),
+        t0,
+        SystemTime::now(),
+    )
+}
+
+/// Everything the publisher sends over `secs` seconds in 1 ms steps.
+fn run(p: &mut Publisher, t0: Instant, secs: u64) -> Vec<(Instant, Outgoing, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1500];
+    let mut m = Counters::default();
+    let mut now = t0;
+    while now < t0 + Duration::from_secs(secs) {
+        if p.poll_timeout() <= now {
+            while let Some(o) = p.poll_transmit(now, &mut buf, &mut m) {
+                let n = match o {
+                    Outgoing::Rtp(n) | Outgoing::Rtcp(n) => n,
+                };
+                out.push((now, o, buf[..n].to_vec()));
+            }
+        }
+        now += Duration::from_millis(1);
+    }
+    out
+}
+
+#[test]
+fn packets_fit_the_datagram_cap_and_carry_tags_and_extensions() {
+    let t0 = Instant::now();
+    let mut p = publisher(4_000_000, t0);
+    let sent = run(&mut p, t0, 4);
+    let mut twcc = Vec::new();
+    for (_, o, b) in &sent {
+        if let Outgoing::Rtp(n) = o {
+            assert!(
+                *n <= MAX_RTP && n + MAX_SRTP_TAG_TEST <= MAX_DATAGRAM,
+                "{n} bytes"
+            );
+            let h = RtpHeader::parse(b).unwrap();
+            assert!(Tag::read_tail(h.payload(b)).is_some());
+            assert_eq!(
+                h.extension(b, 4),
+                Some(if h.ssrc.0 == 1111 {
+                    &b"0"[..]
+                } else {
+                    &b"1"[..]
+                })
+            );
+            let t = h.extension(b, 3).unwrap();
+            twcc.push(u16::from_be_bytes([t[0], t[1]]));
+        }
+    }
+    // One transport-wide counter over both streams, without holes.
+    for w in twcc.windows(2) {
+        assert_eq!(w[1], w[0].wrapping_add(1));
+    }
+}
+
+const MAX_SRTP_TAG_TEST: usize = crate::media::MAX_SRTP_TAG;
+
+#[test]
+fn ten_seconds_of_video_meet_the_bitrate_and_audio_runs_at_fifty_packets_a_second() {
+    let t0 = Instant::now();
+    let mut p = publisher(1_500_000, t0);
+    let sent = run(&mut p, t0, 10);
+    let (mut video_bytes, mut audio) = (0usize, 0);
+    let mut keyframe_starts = Vec::new();
+    for (at, o, b) in &sent {
+        if !matches!(o, Outgoing::Rtp(_)) {
+            continue;
+        }
+        let h = RtpHeader::parse(b).unwrap();
+        match h.ssrc.0 {
+            1111 => {
+                video_bytes += h.payload_len;
+                if vp8::is_keyframe_start(h.payload(b)) {
+                    keyframe_starts.push(at.duration_since(t0));
+                }
+            }
+            3333 => audio += 1,
+            other => panic!("unexpected SSRC {other}"),
+        }
+    }
+    let rate = video_bytes as f64 * 8.0 / 10.0;
+    assert!(
+        (rate - 1_500_000.0).abs() / 1_500_000.0 < 0.10,
+        "{rate} bit/s"
+    );
+    assert_eq!(audio, 500);
+    assert_eq!(keyframe_starts.len(), 4, "{keyframe_starts:?}");
+    for w in keyframe_starts.windows(2) {
+        let gap = w[1] - w[0];
+        assert!(gap >= Duration::from_millis(2990) && gap <= Duration::from_millis(3010));
+    }
+}
+
+#[test]
+fn sender_reports_with_a_cname_go_out_every_second() {
+    let t0 = Instant::now();
+    let mut p = publisher(500_000, t0);
+    let sent = run(&mut p, t0, 5);
+    let reports: Vec<&Vec<u8>> = sent
+        .iter()
+        .filter(|(_, o, _)| matches!(o, Outgoing::Rtcp(_)))
+        .map(|(_, _, b)| b)
+        .collect();
+    assert_eq!(reports.len(), 4);
+    let kinds: Vec<_> = rtcp::iter(reports[0]).map(|r| r.unwrap()).collect();
+    assert!(
+        matches!(kinds[0], RtcpPacket::SenderReport(sr) if sr.ssrc.0 == 1111 && sr.packet_count > 0)
+    );
+    assert!(matches!(kinds[1], RtcpPacket::SenderReport(sr) if sr.ssrc.0 == 3333));
+    assert!(matches!(kinds[2], RtcpPacket::Sdes));
+}
+
+#[test]
+fn a_nack_is_answered_with_rtx_of_the_original_packet() {
+    let t0 = Instant::now();
+    let mut p = publisher(1_000_000, t0);
+    let sent = run(&mut p, t0, 1);
+    let originals: Vec<&Vec<u8>> = sent
+        .iter()
+        .filter(|(_, _, b)| RtpHeader::parse(b).is_ok_and(|h| h.ssrc.0 == 1111))
+        .map(|(_, _, b)| b)
+        .collect();
+    let victim = originals[10];
+    let vh = RtpHeader::parse(victim).unwrap();
+    let mut fb = [0u8; 64];
+    let n = rtcp::write_nack(
+        &mut fb,
+        Ssrc(9),
+        Ssrc(1111),
+        &[vh.seq, SeqNo(vh.seq.0.wrapping_add(60_000))],
+    )
+    .unwrap();
+    let mut m = Counters::default();
+    p.handle_rtcp(&fb[..n], &mut m);
+    assert_eq!((m.nacks_received, m.nacked_packets), (1, 2));
+    let mut buf = [0u8; 1500];
+    let now = t0 + Duration::from_millis(1001);
+    assert!(p.poll_timeout() <= now, "a retransmission is due at once");
+    let Some(Outgoing::Rtp(len)) = p.poll_transmit(now, &mut buf, &mut m) else {
+        panic!("no retransmission")
+    };
+    assert_eq!(m.rtx_sent, 1);
+    let h = RtpHeader::parse(&buf[..len]).unwrap();
+    assert_eq!((h.ssrc.0, h.payload_type.0), (2222, 97));
+    let mut restored = buf[..len].to_vec();
+    let n = rtp::unwrap_rtx(&mut restored, &h, Ssrc(1111), PayloadType(96)).unwrap();
+    assert_eq!(
+        &restored[..n],
+        &victim[..],
+        "RTX carries the original packet"
+    );
+    let mut scratch = [0u8; 1500];
+    let _ = p.poll_transmit(now, &mut scratch, &mut m);
+    assert_eq!(m.rtx_sent, 1);
+    assert_eq!(m.rtx_unavailable, 1, "the second number was never sent");
+}
+
+#[test]
+fn a_pli_makes_the_next_frame_a_keyframe() {
+    let t0 = Instant::now();
+    let mut p = publisher(1_000_000, t0);
+    run(&mut p, t0, 1);
+    let mut fb = [0u8; 32];
+    let n = rtcp::write_pli(&mut fb, Ssrc(9), Ssrc(1111)).unwrap();
+    let mut m = Counters::default();
+    p.handle_rtcp(&fb[..n], &mut m);
+    assert_eq!(m.plis_received, 1);
+    let mut buf = [0u8; 1500];
+    let mut now = t0 + Duration::from_secs(1);
+    loop {
+        if let Some(Outgoing::Rtp(len)) = p.poll_transmit(now, &mut buf, &mut m) {
+            let h = RtpHeader::parse(&buf[..len]).unwrap();
+            if h.ssrc.0 == 1111 {
+                assert!(vp8::is_keyframe_start(h.payload(&buf[..len])));
+                break;
+            }
+        }
+        now += Duration::from_millis(1);
+        assert!(now < t0 + Duration::from_secs(2));
+    }
+    assert_eq!(m.keyframes, 1);
+}
