@@ -16,6 +16,7 @@ pub mod join;
 pub mod media;
 pub mod plan;
 pub mod recv;
+pub mod relay;
 pub mod run;
 pub mod sdp;
 pub mod stats;
