@@ -6,8 +6,10 @@
 pub mod cli;
 pub mod impairment;
 pub mod link;
+pub mod selection;
 pub mod udp;
 
 pub use impairment::{Impairment, ImpairmentError};
 pub use link::{Link, LinkStats, Verdict};
+pub use selection::ImpairPlan;
 pub use udp::{Relay, RelayHandle, RelayStats};

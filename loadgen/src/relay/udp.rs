@@ -8,6 +8,7 @@ use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -99,12 +100,14 @@ impl Relay {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(Mutex::new(RelayStats::default()));
         let (s, st) = (Arc::clone(&stop), Arc::clone(&stats));
+        let (tx, rx) = channel();
         let thread = std::thread::Builder::new()
             .name("relay".into())
-            .spawn(move || Runner::new(self).run(&s, &st))?;
+            .spawn(move || Runner::new(self, rx).run(&s, &st))?;
         Ok(RelayHandle {
             stop,
             stats,
+            new_listeners: Mutex::new(tx),
             thread: Some(thread),
         })
     }
@@ -115,10 +118,25 @@ impl Relay {
 pub struct RelayHandle {
     stop: Arc<AtomicBool>,
     stats: Arc<Mutex<RelayStats>>,
+    new_listeners: Mutex<Sender<Listener>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl RelayHandle {
+    /// Adds a listener to the running relay (see [`Relay::listen`]); it serves within one
+    /// poll round (at most 20 ms).
+    pub fn listen(&self, listen: SocketAddr, upstream: SocketAddr) -> std::io::Result<SocketAddr> {
+        let sock = UdpSocket::bind(listen)?;
+        sock.set_nonblocking(true)?;
+        let addr = sock.local_addr()?;
+        self.new_listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(Listener { sock, upstream })
+            .map_err(|_| std::io::Error::other("relay stopped"))?;
+        Ok(addr)
+    }
+
     /// Counters as of the last refresh (every poll round).
     pub fn stats(&self) -> RelayStats {
         *self.stats.lock().unwrap_or_else(|p| p.into_inner())
@@ -146,15 +164,17 @@ impl Drop for RelayHandle {
 
 struct Runner {
     relay: Relay,
+    new_listeners: Receiver<Listener>,
     routes: Vec<Route>,
     by_client: HashMap<(usize, SocketAddr), usize>,
     buf: Vec<u8>,
 }
 
 impl Runner {
-    fn new(relay: Relay) -> Self {
+    fn new(relay: Relay, new_listeners: Receiver<Listener>) -> Self {
         Runner {
             relay,
+            new_listeners,
             routes: Vec::new(),
             by_client: HashMap::new(),
             buf: vec![0u8; MAX_DATAGRAM],
@@ -196,6 +216,9 @@ impl Runner {
 
     fn run(&mut self, stop: &AtomicBool, stats: &Mutex<RelayStats>) {
         while !stop.load(Ordering::Relaxed) {
+            while let Ok(l) = self.new_listeners.try_recv() {
+                self.relay.listeners.push(l);
+            }
             let now = Instant::now();
             self.flush(now);
             let deadline = self
@@ -323,9 +346,14 @@ mod tests {
             .listen("127.0.0.1:0".parse().unwrap(), server_addr)
             .unwrap();
         let handle = relay.spawn().unwrap();
+        // A second listener added while running, for the second client.
+        let late_addr = handle
+            .listen("127.0.0.1:0".parse().unwrap(), server_addr)
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
 
         let mut rtts = Vec::new();
-        for _client in 0..2 {
+        for relay_addr in [relay_addr, late_addr] {
             let c = UdpSocket::bind("127.0.0.1:0").unwrap();
             c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
             for i in 0..5u8 {
