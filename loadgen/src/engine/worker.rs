@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use sfu::client::{ClientConfig, ClientError, ClientEvent, ClientSession};
+use sfu::client::{ClientConfig, ClientError, ClientEvent, ClientRoles, ClientSession};
 use sfu::io::Waker;
 
 use super::epoll::Epoll;
@@ -48,6 +48,8 @@ pub struct NewClient {
     pub sock: UdpSock,
     /// ICE, DTLS and the server's address.
     pub transport: ClientConfig,
+    /// ICE and DTLS roles from the negotiation (who offered, `a=setup`, ICE lite or full).
+    pub roles: ClientRoles,
     pub media: ClientMedia,
     /// When its signaling request was sent (join time starts there).
     pub post_at: Instant,
@@ -340,13 +342,21 @@ impl Worker {
                 continue;
             }
             let role = c.role();
+            let session = match ClientSession::with_roles(c.transport, c.roles, now) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("loadgen: cannot start the client session: {e}");
+                    self.count_failed_join(role);
+                    continue;
+                }
+            };
             let media = match c.media {
                 ClientMedia::Publisher(cfg) => Media::Publisher { cfg, state: None },
                 ClientMedia::Subscriber(cfg) => Media::Subscriber { cfg, state: None },
             };
             self.conns.push(Some(Conn {
                 role,
-                session: ClientSession::new(c.transport, now),
+                session,
                 sock: c.sock,
                 media,
                 post_at: c.post_at,
