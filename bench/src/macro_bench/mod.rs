@@ -2,8 +2,8 @@
 //! server namespace on the shard cores, driven by the same loadgen workload from the client
 //! namespace on the other cores, and measured from outside: egress packets from the server's
 //! interface counters, CPU time and RSS from /proc, latency and loss from the loadgen report.
-//! `--saturate` raises the subscriber count until loss passes 0.5 % and then measures at half
-//! of the largest count that held.
+//! `--saturate` raises the subscriber count until loss passes 0.5 % (or p99 latency 200 ms, or a
+//! join fails) and then measures at half of the largest count that held.
 
 mod netns;
 mod options;
@@ -24,6 +24,8 @@ use server::{Paths, Server, ServerKind};
 
 /// Loss above which a saturation step fails.
 pub const LOSS_LIMIT: f64 = 0.005;
+/// p99 end-to-end latency above which a saturation step fails (the load is not real time).
+pub const LATENCY_LIMIT_US: f64 = 200_000.0;
 
 /// Entry point for `bench macro ARGS...`; returns the process exit code.
 pub fn main(args: &[String]) -> i32 {

@@ -5,10 +5,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::LOSS_LIMIT;
 use super::options::Options;
 use super::procfs::Machine;
 use super::server::ServerKind;
+use super::{LATENCY_LIMIT_US, LOSS_LIMIT};
 
 /// One measured run.
 #[derive(Debug, Clone, Serialize)]
@@ -43,12 +43,14 @@ pub struct Point {
 }
 
 impl Point {
-    /// Whether the server sustained this load: every subscriber joined and receives, loss at
-    /// most 0.5 %.
+    /// Whether the load was sustained in real time: every subscriber joined and receives, loss
+    /// at most 0.5 %, and p99 latency at most 200 ms (past that packets queue somewhere, in the
+    /// server or in a loadgen that cannot keep up, and loss only shows later).
     pub fn holds(&self) -> bool {
         self.joins_failed == 0
             && self.receiving_at_end as usize >= self.subscribers
             && self.loss_ratio <= LOSS_LIMIT
+            && self.latency_p99_us <= LATENCY_LIMIT_US
     }
 
     pub fn one_line(&self) -> String {
