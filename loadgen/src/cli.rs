@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use clap::Parser;
 use serde::Serialize;
 
+use crate::engine::RxMode;
+
 /// Ringcast load generator: real WHIP/WHEP publishers and subscribers over ICE, DTLS and SRTP.
 ///
 /// Publishers send synthetic VP8-like video (and Opus-like audio with --audio); every
@@ -58,6 +60,16 @@ pub struct Args {
     #[arg(long, default_value_t = 50.0)]
     pub ramp: f64,
 
+    /// Seconds at the start excluded from the measurements (traffic, loss, latency, CPU): let
+    /// the ramp finish. Join times always cover every join.
+    #[arg(long, default_value_t = 0.0)]
+    pub warmup: f64,
+
+    /// Process id of the server, when it runs on this machine: its CPU use over the
+    /// measurement window goes into the report.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+
     /// Write the JSON report here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -66,8 +78,9 @@ pub struct Args {
     #[arg(long, default_value = "loadgen")]
     pub stream_prefix: String,
 
-    /// Bearer token sent with every signaling request.
+    /// Bearer token sent with every signaling request (never written to the report).
     #[arg(long, env = "LOADGEN_TOKEN")]
+    #[serde(serialize_with = "redact")]
     pub token: Option<String>,
 
     /// Local address for the clients' UDP sockets; default: the address that routes to the
@@ -82,6 +95,11 @@ pub struct Args {
     /// Worker threads driving the clients (each an epoll loop over its clients' sockets).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+
+    /// How workers receive: io_uring multishot receives over every socket, or epoll and
+    /// recvmmsg per ready socket (also the fallback where io_uring is unavailable).
+    #[arg(long, value_enum, default_value_t = RxMode::Uring)]
+    pub io: RxMode,
 
     /// Threads doing signaling (HTTP) in parallel during the ramp.
     #[arg(long, default_value_t = 4)]
@@ -114,6 +132,14 @@ pub struct Args {
     pub impair_subscribers: f64,
 }
 
+/// Writes a secret as `"<redacted>"` (or null when absent).
+fn redact<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_str("<redacted>"),
+        None => s.serialize_none(),
+    }
+}
+
 impl Args {
     /// Rooms in effect: `--rooms`, clamped to 1..=publishers.
     pub fn rooms(&self) -> usize {
@@ -137,6 +163,9 @@ impl Args {
         }
         if !(self.duration > 0.0 && self.duration.is_finite()) {
             return Err("--duration must be a positive number of seconds".into());
+        }
+        if !(self.warmup >= 0.0 && self.warmup < self.duration) {
+            return Err("--warmup must be at least 0 and shorter than --duration".into());
         }
         if !(self.ramp >= 0.0 && self.ramp.is_finite()) {
             return Err("--ramp must be 0 or a positive rate".into());

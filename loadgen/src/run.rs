@@ -18,8 +18,9 @@ use crate::join::{JoinContext, join};
 use crate::media::{AudioConfig, Clock, VideoConfig};
 use crate::plan::plan;
 use crate::stats::counters::ReceiveQuality;
+use crate::stats::cpu::ProcSample;
 use crate::stats::live::{LiveSample, status_line};
-use crate::stats::report::SATURATION;
+use crate::stats::report::ServerCpu;
 use crate::stats::{Counters, CpuTimes, Histogram, Measured, Report, RunInfo};
 use crate::target::{Role, SessionHandle, Target, TargetError, WhipTarget};
 
@@ -153,6 +154,8 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
         rx_batch: 32,
         tx_batch: 64,
         expected_clients: total.div_ceil(args.threads),
+        rx_mode: args.io,
+        uring_buffers: 8192,
     };
     let mut workers = Vec::with_capacity(args.threads);
     for i in 0..args.threads {
@@ -281,12 +284,33 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
     let tty = std::io::stderr().is_terminal();
     let end = start + Duration::from_secs_f64(args.duration);
     let mut prev = LiveSample::default();
-    let mut acc = Counters::default();
     let mut last_print = Instant::now();
     let mut interval = Histogram::latency_ns();
+    let warmup_end = start + Duration::from_secs_f64(args.warmup);
+    let mut window: Option<(Instant, CpuTimes, Option<ProcSample>)> = None;
+    let server0 = args.server_pid.and_then(|p| ProcSample::of_pid(p).ok());
+    if args.warmup == 0.0 {
+        window = Some((start, cpu0, server0));
+    }
     while Instant::now() < end {
+        if window.is_none() && Instant::now() >= warmup_end {
+            for w in &workers {
+                w.start_window();
+            }
+            window = Some((
+                Instant::now(),
+                CpuTimes::process(),
+                args.server_pid.and_then(|p| ProcSample::of_pid(p).ok()),
+            ));
+        }
+        let next_stop = if window.is_none() {
+            warmup_end.min(end)
+        } else {
+            end
+        };
         std::thread::sleep(
-            end.saturating_duration_since(Instant::now())
+            next_stop
+                .saturating_duration_since(Instant::now())
                 .min(Duration::from_millis(500)),
         );
         let mut sample = LiveSample {
@@ -305,7 +329,6 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
             sample.counters.publisher_joins_failed += f.publishers;
             sample.counters.subscriber_joins_failed += f.subscribers;
         }
-        acc = sample.counters;
         if !live || last_print.elapsed() < Duration::from_secs(if tty { 1 } else { 5 }) {
             continue;
         }
@@ -323,7 +346,6 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
         prev = sample;
         last_print = Instant::now();
     }
-    let _ = acc;
     if live && tty {
         eprintln!();
     }
@@ -336,9 +358,28 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
     if let Some(k) = keepalive {
         let _ = k.join();
     }
+    let (window_start, window_cpu0, server_before) = window.unwrap_or((start, cpu0, None));
+    let server_after = args.server_pid.and_then(|p| ProcSample::of_pid(p).ok());
     let results: Vec<WorkerResult> = workers.into_iter().filter_map(WorkerHandle::stop).collect();
-    let media_s = start.elapsed().as_secs_f64();
-    let cpu_s = CpuTimes::process().since(&cpu0).total().as_secs_f64();
+    let media_s = window_start.elapsed().as_secs_f64();
+    let cpu_s = CpuTimes::process()
+        .since(&window_cpu0)
+        .total()
+        .as_secs_f64();
+    let server = match (args.server_pid, server_before, server_after) {
+        (Some(pid), Some(before), Some(after)) => {
+            let busiest = after.busiest_since(&before).unwrap_or_default();
+            Some(ServerCpu {
+                pid,
+                cpu_s: after.total.since(&before.total).total().as_secs_f64(),
+                cpu_ratio: after.total.since(&before.total).total().as_secs_f64()
+                    / media_s.max(1e-9),
+                busiest_thread: busiest.0,
+                busiest_thread_ratio: busiest.1.total().as_secs_f64() / media_s.max(1e-9),
+            })
+        }
+        _ => None,
+    };
 
     // Leave every session, in parallel.
     let list: Vec<Arc<SessionHandle>> = sessions
@@ -355,7 +396,11 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
     let mut jp = Histogram::join_us();
     let mut js = Histogram::join_us();
     let mut worker_cpu_ratios = Vec::new();
+    let mut worker_busy_ratios = Vec::new();
+    let (mut no_video, mut no_audio) = (0, 0);
     for r in &results {
+        no_video += r.subscribers_without_video;
+        no_audio += r.subscribers_without_audio;
         counters.add(&r.counters);
         quality.add(&r.quality);
         video.add(&r.video);
@@ -364,6 +409,7 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
         jp.merge(&r.join_publishers);
         js.merge(&r.join_subscribers);
         worker_cpu_ratios.push(r.cpu.total().as_secs_f64() / r.wall.as_secs_f64().max(1e-9));
+        worker_busy_ratios.push(r.busy);
     }
     let (errors, fp, fs) = match failures.lock() {
         Ok(f) => (f.errors.clone(), f.publishers, f.subscribers),
@@ -380,8 +426,11 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
         media_s,
         cpu_s,
         worker_cpu_ratios,
+        worker_busy_ratios,
         errors,
         leave_failures,
+        warmup_s: args.warmup,
+        server,
     };
     let measured = Measured {
         counters: &counters,
@@ -391,12 +440,17 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
         latency_ns: &latency,
         join_publishers_us: &jp,
         join_subscribers_us: &js,
+        subscribers_without_video: no_video,
+        subscribers_without_audio: no_audio,
     };
     let report = Report::build(args.clone(), &info, &measured);
     if report.loadgen_saturated {
         eprintln!(
-            "loadgen: warning: the load generator used {:.2} cores over {} worker thread(s) (worker ratios {:?}, saturation at {SATURATION}); it may be the bottleneck: add --threads or spread the load",
-            report.loadgen_cpu_ratio, args.threads, report.worker_cpu_ratios
+            "loadgen: warning: the load generator used {:.2} cores over {} worker thread(s) (per worker: cpu {:?}, loop busy {:?}); it may be the bottleneck: add --threads or cores, or spread the load",
+            report.loadgen_cpu_ratio,
+            args.threads,
+            report.worker_cpu_ratios,
+            report.worker_busy_ratios
         );
     }
     let ok = report.joins_failed == 0

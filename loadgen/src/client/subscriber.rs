@@ -54,6 +54,8 @@ struct RecvTrack {
     nack: Option<NackGenerator>,
     stats: RecvStats,
     given_up: u64,
+    /// Continuity at the start of the measurement window.
+    baseline: ContinuityStats,
 }
 
 impl RecvTrack {
@@ -67,6 +69,7 @@ impl RecvTrack {
             unwrapper: SeqUnwrapper::new(),
             continuity: Continuity::new(),
             given_up: 0,
+            baseline: ContinuityStats::default(),
         }
     }
 
@@ -115,12 +118,30 @@ impl Subscriber {
         self.first_media
     }
 
-    /// Continuity of video and audio.
+    /// Continuity of video and audio since the measurement window began (the whole run
+    /// unless [`start_window`](Self::start_window) was called).
     pub fn continuity(&self) -> (Option<ContinuityStats>, Option<ContinuityStats>) {
-        (
-            self.video.as_ref().map(|t| t.continuity.stats()),
-            self.audio.as_ref().map(|t| t.continuity.stats()),
-        )
+        let of = |t: &RecvTrack| t.continuity.stats().since(&t.baseline);
+        (self.video.as_ref().map(of), self.audio.as_ref().map(of))
+    }
+
+    /// Whether any video (or audio) packet arrived during the whole run.
+    pub fn received_any(&self) -> (bool, bool) {
+        let any = |t: &Option<RecvTrack>| {
+            t.as_ref()
+                .is_some_and(|t| t.continuity.stats().received > 0)
+        };
+        (any(&self.video), any(&self.audio))
+    }
+
+    /// Starts the measurement window: later [`continuity`](Self::continuity) counts from here.
+    pub fn start_window(&mut self) {
+        for t in [self.video.as_mut(), self.audio.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            t.baseline = t.continuity.stats();
+        }
     }
 
     /// Handles a decrypted RTP packet in `buf` (which may be rewritten in place: RTX is turned
@@ -226,15 +247,18 @@ impl Subscriber {
     /// When [`poll_transmit`](Self::poll_transmit) next has something to send.
     pub fn poll_timeout(&self) -> Instant {
         let mut t = self.next_report;
-        if let Some(n) = self.video.as_ref().and_then(|v| v.nack.as_ref()) {
-            if let Some(d) = n.poll_timeout() {
-                t = t.min(d);
-            }
+        if let Some(d) = self
+            .video
+            .as_ref()
+            .and_then(|v| v.nack.as_ref())
+            .and_then(NackGenerator::poll_timeout)
+        {
+            t = t.min(d);
         }
-        if self.pli_wanted {
-            if let Some(last) = self.last_pli {
-                t = t.min(last + PLI_INTERVAL);
-            }
+        if self.pli_wanted
+            && let Some(last) = self.last_pli
+        {
+            t = t.min(last + PLI_INTERVAL);
         }
         t
     }
@@ -267,14 +291,15 @@ impl Subscriber {
                 }
             }
         }
-        if self.pli_wanted && self.last_pli.is_none_or(|t| now >= t + PLI_INTERVAL) {
-            if let Some(ssrc) = self.video.as_ref().and_then(|v| v.ssrc) {
-                self.pli_wanted = false;
-                self.last_pli = Some(now);
-                if let Ok(len) = rtcp::write_pli(out, sender, Ssrc(ssrc)) {
-                    m.plis_sent += 1;
-                    return Some(Outgoing::Rtcp(len));
-                }
+        if self.pli_wanted
+            && self.last_pli.is_none_or(|t| now >= t + PLI_INTERVAL)
+            && let Some(ssrc) = self.video.as_ref().and_then(|v| v.ssrc)
+        {
+            self.pli_wanted = false;
+            self.last_pli = Some(now);
+            if let Ok(len) = rtcp::write_pli(out, sender, Ssrc(ssrc)) {
+                m.plis_sent += 1;
+                return Some(Outgoing::Rtcp(len));
             }
         }
         if now >= self.next_report {

@@ -253,6 +253,11 @@ impl RxBatch {
         Ok(n as usize)
     }
 
+    /// Number of slots.
+    pub fn capacity(&self) -> usize {
+        self.hdrs.len()
+    }
+
     /// Datagram `i` of the last `recv` (truncated ones are cut to [`SLOT`]).
     pub fn get_mut(&mut self, i: usize) -> &mut [u8] {
         let len = (self.hdrs[i].msg_len as usize).min(SLOT);

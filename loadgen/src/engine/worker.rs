@@ -1,24 +1,24 @@
-//! One worker thread drives many clients: epoll over their sockets, recvmmsg per ready socket,
-//! each datagram through the client's transport ([`ClientSession`]: STUN, DTLS, SRTP) to its
-//! publisher or subscriber, their packets protected in place and sent with sendmmsg, timers in a
-//! heap. New clients arrive on a channel from the join threads. Counters and an interval latency
-//! histogram are published for the live display a few times a second.
+//! One worker thread drives many clients: datagrams from all their sockets (io_uring multishot
+//! receives into a shared buffer ring, or epoll and recvmmsg) go to each client (see
+//! [`Clients`]), whose packets are sent with sendmmsg; timers sit in a heap. New clients arrive
+//! on a channel from the join threads. Counters and an interval latency histogram are published
+//! for the live display a few times a second.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use sfu::client::{ClientConfig, ClientError, ClientEvent, ClientRoles, ClientSession};
+use sfu::client::{ClientConfig, ClientRoles};
 use sfu::io::Waker;
 
+use super::clients::Clients;
 use super::epoll::Epoll;
 use super::timers::TimerHeap;
-use super::udp::{Flushed, RxBatch, TxBatch, UdpSock};
-use crate::client::{
-    Outgoing, Publisher, PublisherConfig, RtpOutcome, Subscriber, SubscriberConfig,
-};
+use super::udp::{RxBatch, TxBatch, UdpSock};
+use super::uring::{Completion, UringRx};
+use crate::client::{PublisherConfig, SubscriberConfig};
 use crate::media::Clock;
 use crate::stats::counters::ReceiveQuality;
 use crate::stats::{Counters, CpuTimes, Histogram};
@@ -81,6 +81,9 @@ pub struct WorkerResult {
     pub quality: ReceiveQuality,
     pub video: ReceiveQuality,
     pub audio: ReceiveQuality,
+    /// Subscribers (among those that connected) that received no video, or no audio, at all.
+    pub subscribers_without_video: u64,
+    pub subscribers_without_audio: u64,
     /// Every latency of the run, ns (merged from the interval histogram at each snapshot).
     pub latency: Histogram,
     /// Join times, µs.
@@ -89,6 +92,8 @@ pub struct WorkerResult {
     /// CPU time of the worker thread and how long it ran.
     pub cpu: CpuTimes,
     pub wall: Duration,
+    /// Share of the window the loop was not waiting for I/O (1.0: never idle, saturated).
+    pub busy: f64,
 }
 
 /// Worker settings.
@@ -102,11 +107,16 @@ pub struct WorkerConfig {
     pub tx_batch: usize,
     /// Clients this worker will get (sizes the timer heap).
     pub expected_clients: usize,
+    pub rx_mode: RxMode,
+    /// io_uring receive buffers (a power of two).
+    pub uring_buffers: u16,
 }
 
 #[derive(Debug)]
 struct Shared {
     stop: AtomicBool,
+    /// Set by the run to start the measurement window (end of warm-up).
+    window: AtomicBool,
     snapshot: Mutex<WorkerSnapshot>,
 }
 
@@ -145,6 +155,13 @@ impl WorkerHandle {
         Some(copy)
     }
 
+    /// Starts the measurement window: traffic counters, latency, continuity and the thread's
+    /// CPU time count from the worker's next loop turn.
+    pub fn start_window(&self) {
+        self.shared.window.store(true, Ordering::Relaxed);
+        self.waker.wake();
+    }
+
     /// Stops the worker and waits for its result.
     pub fn stop(self) -> Option<WorkerResult> {
         self.shared.stop.store(true, Ordering::Relaxed);
@@ -153,52 +170,43 @@ impl WorkerHandle {
     }
 }
 
-enum Media {
-    Publisher {
-        cfg: PublisherConfig,
-        state: Option<Publisher>,
-    },
-    Subscriber {
-        cfg: SubscriberConfig,
-        state: Option<Subscriber>,
-    },
+/// How a worker learns that sockets have datagrams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RxMode {
+    /// A multishot receive per socket into a shared buffer ring; one system call per loop turn.
+    #[default]
+    Uring,
+    /// epoll over the sockets and a recvmmsg per ready socket.
+    Epoll,
 }
 
-struct Conn {
-    role: Role,
-    sock: UdpSock,
-    session: ClientSession,
-    media: Media,
-    post_at: Instant,
-    join_deadline: Instant,
-    joined: bool,
-    connected: bool,
-    scheduled: Option<Instant>,
+enum Rx {
+    Uring(Box<UringRx>),
+    Epoll { epoll: Epoll, batch: RxBatch },
 }
 
 /// The per-thread loop.
 pub struct Worker {
-    cfg: WorkerConfig,
     rx_new: Receiver<NewClient>,
     waker: Waker,
     shared: Arc<Shared>,
-    epoll: Epoll,
-    conns: Vec<Option<Conn>>,
+    rx: Rx,
+    clients: Clients,
     timers: TimerHeap,
-    rx: RxBatch,
     tx: TxBatch,
-    counters: Counters,
-    latency: Histogram,
-    interval_latency: Histogram,
-    join_publishers: Histogram,
-    join_subscribers: Histogram,
-    wall: SystemTime,
+    /// Clients that received datagrams this turn and must be serviced.
+    dirty: Vec<u32>,
+    /// Counters at the start of the measurement window.
+    base: Counters,
+    /// Time spent waiting for I/O since the window began.
+    idle: Duration,
 }
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker")
-            .field("clients", &self.conns.len())
+            .field("clients", &self.clients)
             .finish()
     }
 }
@@ -210,6 +218,7 @@ impl Worker {
         let waker = Waker::new()?;
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
+            window: AtomicBool::new(false),
             snapshot: Mutex::new(WorkerSnapshot {
                 counters: Counters::default(),
                 quality: ReceiveQuality::default(),
@@ -240,41 +249,60 @@ impl Worker {
         waker: Waker,
         shared: Arc<Shared>,
     ) -> std::io::Result<Self> {
-        let epoll = Epoll::new(512)?;
-        epoll.add(waker.as_raw_fd(), WAKER_TOKEN)?;
+        let rx = match cfg.rx_mode {
+            RxMode::Uring => match UringRx::new(cfg.uring_buffers, waker.as_raw_fd()) {
+                Ok(u) => Some(Rx::Uring(Box::new(u))),
+                Err(e) => {
+                    eprintln!("loadgen: io_uring unavailable ({e}); using epoll and recvmmsg");
+                    None
+                }
+            },
+            RxMode::Epoll => None,
+        };
+        let rx = match rx {
+            Some(rx) => rx,
+            None => {
+                let epoll = Epoll::new(512)?;
+                epoll.add(waker.as_raw_fd(), WAKER_TOKEN)?;
+                Rx::Epoll {
+                    epoll,
+                    batch: RxBatch::new(cfg.rx_batch),
+                }
+            }
+        };
         Ok(Worker {
-            cfg,
             rx_new,
             waker,
             shared,
-            epoll,
-            conns: Vec::with_capacity(cfg.expected_clients),
+            rx,
+            clients: Clients::new(cfg.clock, cfg.join_timeout, cfg.expected_clients),
             timers: TimerHeap::with_capacity(cfg.expected_clients * 4 + 64),
-            rx: RxBatch::new(cfg.rx_batch),
             tx: TxBatch::new(cfg.tx_batch),
-            counters: Counters::default(),
-            latency: Histogram::latency_ns(),
-            interval_latency: Histogram::latency_ns(),
-            join_publishers: Histogram::join_us(),
-            join_subscribers: Histogram::join_us(),
-            wall: SystemTime::now(),
+            dirty: Vec::with_capacity(cfg.expected_clients + 16),
+            base: Counters::default(),
+            idle: Duration::ZERO,
         })
     }
 
     fn run(mut self) -> WorkerResult {
-        let cpu0 = CpuTimes::thread();
-        let started = Instant::now();
+        let mut cpu0 = CpuTimes::thread();
+        let mut started = Instant::now();
         let mut next_snapshot = started + SNAPSHOT_INTERVAL;
         while !self.shared.stop.load(Ordering::Relaxed) {
+            if self.shared.window.swap(false, Ordering::Relaxed) {
+                self.publish();
+                self.base = self.clients.counters;
+                self.clients.start_window();
+                self.idle = Duration::ZERO;
+                cpu0 = CpuTimes::thread();
+                started = Instant::now();
+            }
             self.accept_new();
             let now = Instant::now();
             while let Some((at, idx)) = self.timers.pop_due(now) {
-                let idx = idx as usize;
-                match self.conns.get_mut(idx).and_then(Option::as_mut) {
-                    Some(c) if c.scheduled == Some(at) => c.scheduled = None,
-                    _ => continue,
+                if self.clients.take_timer(idx as usize, at) {
+                    self.service(idx as usize, now);
                 }
-                self.service(idx, now);
             }
             if now >= next_snapshot {
                 self.publish();
@@ -287,329 +315,179 @@ impl Worker {
                 .unwrap_or(now + MAX_SLEEP)
                 .min(next_snapshot)
                 .min(now + MAX_SLEEP);
-            let n = match self.epoll.wait(Some(wake.saturating_duration_since(now))) {
-                Ok(n) => n,
-                Err(e) => {
-                    eprintln!("loadgen: epoll_wait failed: {e}");
-                    break;
-                }
-            };
-            for i in 0..n {
-                let token = self.epoll.token(i);
-                if token == WAKER_TOKEN {
-                    self.waker.drain();
-                    continue;
-                }
-                self.on_readable(token as usize);
+            if let Err(e) = self.wait_and_receive(wake.saturating_duration_since(now)) {
+                eprintln!("loadgen: waiting for datagrams failed: {e}");
+                break;
+            }
+            let now = Instant::now();
+            while let Some(idx) = self.dirty.pop() {
+                self.service(idx as usize, now);
             }
         }
         self.publish();
-        let mut video = ReceiveQuality::default();
-        let mut audio = ReceiveQuality::default();
-        for c in self.conns.iter().flatten() {
-            if let Media::Subscriber { state: Some(s), .. } = &c.media {
-                let (v, a) = s.continuity();
-                if let Some(v) = v {
-                    video.add_stream(&v);
-                }
-                if let Some(a) = a {
-                    audio.add_stream(&a);
-                }
-            }
-        }
+        let (video, audio, no_video, no_audio) = self.clients.quality_by_kind();
         let mut quality = video;
         quality.add(&audio);
+        let wall = started.elapsed();
         WorkerResult {
-            counters: self.counters,
+            counters: self.clients.counters.since(&self.base),
             quality,
             video,
             audio,
-            latency: self.latency,
-            join_publishers: self.join_publishers,
-            join_subscribers: self.join_subscribers,
+            subscribers_without_video: no_video,
+            subscribers_without_audio: no_audio,
+            latency: std::mem::replace(&mut self.clients.latency, Histogram::new(2)),
+            join_publishers: std::mem::replace(
+                &mut self.clients.join_publishers,
+                Histogram::new(2),
+            ),
+            join_subscribers: std::mem::replace(
+                &mut self.clients.join_subscribers,
+                Histogram::new(2),
+            ),
             cpu: CpuTimes::thread().since(&cpu0),
-            wall: started.elapsed(),
+            wall,
+            busy: 1.0 - self.idle.as_secs_f64() / wall.as_secs_f64().max(1e-9),
         }
+    }
+
+    /// Sleeps until datagrams arrive (or `timeout`), hands each to its client and marks the
+    /// client for servicing.
+    fn wait_and_receive(&mut self, timeout: Duration) -> std::io::Result<()> {
+        let Worker {
+            rx,
+            clients,
+            dirty,
+            waker,
+            idle,
+            ..
+        } = self;
+        let mut failed: Vec<usize> = Vec::new();
+        match rx {
+            Rx::Uring(u) => {
+                let t0 = Instant::now();
+                u.wait(timeout)?;
+                let now = Instant::now();
+                *idle += now - t0;
+                u.drain(|c| match c {
+                    Completion::Wake => waker.drain(),
+                    Completion::Datagram { token, data } => {
+                        let idx = token as usize;
+                        if clients.handle_datagram(idx, data, now).is_err() {
+                            failed.push(idx);
+                        } else if let Some(c) = clients.get_mut(idx)
+                            && !c.dirty
+                        {
+                            c.dirty = true;
+                            dirty.push(idx as u32);
+                        }
+                    }
+                });
+                while let Some(token) = u.pop_ended() {
+                    if let Some(fd) = clients.get(token as usize).map(|c| c.sock().fd()) {
+                        u.watch(fd, token)?;
+                    }
+                }
+            }
+            Rx::Epoll { epoll, batch } => {
+                let t0 = Instant::now();
+                let n = epoll.wait(Some(timeout))?;
+                *idle += t0.elapsed();
+                for i in 0..n {
+                    let token = epoll.token(i);
+                    if token == WAKER_TOKEN {
+                        waker.drain();
+                        continue;
+                    }
+                    let idx = token as usize;
+                    for _ in 0..RX_CALLS_PER_SOCKET {
+                        let Some(fd) = clients.get(idx).map(|c| c.sock().fd()) else {
+                            break;
+                        };
+                        // An error (ECONNREFUSED after an ICMP unreachable) means nothing to read.
+                        let got = batch.recv(fd).unwrap_or_default();
+                        let now = Instant::now();
+                        for k in 0..got {
+                            if batch.truncated(k) {
+                                clients.counters.undecodable += 1;
+                                continue;
+                            }
+                            if clients.handle_datagram(idx, batch.get_mut(k), now).is_err() {
+                                failed.push(idx);
+                                break;
+                            }
+                        }
+                        if got < batch.capacity() {
+                            break;
+                        }
+                    }
+                    if let Some(c) = clients.get_mut(idx)
+                        && !c.dirty
+                    {
+                        c.dirty = true;
+                        dirty.push(idx as u32);
+                    }
+                }
+            }
+        }
+        for idx in failed {
+            self.fail(idx);
+        }
+        Ok(())
     }
 
     fn accept_new(&mut self) {
         while let Ok(c) = self.rx_new.try_recv() {
             let now = Instant::now();
-            let idx = self.conns.len();
-            if let Err(e) = self.epoll.add(c.sock.fd(), idx as u64) {
+            let fd = c.sock.fd();
+            let role = c.role();
+            let idx = self.clients.conns.len();
+            let watched = match &mut self.rx {
+                Rx::Uring(u) => u.watch(fd, idx as u64),
+                Rx::Epoll { epoll, .. } => epoll.add(fd, idx as u64),
+            };
+            if let Err(e) = watched {
                 eprintln!("loadgen: cannot watch client socket: {e}");
-                self.count_failed_join(c.role());
+                self.clients.count_failed_join(role);
                 continue;
             }
-            let role = c.role();
-            let session = match ClientSession::with_roles(c.transport, c.roles, now) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("loadgen: cannot start the client session: {e}");
-                    self.count_failed_join(role);
-                    continue;
-                }
-            };
-            let media = match c.media {
-                ClientMedia::Publisher(cfg) => Media::Publisher { cfg, state: None },
-                ClientMedia::Subscriber(cfg) => Media::Subscriber { cfg, state: None },
-            };
-            self.conns.push(Some(Conn {
-                role,
-                session,
-                sock: c.sock,
-                media,
-                post_at: c.post_at,
-                join_deadline: c.post_at + self.cfg.join_timeout,
-                joined: false,
-                connected: false,
-                scheduled: None,
-            }));
+            let idx = self.clients.add(c, now);
             self.service(idx, now);
         }
     }
 
-    fn count_failed_join(&mut self, role: Role) {
-        match role {
-            Role::Publisher => self.counters.publisher_joins_failed += 1,
-            Role::Subscriber => self.counters.subscriber_joins_failed += 1,
-        }
-    }
-
-    /// Drops a client: a failed join if it never joined, a failed session otherwise.
     fn fail(&mut self, idx: usize) {
-        let Some(c) = self.conns.get_mut(idx).and_then(Option::take) else {
-            return;
-        };
-        self.epoll.remove(c.sock.fd());
-        if c.joined {
-            self.counters.sessions_failed += 1;
-        } else {
-            self.count_failed_join(c.role);
-        }
-        if c.connected {
-            match c.role {
-                Role::Publisher => self.counters.publishers_connected -= 1,
-                Role::Subscriber => self.counters.subscribers_connected -= 1,
+        if let Some(sock) = self.clients.remove(idx) {
+            match &mut self.rx {
+                Rx::Uring(u) => u.unwatch(idx as u64),
+                Rx::Epoll { epoll, .. } => epoll.remove(sock.fd()),
             }
-        }
-        if let (Media::Subscriber { state: Some(_), .. }, true) = (&c.media, c.joined) {
-            self.counters.subscribers_receiving -= 1;
+            drop(sock);
         }
     }
 
-    fn on_readable(&mut self, idx: usize) {
-        for _ in 0..RX_CALLS_PER_SOCKET {
-            let Some(fd) = self
-                .conns
-                .get(idx)
-                .and_then(Option::as_ref)
-                .map(|c| c.sock.fd())
-            else {
-                return;
-            };
-            let n = match self.rx.recv(fd) {
-                Ok(n) => n,
-                Err(_) => {
-                    // ECONNREFUSED from an ICMP error and the like: nothing to read.
-                    0
-                }
-            };
-            if n == 0 {
-                break;
-            }
-            let now = Instant::now();
-            for i in 0..n {
-                if self.handle_datagram(idx, i, now).is_err() {
-                    self.fail(idx);
-                    return;
-                }
-            }
-            if n < self.cfg.rx_batch {
-                break;
-            }
-        }
-        self.service(idx, Instant::now());
-    }
-
-    fn handle_datagram(&mut self, idx: usize, i: usize, now: Instant) -> Result<(), ()> {
-        let Worker {
-            conns,
-            rx,
-            counters,
-            interval_latency,
-            join_publishers,
-            join_subscribers,
-            cfg,
-            wall,
-            ..
-        } = self;
-        let Some(c) = conns.get_mut(idx).and_then(Option::as_mut) else {
-            return Ok(());
-        };
-        let truncated = rx.truncated(i);
-        let buf = rx.get_mut(i);
-        counters.datagrams_received += 1;
-        counters.bytes_received += buf.len() as u64;
-        if truncated {
-            counters.undecodable += 1;
-            return Ok(());
-        }
-        match c.session.handle_datagram(now, buf) {
-            Ok(Some(ClientEvent::Connected)) => {
-                c.connected = true;
-                let join_us = now.saturating_duration_since(c.post_at).as_micros() as u64;
-                match &mut c.media {
-                    Media::Publisher { cfg: pcfg, state } => {
-                        counters.publishers_connected += 1;
-                        counters.publisher_joins_ok += 1;
-                        c.joined = true;
-                        join_publishers.record(join_us);
-                        *state = Some(Publisher::new(pcfg.clone(), cfg.clock, now, *wall));
-                    }
-                    Media::Subscriber { cfg: scfg, state } => {
-                        counters.subscribers_connected += 1;
-                        *state = Some(Subscriber::new(scfg.clone(), cfg.clock, now));
-                    }
-                }
-            }
-            Ok(Some(ClientEvent::Rtp { len })) => match &mut c.media {
-                Media::Subscriber { state: Some(s), .. } => {
-                    let outcome = s.handle_rtp(now, &mut buf[..len], counters, interval_latency);
-                    if outcome == RtpOutcome::FirstMedia {
-                        c.joined = true;
-                        counters.subscriber_joins_ok += 1;
-                        counters.subscribers_receiving += 1;
-                        join_subscribers
-                            .record(now.saturating_duration_since(c.post_at).as_micros() as u64);
-                    }
-                }
-                _ => counters.unknown_stream += 1,
-            },
-            Ok(Some(ClientEvent::Rtcp { len })) => match &mut c.media {
-                Media::Publisher { state: Some(p), .. } => p.handle_rtcp(&buf[..len], counters),
-                Media::Subscriber { state: Some(s), .. } => {
-                    s.handle_rtcp(now, &buf[..len], counters)
-                }
-                _ => {}
-            },
-            Ok(None) | Err(ClientError::NotConnected) => {}
-            Err(ClientError::Srtp(_)) => counters.undecodable += 1,
-            Err(ClientError::Dtls(_)) => return Err(()),
-        }
-        Ok(())
-    }
-
-    /// Runs a client's timers, sends what it has, and schedules its next turn.
     fn service(&mut self, idx: usize, now: Instant) {
-        let mut failed = false;
+        if self
+            .clients
+            .service(idx, now, &mut self.tx, &mut self.timers)
+            .is_err()
         {
-            let Worker {
-                conns,
-                tx,
-                counters,
-                timers,
-                ..
-            } = self;
-            let Some(c) = conns.get_mut(idx).and_then(Option::as_mut) else {
-                return;
-            };
-            if c.session.poll_timeout() <= now && c.session.handle_timeout(now).is_err() {
-                failed = true;
-            }
-            if c.session.has_failed() {
-                failed = true;
-            }
-            if !c.joined && now >= c.join_deadline {
-                failed = true;
-            }
-            if !failed {
-                let fd = c.sock.fd();
-                while let Some(d) = c.session.poll_transmit() {
-                    if tx.is_full() {
-                        add_flushed(counters, tx.flush(fd));
-                    }
-                    if let Some(slot) = tx.slot() {
-                        let n = d.len().min(slot.len());
-                        slot[..n].copy_from_slice(&d[..n]);
-                        tx.commit(n);
-                    }
-                }
-                if c.connected {
-                    loop {
-                        if tx.is_full() {
-                            add_flushed(counters, tx.flush(fd));
-                        }
-                        let Some(slot) = tx.slot() else { break };
-                        let out = match &mut c.media {
-                            Media::Publisher { state: Some(p), .. } => {
-                                p.poll_transmit(now, slot, counters)
-                            }
-                            Media::Subscriber { state: Some(s), .. } => {
-                                s.poll_transmit(now, slot, counters)
-                            }
-                            _ => None,
-                        };
-                        let protected = match out {
-                            None => break,
-                            Some(Outgoing::Rtp(n)) => c.session.protect_rtp(slot, n),
-                            Some(Outgoing::Rtcp(n)) => c.session.protect_rtcp(slot, n),
-                        };
-                        match protected {
-                            Ok(n) => tx.commit(n),
-                            Err(_) => counters.send_errors += 1,
-                        }
-                    }
-                }
-                if !tx.is_empty() {
-                    add_flushed(counters, tx.flush(fd));
-                }
-                let mut next = c.session.poll_timeout();
-                match &c.media {
-                    Media::Publisher { state: Some(p), .. } => next = next.min(p.poll_timeout()),
-                    Media::Subscriber { state: Some(s), .. } => next = next.min(s.poll_timeout()),
-                    _ => {}
-                }
-                if !c.joined {
-                    next = next.min(c.join_deadline);
-                }
-                // Never spin: something due now runs on the next turn.
-                let next = next.max(now + Duration::from_micros(50));
-                if c.scheduled.is_none_or(|s| next < s) {
-                    c.scheduled = Some(next);
-                    timers.push(next, idx as u32);
-                }
-            }
-        }
-        if failed {
             self.fail(idx);
         }
     }
 
     fn publish(&mut self) {
-        let mut quality = ReceiveQuality::default();
-        for c in self.conns.iter().flatten() {
-            if let Media::Subscriber { state: Some(s), .. } = &c.media {
-                let (v, a) = s.continuity();
-                for st in [v, a].into_iter().flatten() {
-                    quality.add_stream(&st);
-                }
-            }
-        }
-        self.latency.merge(&self.interval_latency);
+        let quality = self.clients.quality();
+        let c = &mut self.clients;
+        c.latency.merge(&c.interval_latency);
         if let Ok(mut snap) = self.shared.snapshot.lock() {
-            snap.counters = self.counters;
+            // The live display wants whole-run counters (it computes its own rates).
+            snap.counters = c.counters;
             snap.quality = quality;
-            snap.latency.merge(&self.interval_latency);
+            snap.latency.merge(&c.interval_latency);
         }
-        self.interval_latency.reset();
+        c.interval_latency.reset();
     }
-}
-
-fn add_flushed(c: &mut Counters, f: Flushed) {
-    c.datagrams_sent += f.datagrams;
-    c.bytes_sent += f.bytes;
-    c.send_errors += f.errors;
 }
 
 impl WorkerResult {
@@ -619,11 +497,14 @@ impl WorkerResult {
             quality: ReceiveQuality::default(),
             video: ReceiveQuality::default(),
             audio: ReceiveQuality::default(),
+            subscribers_without_video: 0,
+            subscribers_without_audio: 0,
             latency: Histogram::latency_ns(),
             join_publishers: Histogram::join_us(),
             join_subscribers: Histogram::join_us(),
             cpu: CpuTimes::default(),
             wall: Duration::ZERO,
+            busy: 0.0,
         }
     }
 }

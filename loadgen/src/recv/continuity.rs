@@ -44,6 +44,19 @@ impl ContinuityStats {
         self.expected.saturating_sub(self.received)
     }
 
+    /// What happened since `base` (an earlier copy of these counters).
+    pub fn since(&self, base: &ContinuityStats) -> ContinuityStats {
+        ContinuityStats {
+            received: self.received.saturating_sub(base.received),
+            expected: self.expected.saturating_sub(base.expected),
+            duplicates: self.duplicates.saturating_sub(base.duplicates),
+            reordered: self.reordered.saturating_sub(base.reordered),
+            recovered: self.recovered.saturating_sub(base.recovered),
+            gaps: self.gaps.saturating_sub(base.gaps),
+            too_old: self.too_old.saturating_sub(base.too_old),
+        }
+    }
+
     /// Adds another stream's counters.
     pub fn add(&mut self, o: &ContinuityStats) {
         self.received += o.received;

@@ -66,7 +66,51 @@ macro_rules! add_fields {
     ($a:ident, $b:ident, $($f:ident),*) => { $( $a.$f += $b.$f; )* };
 }
 
+macro_rules! sub_fields {
+    ($a:ident, $b:ident, $($f:ident),*) => { $( $a.$f = $a.$f.saturating_sub($b.$f); )* };
+}
+
 impl Counters {
+    /// Traffic since `base` (a copy taken at the start of a measurement window): every event
+    /// counter minus its value then; joins and the connected gauges stay whole-run values.
+    pub fn since(&self, base: &Counters) -> Counters {
+        let mut d = *self;
+        sub_fields!(
+            d,
+            base,
+            datagrams_sent,
+            bytes_sent,
+            datagrams_received,
+            bytes_received,
+            send_errors,
+            undecodable,
+            rtp_sent,
+            video_frames,
+            keyframes,
+            frames_skipped,
+            nacks_received,
+            nacked_packets,
+            rtx_sent,
+            rtx_unavailable,
+            plis_received,
+            firs_received,
+            twcc_feedback_received,
+            sender_reports_sent,
+            rtp_received,
+            video_packets_received,
+            audio_packets_received,
+            rtx_received,
+            untagged,
+            unknown_stream,
+            nacks_sent,
+            nack_requests_sent,
+            plis_sent,
+            receiver_reports_sent,
+            sender_reports_received
+        );
+        d
+    }
+
     /// Adds `o` into `self`.
     pub fn add(&mut self, o: &Counters) {
         add_fields!(
@@ -136,7 +180,7 @@ pub struct ReceiveQuality {
 }
 
 impl ReceiveQuality {
-    /// Adds one stream's continuity.
+    /// Adds one stream's continuity (a whole-run or a windowed one).
     pub fn add_stream(&mut self, s: &ContinuityStats) {
         self.expected += s.expected;
         self.received += s.received;
@@ -165,5 +209,31 @@ impl ReceiveQuality {
         } else {
             self.lost as f64 / self.expected as f64
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_subtracts_traffic_but_keeps_joins_and_gauges() {
+        let base = Counters {
+            publisher_joins_ok: 1,
+            publishers_connected: 1,
+            rtp_sent: 100,
+            bytes_sent: 1000,
+            ..Counters::default()
+        };
+        let now = Counters {
+            publisher_joins_ok: 2,
+            publishers_connected: 2,
+            rtp_sent: 350,
+            bytes_sent: 4000,
+            ..Counters::default()
+        };
+        let d = now.since(&base);
+        assert_eq!((d.rtp_sent, d.bytes_sent), (250, 3000));
+        assert_eq!((d.publisher_joins_ok, d.publishers_connected), (2, 2));
     }
 }

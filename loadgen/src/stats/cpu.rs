@@ -43,6 +43,56 @@ impl CpuTimes {
     }
 }
 
+/// CPU times of a process and of each of its threads at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct ProcSample {
+    pub total: CpuTimes,
+    /// (thread id, thread name, CPU times).
+    pub threads: Vec<(u32, String, CpuTimes)>,
+}
+
+impl ProcSample {
+    /// Reads `/proc/PID/stat` and `/proc/PID/task/*/stat`.
+    pub fn of_pid(pid: u32) -> std::io::Result<ProcSample> {
+        let total = CpuTimes::of_pid(pid)?;
+        let ticks = clock_ticks();
+        let mut threads = Vec::new();
+        for e in std::fs::read_dir(format!("/proc/{pid}/task"))?.flatten() {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            let Some(tid) = e.file_name().to_str().and_then(|t| t.parse().ok()) else {
+                continue;
+            };
+            let name = stat
+                .find('(')
+                .zip(stat.rfind(')'))
+                .map(|(a, b)| stat[a + 1..b].to_string())
+                .unwrap_or_default();
+            if let Some(t) = parse_proc_stat(&stat, ticks) {
+                threads.push((tid, name, t));
+            }
+        }
+        Ok(ProcSample { total, threads })
+    }
+
+    /// The thread that used the most CPU between `earlier` and `self`: its name and CPU time.
+    pub fn busiest_since(&self, earlier: &ProcSample) -> Option<(String, CpuTimes)> {
+        self.threads
+            .iter()
+            .map(|(tid, name, t)| {
+                let before = earlier
+                    .threads
+                    .iter()
+                    .find(|(e, _, _)| e == tid)
+                    .map(|(_, _, t)| *t)
+                    .unwrap_or_default();
+                (name.clone(), t.since(&before))
+            })
+            .max_by_key(|(_, t)| t.total())
+    }
+}
+
 fn tv(t: libc::timeval) -> Duration {
     Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
 }
@@ -111,5 +161,9 @@ mod tests {
         assert!(CpuTimes::process().since(&p0).total() >= Duration::from_millis(20));
         let me = CpuTimes::of_pid(std::process::id()).unwrap();
         assert!(me.total() > Duration::ZERO);
+        let a = ProcSample::of_pid(std::process::id()).unwrap();
+        assert!(!a.threads.is_empty());
+        let b = ProcSample::of_pid(std::process::id()).unwrap();
+        assert!(b.busiest_since(&a).is_some());
     }
 }

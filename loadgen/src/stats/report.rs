@@ -78,6 +78,11 @@ pub struct SubscriberReport {
     pub sender_reports_received: u64,
     pub video: ReceiveQuality,
     pub audio: ReceiveQuality,
+    /// Connected subscribers that received no video packet at all (0 when video is expected
+    /// and flowing everywhere).
+    pub without_video: u64,
+    /// The same for audio (only meaningful with `--audio`).
+    pub without_audio: u64,
 }
 
 /// Sent and received totals.
@@ -85,6 +90,18 @@ pub struct SubscriberReport {
 pub struct Totals {
     pub sent: u64,
     pub received: u64,
+}
+
+/// The server's CPU use over the measurement window (`--server-pid`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ServerCpu {
+    pub pid: u32,
+    pub cpu_s: f64,
+    /// Server CPU seconds per wall second (all threads).
+    pub cpu_ratio: f64,
+    /// The thread that used the most CPU (a shard, under media load).
+    pub busiest_thread: String,
+    pub busiest_thread_ratio: f64,
 }
 
 /// Facts about the run that are not counters.
@@ -100,9 +117,14 @@ pub struct RunInfo {
     pub cpu_s: f64,
     /// CPU seconds over run seconds of each worker thread.
     pub worker_cpu_ratios: Vec<f64>,
+    /// Share of the window each worker loop was not waiting for datagrams or timers.
+    pub worker_busy_ratios: Vec<f64>,
     /// Distinct join errors, first ones first.
     pub errors: Vec<String>,
     pub leave_failures: u64,
+    /// Seconds of warm-up excluded from the measurements.
+    pub warmup_s: f64,
+    pub server: Option<ServerCpu>,
 }
 
 /// The whole report.
@@ -111,6 +133,9 @@ pub struct Report<C: Serialize> {
     pub version: &'static str,
     pub target: String,
     pub config: C,
+    /// Seconds of warm-up (ramp) excluded from traffic, loss, latency and CPU figures.
+    pub warmup_s: f64,
+    /// Seconds the measurements cover (from the end of the warm-up to the stop).
     pub media_s: f64,
     pub threads: usize,
     pub joins_ok: u64,
@@ -146,13 +171,20 @@ pub struct Report<C: Serialize> {
     /// not the server, limited the run.
     pub loadgen_cpu_ratio: f64,
     pub worker_cpu_ratios: Vec<f64>,
+    /// Share of the time each worker loop was not waiting for I/O; near 1 means it could not
+    /// keep up (whether it was on a CPU or waiting for one).
+    pub worker_busy_ratios: Vec<f64>,
     pub loadgen_saturated: bool,
+    pub server: Option<ServerCpu>,
     pub errors: Vec<String>,
     pub leave_failures: u64,
 }
 
 /// CPU ratio per worker thread above which the load generator counts as saturated.
 pub const SATURATION: f64 = 0.85;
+
+/// Busy share of a worker loop above which the load generator counts as saturated.
+pub const BUSY_SATURATION: f64 = 0.9;
 
 /// Everything measured, merged across workers.
 #[derive(Debug)]
@@ -164,6 +196,8 @@ pub struct Measured<'a> {
     pub latency_ns: &'a Histogram,
     pub join_publishers_us: &'a Histogram,
     pub join_subscribers_us: &'a Histogram,
+    pub subscribers_without_video: u64,
+    pub subscribers_without_audio: u64,
 }
 
 impl<C: Serialize> Report<C> {
@@ -175,10 +209,12 @@ impl<C: Serialize> Report<C> {
         let secs = info.media_s.max(1e-9);
         let cpu_ratio = info.cpu_s / secs;
         let worker_max = info.worker_cpu_ratios.iter().copied().fold(0.0, f64::max);
+        let busy_max = info.worker_busy_ratios.iter().copied().fold(0.0, f64::max);
         Report {
             version: env!("CARGO_PKG_VERSION"),
             target: info.target.clone(),
             config,
+            warmup_s: info.warmup_s,
             media_s: info.media_s,
             threads: info.threads,
             joins_ok: c.joins_ok(),
@@ -246,12 +282,17 @@ impl<C: Serialize> Report<C> {
                 sender_reports_received: c.sender_reports_received,
                 video: *m.video,
                 audio: *m.audio,
+                without_video: m.subscribers_without_video,
+                without_audio: m.subscribers_without_audio,
             },
             loadgen_cpu_s: info.cpu_s,
             loadgen_cpu_ratio: cpu_ratio,
             worker_cpu_ratios: info.worker_cpu_ratios.clone(),
+            worker_busy_ratios: info.worker_busy_ratios.clone(),
             loadgen_saturated: worker_max >= SATURATION
+                || busy_max >= BUSY_SATURATION
                 || cpu_ratio >= SATURATION * info.threads.max(1) as f64,
+            server: info.server.clone(),
             errors: info.errors.clone(),
             leave_failures: info.leave_failures,
         }
@@ -334,10 +375,15 @@ impl<C: Serialize> Report<C> {
         row(
             "loadgen cpu",
             format!(
-                "{:.2} s = {:.2} cores over {} worker thread(s){}",
+                "{:.2} s = {:.2} cores over {} worker thread(s), loops busy {}{}",
                 self.loadgen_cpu_s,
                 self.loadgen_cpu_ratio,
                 self.threads,
+                self.worker_busy_ratios
+                    .iter()
+                    .map(|b| format!("{:.0} %", b * 100.0))
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 if self.loadgen_saturated {
                     "  SATURATED: the load generator limited this run"
                 } else {
@@ -345,6 +391,18 @@ impl<C: Serialize> Report<C> {
                 }
             ),
         );
+        if let Some(sv) = &self.server {
+            row(
+                "server cpu",
+                format!(
+                    "{:.2} cores (pid {}); busiest thread {} at {:.0} %",
+                    sv.cpu_ratio,
+                    sv.pid,
+                    sv.busiest_thread,
+                    sv.busiest_thread_ratio * 100.0
+                ),
+            );
+        }
         for e in self.errors.iter().take(5) {
             row("error", e.clone());
         }
@@ -405,8 +463,17 @@ mod tests {
             media_s: 10.0,
             cpu_s: 2.0,
             worker_cpu_ratios: vec![0.19],
+            worker_busy_ratios: vec![0.25],
             errors: vec!["POST: HTTP 503".into()],
             leave_failures: 0,
+            warmup_s: 2.0,
+            server: Some(ServerCpu {
+                pid: 42,
+                cpu_s: 5.0,
+                cpu_ratio: 0.5,
+                busiest_thread: "shard-0".into(),
+                busiest_thread_ratio: 0.45,
+            }),
         };
         let m = Measured {
             counters: &c,
@@ -416,6 +483,8 @@ mod tests {
             latency_ns: &lat,
             join_publishers_us: &jp,
             join_subscribers_us: &js,
+            subscribers_without_video: 0,
+            subscribers_without_audio: 0,
         };
         let r = Report::build(serde_json::json!({"publishers": 2}), &info, &m);
         let v: serde_json::Value = serde_json::to_value(&r).unwrap();
@@ -458,6 +527,8 @@ mod tests {
         assert_eq!(v["loadgen_saturated"], false);
         assert_eq!(v["config"]["publishers"], 2);
         assert_eq!(v["egress_bps"].as_f64().unwrap(), 800_000.0);
+        assert_eq!(v["server"]["busiest_thread"], "shard-0");
+        assert_eq!(v["warmup_s"], 2.0);
         let text = r.summary();
         assert!(text.contains("7 ok, 1 failed"), "{text}");
         assert!(text.contains("0.2000 %"), "{text}");
@@ -470,7 +541,8 @@ mod tests {
             threads: 2,
             media_s: 10.0,
             cpu_s: 11.0,
-            worker_cpu_ratios: vec![0.95, 0.2],
+            worker_cpu_ratios: vec![0.5, 0.2],
+            worker_busy_ratios: vec![0.97, 0.3],
             ..RunInfo::default()
         };
         let m = Measured {
@@ -481,6 +553,8 @@ mod tests {
             latency_ns: &lat,
             join_publishers_us: &jp,
             join_subscribers_us: &js,
+            subscribers_without_video: 0,
+            subscribers_without_audio: 0,
         };
         let r = Report::build((), &info, &m);
         assert!(r.loadgen_saturated);

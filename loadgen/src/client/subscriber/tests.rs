@@ -18,6 +18,7 @@ fn subscriber(t0: Instant) -> Subscriber {
 
 /// Moves `secs` of media from `p` to `s` in 1 ms steps, dropping what `drop` selects (by
 /// video sequence number) and collecting the subscriber's RTCP.
+#[allow(clippy::too_many_arguments)]
 fn run(
     p: &mut Publisher,
     s: &mut Subscriber,
