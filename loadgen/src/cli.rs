@@ -120,6 +120,16 @@ pub struct Args {
     /// No live status line.
     #[arg(long)]
     pub quiet: bool,
+
+    /// Network impairment for --impair-subscribers of the subscribers, both directions,
+    /// through a built-in relay: `delay=50ms,jitter=10ms,loss=2%,rate=600kbps,reorder=1%`
+    /// (also `queue=200ms`, `burst=16kB`).
+    #[arg(long)]
+    pub impair: Option<String>,
+
+    /// Fraction of subscribers (0..1, spread evenly) whose traffic goes through --impair.
+    #[arg(long, default_value_t = 0.0)]
+    pub impair_subscribers: f64,
 }
 
 /// Writes a secret as `"<redacted>"` (or null when absent).
@@ -162,6 +172,12 @@ impl Args {
         }
         if !(self.keyframe_interval > 0.0 && self.join_timeout > 0.0 && self.http_timeout > 0.0) {
             return Err("intervals and timeouts must be positive".into());
+        }
+        if !(0.0..=1.0).contains(&self.impair_subscribers) {
+            return Err("--impair-subscribers must be a fraction 0..1".into());
+        }
+        if let Some(i) = &self.impair {
+            crate::relay::Impairment::parse(i).map_err(|e| format!("--impair: {e}"))?;
         }
         if self.video_bitrate < 10_000 {
             return Err("--video-bitrate must be at least 10000".into());

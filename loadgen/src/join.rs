@@ -11,13 +11,14 @@ use rand::distr::Alphanumeric;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sfu::Ssrc;
-use sfu::client::ClientConfig;
+use sfu::client::{ClientConfig, ClientRoles, IceRole, dtls_role_from_setup};
 use sfu::control::IceParams;
 use sfu::dtls::DtlsCert;
 
 use crate::client::{PublisherConfig, SubscriberConfig};
 use crate::engine::{ClientMedia, NewClient, UdpSock};
 use crate::media::{AudioConfig, VideoConfig};
+use crate::relay::ImpairPlan;
 use crate::sdp::{self, Direction, LocalDescription, PublisherSsrcs, RemoteDescription, SdpError};
 use crate::target::{JoinRequest, OfferSide, Role, SessionHandle, Target, TargetError};
 
@@ -39,6 +40,8 @@ pub struct JoinContext {
     pub audio: Option<AudioConfig>,
     pub seed: u64,
     pub socket_buffer: usize,
+    /// The impairing relay and the subscribers it serves (`--impair`).
+    pub impair: Option<ImpairPlan>,
 }
 
 /// A join that worked: the client for a worker, and the session to end at the end of the run.
@@ -121,7 +124,8 @@ pub fn join(ctx: &JoinContext, req: &JoinRequest) -> Result<Joined, JoinError> {
         ssrcs,
     };
     let post_at = Instant::now();
-    let (remote, session) = match ctx.target.offer_side(req.role) {
+    let offer_side = ctx.target.offer_side(req.role);
+    let (remote, session) = match offer_side {
         OfferSide::Client => {
             let answered = ctx.target.send_offer(req, &sdp::write_offer(&local))?;
             match RemoteDescription::parse(&answered.sdp) {
@@ -145,7 +149,28 @@ pub fn join(ctx: &JoinContext, req: &JoinRequest) -> Result<Joined, JoinError> {
         let server = remote
             .pick_candidate(ctx.prefer_ip)
             .ok_or(JoinError::NoCandidate)?;
+        // An impaired client talks to the relay, which forwards to the server.
+        let server = match &ctx.impair {
+            Some(plan) if plan.applies(req) => plan.route(ctx.bind_ip, server)?,
+            _ => server,
+        };
         sock.connect(server)?;
+        // The offerer controls ICE, and toward an ICE-lite server we always do (RFC 8445
+        // §6.1.1); the DTLS role follows the server's a=setup.
+        let roles = ClientRoles {
+            ice: if remote.ice_lite || offer_side == OfferSide::Client {
+                IceRole::Controlling
+            } else {
+                IceRole::Controlled
+            },
+            dtls: dtls_role_from_setup(match remote.setup {
+                Some(sdp::Setup::Active) => "active",
+                Some(sdp::Setup::Passive) => "passive",
+                Some(sdp::Setup::ActPass) | None => "actpass",
+            })
+            .unwrap_or(sfu::dtls::DtlsRole::Client),
+            tie_breaker: rng.random(),
+        };
         let media = if publisher {
             ClientMedia::Publisher(PublisherConfig {
                 video: Some(ctx.video),
@@ -171,6 +196,7 @@ pub fn join(ctx: &JoinContext, req: &JoinRequest) -> Result<Joined, JoinError> {
                 remote_fingerprint: remote.fingerprint.clone(),
                 cert: Arc::clone(&ctx.cert),
             },
+            roles,
             sock,
             media,
             post_at,

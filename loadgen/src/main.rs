@@ -8,6 +8,9 @@ use loadgen::cli::Args;
 use loadgen::run::run;
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("relay") {
+        return loadgen::relay::cli::main(std::env::args().skip(1));
+    }
     let args = Args::parse();
     let json = args.json.clone();
     let outcome = match run(args) {

@@ -108,13 +108,44 @@ fn target_addr(url: &str) -> Result<SocketAddr, RunError> {
         .ok_or_else(|| RunError::Args(format!("cannot resolve {url}")))
 }
 
-/// The signaling target `args` describe (WHIP/WHEP at `--target`).
+/// The signaling target `args` describe: WHIP/WHEP at `--target`, or Janus VideoRoom for
+/// `janus+http://` URLs.
 pub fn make_target(args: &Args) -> Result<Arc<dyn Target>, TargetError> {
+    let timeout = Duration::from_secs_f64(args.http_timeout);
+    if args.target.starts_with("janus+") {
+        return Ok(Arc::new(crate::janus::JanusTarget::new(
+            &args.target,
+            args.publishers.div_ceil(args.rooms()),
+            timeout,
+        )?));
+    }
     Ok(Arc::new(WhipTarget::new(
         &args.target,
         args.token.clone(),
-        Duration::from_secs_f64(args.http_timeout),
+        timeout,
     )?))
+}
+
+/// The impairing relay of `--impair`, when some subscribers use it.
+fn impair_plan(args: &Args) -> Result<Option<crate::relay::ImpairPlan>, RunError> {
+    let Some(text) = args.impair.as_deref() else {
+        return Ok(None);
+    };
+    if args.impair_subscribers <= 0.0 {
+        return Ok(None);
+    }
+    let imp = crate::relay::Impairment::parse(text).map_err(|e| RunError::Args(e.to_string()))?;
+    let relay = crate::relay::Relay::new(imp, imp, args.seed)
+        .spawn()
+        .map_err(|source| RunError::Io {
+            what: "starting the impairing relay",
+            source,
+        })?;
+    Ok(Some(crate::relay::ImpairPlan {
+        relay: Arc::new(relay),
+        fraction: args.impair_subscribers,
+        publishers: args.publishers,
+    }))
 }
 
 /// Runs the load described by `args`.
@@ -123,7 +154,7 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
     raise_nofile();
     catch_signals();
     let target = make_target(&args)?;
-    let addr = target_addr(&args.target)?;
+    let addr = target_addr(args.target.strip_prefix("janus+").unwrap_or(&args.target))?;
     let bind_ip: IpAddr = match args.bind_ip {
         Some(ip) => ip,
         None => route_ip(addr).map_err(|source| RunError::Io {
@@ -174,6 +205,7 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
         }),
         seed: args.seed,
         socket_buffer: args.socket_buffer,
+        impair: impair_plan(&args)?,
     };
 
     let cpu0 = CpuTimes::process();

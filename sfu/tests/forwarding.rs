@@ -276,13 +276,18 @@ fn packet_crosses_to_another_shard_once_for_all_its_viewers() {
 fn packets_overwritten_before_fanout_are_counted_as_drops() {
     // A video cache of 8 packets and frames of 12 packets arriving in one step: the first
     // packets of each frame are overwritten before they can be fanned out.
-    let cfg = sfu::core::CoreConfig { video_cache_packets: 8, ..sfu::core::CoreConfig::default() };
+    let cfg = sfu::core::CoreConfig {
+        video_cache_packets: 8,
+        ..sfu::core::CoreConfig::default()
+    };
     let mut h = Harness::with_config(1, cfg);
     let p = h.add_publisher(0, 1);
     let _v = h.add_viewer(0, 1);
     h.run(Duration::from_millis(500));
     h.peers[p].publisher.as_mut().unwrap().packets_per_frame = 12;
     h.run(Duration::from_millis(500));
-    let overruns = h.cores[0].counters().dropped(sfu::metrics::DropReason::FanoutOverrun);
+    let overruns = h.cores[0]
+        .counters()
+        .dropped(sfu::metrics::DropReason::FanoutOverrun);
     assert!(overruns > 0, "overwritten packets are counted");
 }

@@ -122,13 +122,23 @@ impl Clients {
     /// Adds a client; returns its index.
     pub fn add(&mut self, c: NewClient, now: Instant) -> usize {
         let role = c.role();
+        let session = match ClientSession::with_roles(c.transport, c.roles, now) {
+            Ok(s) => s,
+            Err(e) => {
+                // A dead slot keeps indices aligned with the sockets already watched.
+                eprintln!("loadgen: cannot start the client session: {e}");
+                self.count_failed_join(role);
+                self.conns.push(None);
+                return self.conns.len() - 1;
+            }
+        };
         let media = match c.media {
             ClientMedia::Publisher(cfg) => Media::Publisher { cfg, state: None },
             ClientMedia::Subscriber(cfg) => Media::Subscriber { cfg, state: None },
         };
         self.conns.push(Some(Conn {
             role,
-            session: ClientSession::new(c.transport, now),
+            session,
             sock: c.sock,
             media,
             post_at: c.post_at,

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use sfu::client::ClientConfig;
+use sfu::client::{ClientConfig, ClientRoles};
 use sfu::io::Waker;
 
 use super::clients::Clients;
@@ -48,6 +48,8 @@ pub struct NewClient {
     pub sock: UdpSock,
     /// ICE, DTLS and the server's address.
     pub transport: ClientConfig,
+    /// ICE and DTLS roles from the negotiation (who offered, `a=setup`, ICE lite or full).
+    pub roles: ClientRoles,
     pub media: ClientMedia,
     /// When its signaling request was sent (join time starts there).
     pub post_at: Instant,
