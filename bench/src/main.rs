@@ -2,13 +2,15 @@
 //! (Ringcast and Janus under the same loadgen workload); see `bench macro --help`.
 
 mod macro_bench;
+mod plot;
 
-const USAGE: &str = "usage: bench <command> [ARGS]\n\ncommands:\n  macro    side-by-side macro benchmark (Ringcast vs Janus); `bench macro --help`";
+const USAGE: &str = "usage: bench <command> [ARGS]\n\ncommands:\n  macro    side-by-side macro benchmark (Ringcast vs Janus); `bench macro --help`\n  plot     SVG charts of a macro report; `bench plot --help`";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let code = match args.first().map(String::as_str) {
         Some("macro") => macro_bench::main(&args[1..]),
+        Some("plot") => plot::main(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             0

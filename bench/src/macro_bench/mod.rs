@@ -307,7 +307,15 @@ impl Ctx<'_> {
                 .unwrap_or(f64::NAN)
         };
         let u = |ptr: &str| report.pointer(ptr).and_then(Value::as_u64).unwrap_or(0);
-        let egress = tx1.saturating_sub(tx0);
+        // The interface counts a UDP GSO send as one packet (veth passes GSO packets whole), so
+        // take the datagrams the loadgen's clients received when that is larger.
+        let veth_tx_pps = tx1.saturating_sub(tx0) as f64 / window;
+        let received_pps = f("/datagrams/received") / f("/media_s").max(1e-9);
+        let egress_pps = if received_pps.is_finite() {
+            veth_tx_pps.max(received_pps)
+        } else {
+            veth_tx_pps
+        };
         let cpu = c1 - c0;
         let total_subs = opts.publishers * subs;
         let p = Point {
@@ -315,12 +323,13 @@ impl Ctx<'_> {
             subscribers: total_subs,
             publishers: opts.publishers,
             window_s: window,
-            egress_pps: egress as f64 / window,
+            egress_pps,
+            veth_tx_pps,
             ingress_pps: rx1.saturating_sub(rx0) as f64 / window,
             server_cpu_s: cpu,
             server_cpu_util: cpu / window,
-            cpu_s_per_mpkt: if egress > 0 {
-                cpu / egress as f64 * 1e6
+            cpu_s_per_mpkt: if egress_pps > 0.0 {
+                cpu / (egress_pps * window) * 1e6
             } else {
                 f64::NAN
             },

@@ -18,8 +18,12 @@ pub struct Point {
     /// Subscriber streams in total.
     pub subscribers: usize,
     pub window_s: f64,
-    /// Packets the server's interface sent per second (media, RTCP, STUN).
+    /// Datagrams the server sent per second (media, RTCP, STUN): the larger of its interface's
+    /// TX packets and the datagrams the loadgen's clients received, because the interface counts
+    /// one UDP GSO send (many datagrams) as one packet.
     pub egress_pps: f64,
+    /// TX packets of the server's interface per second (GSO sends count once).
+    pub veth_tx_pps: f64,
     pub ingress_pps: f64,
     /// Server process CPU over the window (all threads, user + system).
     pub server_cpu_s: f64,
