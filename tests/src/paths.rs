@@ -48,7 +48,7 @@ pub fn server_binary() -> Result<PathBuf, HarnessError> {
     }
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT
-        .get_or_init(|| build_release_server().map_err(|e| e.to_string()))
+        .get_or_init(|| release_binary("signaling", "signaling").map_err(|e| e.to_string()))
         .clone()
         .map_err(|output| HarnessError::Build {
             status: "see output".into(),
@@ -56,10 +56,13 @@ pub fn server_binary() -> Result<PathBuf, HarnessError> {
         })
 }
 
-fn build_release_server() -> Result<PathBuf, HarnessError> {
+/// Builds the release binary `bin` of `package` (a no-op when up to date) and returns its path.
+pub fn release_binary(package: &str, bin: &str) -> Result<PathBuf, HarnessError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let root = workspace_root();
-    eprintln!("[ringcast-tests] cargo build --release -p signaling (no-op when up to date)");
+    eprintln!(
+        "[ringcast-tests] cargo build --release -p {package} --bin {bin} (no-op when up to date)"
+    );
     let mut cmd = Command::new(&cargo);
     // `cargo test` runs tests with this package's CARGO_MANIFEST_DIR, CARGO_PKG_* etc. set.
     // Build scripts (ring's, via `rerun-if-env-changed`) track some of them, so passing them on
@@ -92,9 +95,9 @@ fn build_release_server() -> Result<PathBuf, HarnessError> {
             "build",
             "--release",
             "-p",
-            "signaling",
+            package,
             "--bin",
-            "signaling",
+            bin,
             "--message-format=json",
         ])
         .output()
@@ -111,11 +114,11 @@ fn build_release_server() -> Result<PathBuf, HarnessError> {
             output: tail,
         });
     }
-    // The last compiler-artifact message for the `signaling` bin carries its path.
+    // The last compiler-artifact message for the bin carries its path.
     let exe = stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "signaling")
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == bin)
         .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
         .next_back();
     match exe {
@@ -123,7 +126,7 @@ fn build_release_server() -> Result<PathBuf, HarnessError> {
         Some(p) => Err(HarnessError::NoBinary(p)),
         None => Err(HarnessError::Build {
             status: out.status.to_string(),
-            output: "cargo reported no executable for the `signaling` bin".into(),
+            output: format!("cargo reported no executable for the `{bin}` bin"),
         }),
     }
 }
