@@ -13,9 +13,13 @@
 //! where a NIC would only take a DMA descriptor. Loopback is thus a pessimistic stand-in for
 //! the kernel side.
 //!
+//! After the shard rows, the same sender drives a raw forwarder on the same backend (it copies
+//! each datagram to every viewer, nothing else): the I/O ceiling measured in the same run, and the
+//! shard's share of it.
+//!
 //! Usage: `cargo bench -p bench --bench shard_loop -- [--io mmsg,uring] [--viewers 1,10,100]
-//! [--seconds S] [--egress-rate PPS]` (`--egress-rate` paces the sender so that the egress would
-//! be PPS packets/s; without it the sender runs flat out).
+//! [--seconds S] [--egress-rate PPS] [--no-raw]` (`--egress-rate` paces the sender so that the
+//! egress would be PPS packets/s; without it the sender runs flat out).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -111,6 +115,8 @@ struct Opts {
     seconds: f64,
     warmup: f64,
     egress_rate: Option<u64>,
+    /// Also measure the raw I/O ceiling for each row.
+    raw: bool,
 }
 
 fn parse_opts() -> Opts {
@@ -120,6 +126,7 @@ fn parse_opts() -> Opts {
         seconds: 4.0,
         warmup: 1.0,
         egress_rate: None,
+        raw: true,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -171,6 +178,7 @@ fn parse_opts() -> Opts {
                 o.egress_rate = Some(v.parse().unwrap_or_else(|_| bad("--egress-rate", v)));
                 i += 1;
             }
+            "--no-raw" => o.raw = false,
             // Filters and flags meant for other harnesses are ignored.
             _ => {}
         }
@@ -228,6 +236,18 @@ fn pin_cores() -> (Option<usize>, Option<usize>) {
         0 => (None, None),
         1 => (Some(cores[0]), None),
         n => (Some(cores[n - 1]), Some(cores[0])),
+    }
+}
+
+/// Pins the calling thread to `core` (no-op for `None`).
+fn pin_to(core: Option<usize>) {
+    if let Some(c) = core {
+        // SAFETY: cpu_set_t is plain data; the calls get a valid set and its size.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(c, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        }
     }
 }
 
@@ -366,7 +386,7 @@ const WINDOW_STALL: Duration = Duration::from_millis(50);
 
 /// What the sender hands back.
 struct SenderReport {
-    _publisher: UdpPeer,
+    _publisher: Option<ClientSession>,
     /// Times the window was reopened after a stall.
     stalls: u64,
 }
@@ -376,21 +396,15 @@ struct SenderReport {
 /// the probe viewer has received. Both the sent count and the probe's received count are
 /// published through the atomics.
 fn run_sender(
-    mut peer: UdpPeer,
+    sock: UdpSocket,
+    mut client: Option<ClientSession>,
     probe: UdpSocket,
     rate: Option<u64>,
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicU64>,
     core: Option<usize>,
 ) -> SenderReport {
-    if let Some(c) = core {
-        // SAFETY: cpu_set_t is plain data; the calls get a valid set and its size.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(c, &mut set);
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-        }
-    }
+    pin_to(core);
     let mut source = MediaSource::new(Instant::now());
     source.video_payload = 1200;
     source.packets_per_frame = 8;
@@ -418,7 +432,7 @@ fn run_sender(
         rmsgs[i].msg_hdr.msg_iov = &mut riov[i];
         rmsgs[i].msg_hdr.msg_iovlen = 1;
     }
-    let fd = peer.sock.as_raw_fd();
+    let fd = sock.as_raw_fd();
     let probe_fd = probe.as_raw_fd();
     let start = Instant::now();
     let mut total = 0u64;
@@ -465,11 +479,16 @@ fn run_sender(
         let k = k as usize;
         for i in 0..k {
             let (_, n) = source.write_video(&mut bufs[i]);
-            let Ok(n) = peer.client.protect_rtp(&mut bufs[i], n) else {
-                return SenderReport {
-                    _publisher: peer,
-                    stalls,
-                };
+            // The raw ceiling's forwarder gets the plain RTP packet.
+            let n = match client.as_mut().map(|c| c.protect_rtp(&mut bufs[i], n)) {
+                None => n,
+                Some(Ok(n)) => n,
+                Some(Err(_)) => {
+                    return SenderReport {
+                        _publisher: client,
+                        stalls,
+                    };
+                }
             };
             iov[i].iov_base = bufs[i].as_mut_ptr().cast();
             iov[i].iov_len = n;
@@ -491,7 +510,7 @@ fn run_sender(
         sent.store(total, Ordering::Relaxed);
     }
     SenderReport {
-        _publisher: peer,
+        _publisher: client,
         stalls,
     }
 }
@@ -575,10 +594,10 @@ fn measure(o: &Opts, io: IoKind, viewers: usize) -> Result<Row, String> {
     set_recv_buffer(&probe, 4 << 20);
     let sender = {
         let (stop, sent) = (Arc::clone(&stop), Arc::clone(&sent));
-        let publisher = s.publisher;
+        let UdpPeer { sock, client } = s.publisher;
         std::thread::Builder::new()
             .name("sender".into())
-            .spawn(move || run_sender(publisher, probe, rate, stop, sent, sender_core))
+            .spawn(move || run_sender(sock, Some(client), probe, rate, stop, sent, sender_core))
             .map_err(|e| e.to_string())?
     };
     std::thread::sleep(Duration::from_secs_f64(o.warmup));
@@ -640,6 +659,154 @@ fn measure(o: &Opts, io: IoKind, viewers: usize) -> Result<Row, String> {
     })
 }
 
+// ---------------------------------------------------------------------------------------------
+// The raw I/O ceiling: the same I/O backend, socket sizes and sender, but a forwarder that only
+// copies each received batch of datagrams to every viewer address, viewer by viewer — no ICE, DTLS, SRTP, parsing or
+// rewriting. What the shard reaches against it is the share of the physical limit it keeps.
+
+/// One row of the raw ceiling table.
+#[derive(Debug)]
+struct RawRow {
+    egress: f64,
+    cpu_share: f64,
+    ns_per_egress: f64,
+    send_errors: u64,
+}
+
+/// What the forwarder thread reports when it starts.
+struct RawStarted {
+    addr: SocketAddr,
+    tid: i32,
+}
+
+/// Receives on `io` and sends every datagram to each of `dests`, viewer by viewer, until `stop`.
+fn raw_forwarder(
+    io: IoKind,
+    dests: Vec<SocketAddr>,
+    core: Option<usize>,
+    stop: Arc<AtomicBool>,
+    out: Arc<AtomicU64>,
+    errors: Arc<AtomicU64>,
+    started: mpsc::Sender<Result<RawStarted, String>>,
+) {
+    pin_to(core);
+    let cfg = IoConfig {
+        uring_defer_taskrun: true,
+        ..IoConfig::default()
+    };
+    let mut backend = match sfu::io::open(io, SocketAddr::from(([127, 0, 0, 1], 0)), &cfg) {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = started.send(Err(e.to_string()));
+            return;
+        }
+    };
+    use sfu::io::IoBackend;
+    let _ = started.send(Ok(RawStarted {
+        addr: backend.local_addr(),
+        // SAFETY: gettid has no preconditions.
+        tid: unsafe { libc::gettid() },
+    }));
+    // Sized for the largest receive batch, so the loop never allocates.
+    let mut batch: Vec<(usize, [u8; SLOT_SIZE])> = Vec::with_capacity(1024);
+    while !stop.load(Ordering::Relaxed) {
+        let r = backend.recv_batch(|_, buf| {
+            if batch.len() < batch.capacity() {
+                let mut copy = [0u8; SLOT_SIZE];
+                copy[..buf.len()].copy_from_slice(buf);
+                batch.push((buf.len(), copy));
+            }
+        });
+        if r.is_err() {
+            break;
+        }
+        // Viewer-major, as the shard's fan-out runs: a viewer's datagrams are consecutive in the
+        // tx batch, so GSO sends them with one system call.
+        for &dest in &dests {
+            for (len, bytes) in &batch {
+                if !backend.tx_batch().push(dest, &bytes[..*len]) {
+                    let _ = backend.flush();
+                    backend.tx_batch().push(dest, &bytes[..*len]);
+                }
+            }
+        }
+        batch.clear();
+        let _ = backend.flush();
+        let st = backend.stats();
+        out.store(st.datagrams_out, Ordering::Relaxed);
+        errors.store(st.send_errors, Ordering::Relaxed);
+        let _ = backend.wait(Some(Instant::now() + Duration::from_millis(10)));
+    }
+}
+
+fn measure_raw(o: &Opts, io: IoKind, viewers: usize) -> Result<RawRow, String> {
+    let (fwd_core, sender_core) = pin_cores();
+    let sinks: Vec<UdpSocket> = (0..viewers)
+        .map(|_| UdpSocket::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let dests: Vec<SocketAddr> = sinks
+        .iter()
+        .map(|s| s.local_addr())
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let out = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let (started_tx, started_rx) = mpsc::channel();
+    let fwd = {
+        let (stop, out, errors) = (Arc::clone(&stop), Arc::clone(&out), Arc::clone(&errors));
+        std::thread::Builder::new()
+            .name("raw-forwarder".into())
+            .spawn(move || raw_forwarder(io, dests, fwd_core, stop, out, errors, started_tx))
+            .map_err(|e| e.to_string())?
+    };
+    let started = started_rx
+        .recv_timeout(Duration::from_secs(5))
+        .map_err(|e| format!("forwarder did not start: {e}"))??;
+    let sock = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    sock.connect(started.addr).map_err(|e| e.to_string())?;
+    let probe = sinks[0].try_clone().map_err(|e| e.to_string())?;
+    probe.set_nonblocking(true).map_err(|e| e.to_string())?;
+    set_recv_buffer(&probe, 4 << 20);
+    let sent = Arc::new(AtomicU64::new(0));
+    let rate = o.egress_rate.map(|r| (r / viewers as u64).max(1));
+    let sender = {
+        let (stop, sent) = (Arc::clone(&stop), Arc::clone(&sent));
+        std::thread::Builder::new()
+            .name("sender".into())
+            .spawn(move || run_sender(sock, None, probe, rate, stop, sent, sender_core))
+            .map_err(|e| e.to_string())?
+    };
+    std::thread::sleep(Duration::from_secs_f64(o.warmup));
+    let (t0, c0, o0, e0) = (
+        Instant::now(),
+        thread_times(started.tid).unwrap_or_default(),
+        out.load(Ordering::Relaxed),
+        errors.load(Ordering::Relaxed),
+    );
+    std::thread::sleep(Duration::from_secs_f64(o.seconds));
+    let (t1, c1, o1, e1) = (
+        Instant::now(),
+        thread_times(started.tid).unwrap_or_default(),
+        out.load(Ordering::Relaxed),
+        errors.load(Ordering::Relaxed),
+    );
+    stop.store(true, Ordering::Relaxed);
+    let _ = sender.join();
+    let _ = fwd.join();
+    drop(sinks);
+    let secs = t1.duration_since(t0).as_secs_f64();
+    let cpu = c1.since(&c0);
+    let egress = (o1 - o0) as f64;
+    Ok(RawRow {
+        egress: egress / secs,
+        cpu_share: cpu.on_cpu_ns as f64 / 1e9 / secs,
+        ns_per_egress: cpu.on_cpu_ns as f64 / egress.max(1.0),
+        send_errors: e1 - e0,
+    })
+}
+
 fn tuning_profile() -> String {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tuning/apply.sh");
     std::process::Command::new("bash")
@@ -675,10 +842,13 @@ fn main() {
     );
     let mut failed = false;
     let mut notes = Vec::new();
+    // (io, viewers, the shard's egress/s and ns per egress) for the raw ceiling table.
+    let mut measured = Vec::new();
     for &io in &o.io {
         for &n in &o.viewers {
             match measure(&o, io, n) {
                 Ok(r) => {
+                    measured.push((io, n, r.egress, r.ns_per_egress));
                     println!(
                         "| {:<5} | {:>7} | {:>12.0} | {:>13.0} | {:>13.0} | {:>8.0}% | {:>9.0} | {:>3.0}% | {:>6.2} | {:>8} ({:>8.1e}) | {:>9} | {:>5} | {:>9.1} | {:>6} |",
                         format!("{:?}", r.io).to_lowercase(),
@@ -720,6 +890,39 @@ fn main() {
     }
     for n in &notes {
         println!("{n}");
+    }
+    if o.raw && !measured.is_empty() {
+        println!();
+        println!(
+            "raw I/O ceiling: the same backend, socket sizes and sender; a forwarder copies each received batch to every viewer (viewer by viewer, so GSO applies) with no WebRTC work"
+        );
+        println!();
+        println!(
+            "| io    | viewers | raw egress pkts/s | raw CPU | raw ns/egress | send errs | shard egress | shard / raw egress | shard ns / raw ns |"
+        );
+        println!(
+            "|-------|--------:|------------------:|--------:|--------------:|----------:|-------------:|-------------------:|------------------:|"
+        );
+        for &(io, n, egress, ns) in &measured {
+            match measure_raw(&o, io, n) {
+                Ok(r) => println!(
+                    "| {:<5} | {:>7} | {:>17.0} | {:>6.0}% | {:>13.0} | {:>9} | {:>12.0} | {:>17.0}% | {:>16.2}x |",
+                    format!("{io:?}").to_lowercase(),
+                    n,
+                    r.egress,
+                    r.cpu_share * 100.0,
+                    r.ns_per_egress,
+                    r.send_errors,
+                    egress,
+                    100.0 * egress / r.egress.max(1.0),
+                    ns / r.ns_per_egress.max(1.0),
+                ),
+                Err(e) => {
+                    println!("| {io:?} | {n} | raw run failed: {e} |");
+                    failed = true;
+                }
+            }
+        }
     }
     if failed {
         eprintln!("shard loop: a run failed or the shard thread allocated on the packet path");

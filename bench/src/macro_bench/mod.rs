@@ -226,7 +226,14 @@ impl Ctx<'_> {
             warmup,
             opts.duration
         );
-        let server = Server::start(kind, self.net, self.paths, opts.shards, self.server_cores)?;
+        let server = Server::start(
+            kind,
+            self.net,
+            self.paths,
+            opts.shards,
+            opts.io.as_deref(),
+            self.server_cores,
+        )?;
         let pid = server.pid();
         std::thread::sleep(Duration::from_secs(1));
         let rss_idle = rss_bytes(pid).unwrap_or(0);

@@ -19,6 +19,7 @@ loss. Needs root, `ip netns`, release builds of signaling and loadgen, and Janus
   --video-bitrate BPS      video bitrate of each publisher (default 1000000)
   --servers LIST           comma-separated: ringcast,janus (default both)
   --shards N               Ringcast shards, and cores given to each server (default 1)
+  --io uring|mmsg          Ringcast's I/O backend (default: the server's own default)
   --loadgen-threads N      loadgen worker threads, one core each after the shard cores (default 1)
   --saturate               raise subscribers (x --step) until loss > 0.5 %, then measure at half
   --step F                 growth factor per saturation step (default 1.5)
@@ -43,6 +44,8 @@ pub struct Options {
     pub video_bitrate: u64,
     pub servers: Vec<ServerKind>,
     pub shards: usize,
+    /// Ringcast's `--io` (None: the server's default).
+    pub io: Option<String>,
     pub loadgen_threads: usize,
     pub saturate: bool,
     pub step: f64,
@@ -65,6 +68,7 @@ impl Default for Options {
             video_bitrate: 1_000_000,
             servers: vec![ServerKind::Ringcast, ServerKind::Janus],
             shards: 1,
+            io: None,
             loadgen_threads: 1,
             saturate: false,
             step: 1.5,
@@ -102,6 +106,13 @@ impl Options {
                 "--video-bitrate" => o.video_bitrate = num(a, val(a)?)?,
                 "--shards" => o.shards = num(a, val(a)?)?,
                 "--loadgen-threads" => o.loadgen_threads = num(a, val(a)?)?,
+                "--io" => {
+                    let v = val(a)?;
+                    if v != "uring" && v != "mmsg" {
+                        return Err(format!("bad value {v:?} for --io (uring, mmsg)"));
+                    }
+                    o.io = Some(v);
+                }
                 "--saturate" => o.saturate = true,
                 "--step" => o.step = num(a, val(a)?)?,
                 "--max-steps" => o.max_steps = num(a, val(a)?)?,

@@ -122,7 +122,7 @@ impl Report {
         let _ = writeln!(
             out,
             "machine: {} ({} cores, {} GiB), kernel {}\n{}\nserver cores {:?}, loadgen cores {:?}, \
-             {} publisher(s) at {} bit/s, {} s windows\n",
+             {} publisher(s) at {} bit/s, {} s windows, Ringcast I/O: {}\n",
             self.machine.cpu_model,
             self.machine.cores,
             self.machine.memory_gib,
@@ -132,7 +132,8 @@ impl Report {
             self.loadgen_cores,
             self.options.publishers,
             self.options.video_bitrate,
-            self.options.duration
+            self.options.duration,
+            self.options.io.as_deref().unwrap_or("server default"),
         );
         let _ = writeln!(
             out,

@@ -71,6 +71,7 @@ impl Server {
         net: &Netns,
         paths: &Paths,
         shards: usize,
+        io: Option<&str>,
         cores: &[usize],
     ) -> Result<Server, String> {
         let log = paths.out_dir.join(format!("{}.log", kind.name()));
@@ -95,6 +96,9 @@ impl Server {
                     "--max-sessions-per-shard",
                     "100000",
                 ]);
+                if let Some(io) = io {
+                    cmd.args(["--io", io]);
+                }
                 cmd.env("RUST_LOG", "warn");
                 format!("http://{}:8080", net.srv_ip)
             }
