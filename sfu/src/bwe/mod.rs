@@ -9,6 +9,7 @@ pub mod inter_arrival;
 pub mod link_capacity;
 pub mod loss_based;
 pub mod overuse_detector;
+pub mod pacer;
 pub mod probe;
 pub mod probe_estimator;
 pub mod send_side;
@@ -16,6 +17,7 @@ pub mod trendline;
 pub mod twcc_receiver;
 
 pub use overuse_detector::BandwidthUsage;
+pub use pacer::{Paced, Pacer, PacerConfig, PacketKind, QueueFull};
 pub use probe::{ProbeCluster, ProbeId};
 pub use send_side::{BweStats, SendSideBwe, SendSideConfig};
 pub use twcc_receiver::{TwccReceiver, TwccReceiverConfig};
