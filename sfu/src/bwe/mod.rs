@@ -13,8 +13,16 @@ pub mod pacer;
 pub mod probe;
 pub mod probe_estimator;
 pub mod send_side;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim_link;
+#[cfg(any(test, feature = "sim"))]
+pub mod simulation;
 pub mod trendline;
 pub mod twcc_receiver;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests an unwrap is an assertion
+mod scenario_tests;
 
 pub use overuse_detector::BandwidthUsage;
 pub use pacer::{Paced, Pacer, PacerConfig, PacketKind, QueueFull};

@@ -36,6 +36,8 @@ pub struct SendSideConfig {
     pub history: usize,
     /// Packets a loss report must cover before it is acted on.
     pub loss_report_packets: u32,
+    /// Least time a loss report covers (short windows make random loss look bursty).
+    pub loss_report_interval: Duration,
     pub trendline: TrendlineConfig,
     pub aimd: AimdConfig,
     pub acked: AckedBitrateConfig,
@@ -52,6 +54,7 @@ impl Default for SendSideConfig {
             max: Bitrate::kbps(20_000),
             history: 4096,
             loss_report_packets: 20,
+            loss_report_interval: Duration::from_secs(1),
             trendline: TrendlineConfig::default(),
             aimd: AimdConfig::default(),
             acked: AckedBitrateConfig::default(),
@@ -146,6 +149,7 @@ pub struct SendSideBwe {
     rtt_from_reports: bool,
     lost: u32,
     received: u32,
+    loss_window_start: Option<Instant>,
     last_feedback_loss: Option<Instant>,
     usage: BandwidthUsage,
     target: Bitrate,
@@ -186,6 +190,7 @@ impl SendSideBwe {
             rtt_from_reports: false,
             lost: 0,
             received: 0,
+            loss_window_start: None,
             last_feedback_loss: None,
             usage: BandwidthUsage::Normal,
             target: start,
@@ -344,9 +349,13 @@ impl SendSideBwe {
 
     fn maybe_report_loss(&mut self, now: Instant) {
         let total = self.lost + self.received;
-        if total < self.cfg.loss_report_packets {
+        let start = *self.loss_window_start.get_or_insert(now);
+        if total < self.cfg.loss_report_packets
+            || now.saturating_duration_since(start) < self.cfg.loss_report_interval
+        {
             return;
         }
+        self.loss_window_start = Some(now);
         let loss = f64::from(self.lost) / f64::from(total);
         self.lost = 0;
         self.received = 0;
