@@ -12,6 +12,7 @@ pub mod overuse_detector;
 pub mod pacer;
 pub mod probe;
 pub mod probe_estimator;
+pub mod remb_estimator;
 pub mod send_side;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim_link;
@@ -27,5 +28,6 @@ mod scenario_tests;
 pub use overuse_detector::BandwidthUsage;
 pub use pacer::{Paced, Pacer, PacerConfig, PacketKind, QueueFull};
 pub use probe::{ProbeCluster, ProbeId};
+pub use remb_estimator::{RembConfig, RembEstimator};
 pub use send_side::{BweStats, SendSideBwe, SendSideConfig};
 pub use twcc_receiver::{TwccReceiver, TwccReceiverConfig};
