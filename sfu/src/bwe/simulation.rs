@@ -174,7 +174,7 @@ pub fn run(scenario: &Scenario) -> SimResult {
             let rate = target.min(scenario.source_max).0.saturating_sub(audio_rate);
             let mut frame = (rate as f64 * FRAME_INTERVAL.as_secs_f64() / 8.0) as usize;
             while frame > 0 {
-                let n = frame.min(MAX_PAYLOAD).max(100);
+                let n = frame.clamp(100, MAX_PAYLOAD);
                 let _ = pacer.enqueue(n, n, PacketKind::Video);
                 frame = frame.saturating_sub(n);
             }
