@@ -246,6 +246,14 @@ impl<H: Copy> Pacer<H> {
         let rate = self.effective_rate_bps();
         self.media_debt = (self.media_debt - rate * dt / 8.0).max(0.0);
         self.padding_debt = (self.padding_debt - self.padding_bps * dt / 8.0).max(0.0);
+        // Less than a byte left is rounding from the nanosecond clock: a caller woken at
+        // `poll_timeout` must find the budget free, or it would wake again at the same instant.
+        if self.media_debt < 1.0 {
+            self.media_debt = 0.0;
+        }
+        if self.padding_debt < 1.0 {
+            self.padding_debt = 0.0;
+        }
     }
 
     fn charge(&mut self, size: usize) {
@@ -426,6 +434,27 @@ mod tests {
             (390_000..=394_000).contains(&last),
             "50th packet at {last} µs, expected 49 × 8 ms"
         );
+    }
+
+    #[test]
+    fn waking_at_poll_timeout_always_finds_something_to_send() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(PacerConfig::default(), Bitrate(437_123), t0);
+        for i in 0..300u32 {
+            p.enqueue(i, 1000 + (i as usize * 37) % 200, PacketKind::Video)
+                .expect("room");
+        }
+        let mut now = t0;
+        let (mut sent, mut idle_wakeups) = (0, 0);
+        while let Some(t) = p.poll_timeout() {
+            now = now.max(t);
+            match p.poll_send(now) {
+                Some(_) => sent += 1,
+                None => idle_wakeups += 1,
+            }
+            assert!(idle_wakeups < 10, "woken {idle_wakeups} times for nothing");
+        }
+        assert_eq!(sent, 300);
     }
 
     #[test]

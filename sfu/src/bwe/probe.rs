@@ -107,7 +107,7 @@ impl ProbeController {
         let Some((rate, since)) = self.waiting else {
             return;
         };
-        if now.saturating_duration_since(since) > self.cfg.result_timeout {
+        if now.saturating_duration_since(since) >= self.cfg.result_timeout {
             self.waiting = None;
             return;
         }
@@ -145,19 +145,17 @@ impl ProbeController {
 
     /// When the controller next needs [`ProbeController::on_alr`] or a result timeout.
     pub fn next_check(&self, alr_since: Option<Instant>) -> Option<Instant> {
-        let timeout = self.waiting.map(|(_, t)| t + self.cfg.result_timeout);
-        let alr =
-            alr_since.map(|s| self.last_probe.map_or(s, |p| p.max(s)) + self.cfg.alr_interval);
-        match (timeout, alr) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        if let Some((_, t)) = self.waiting {
+            // No ALR probe while a result is awaited.
+            return Some(t + self.cfg.result_timeout);
         }
+        alr_since.map(|s| self.last_probe.map_or(s, |p| p.max(s)) + self.cfg.alr_interval)
     }
 
     /// Drops a result wait that timed out.
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some((_, since)) = self.waiting
-            && now.saturating_duration_since(since) > self.cfg.result_timeout
+            && now.saturating_duration_since(since) >= self.cfg.result_timeout
         {
             self.waiting = None;
         }

@@ -458,3 +458,78 @@ impl SendSideBwe {
         self.sent.len()
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests an unwrap is an assertion
+mod tests {
+    use super::*;
+    use crate::types::{SeqNo, Ssrc};
+    use crate::wire::rtcp::{TwccHeader, write_twcc};
+
+    /// Feedback for `count` packets from `base`, 5 ms apart; every `lose_every`-th is lost.
+    fn feedback(buf: &mut [u8], base: u16, count: u16, lose_every: u16) -> usize {
+        let hdr = TwccHeader {
+            sender: Ssrc(1),
+            media: Ssrc(2),
+            base_seq: SeqNo(base),
+            reference_time: 0,
+            fb_pkt_count: 0,
+        };
+        let statuses: Vec<Option<i64>> = (0..count)
+            .map(|i| (i % lose_every != lose_every - 1).then_some(5_000))
+            .collect();
+        write_twcc(buf, &hdr, &statuses).unwrap()
+    }
+
+    fn parse(buf: &[u8]) -> TransportCc<'_> {
+        // The body follows the 4-byte common header.
+        TransportCc::parse(&buf[4..]).unwrap()
+    }
+
+    #[test]
+    fn twenty_percent_loss_in_feedback_bounds_the_target() {
+        let t0 = Instant::now();
+        let mut bwe = SendSideBwe::new(SendSideConfig::default(), t0);
+        for i in 0..300u16 {
+            bwe.on_packet_sent(t0 + Duration::from_millis(u64::from(i) * 5), i, 1000, None);
+        }
+        let mut buf = [0u8; 1500];
+        // Two feedback packets 1.2 s apart, each covering 150 packets with every 5th lost.
+        let n = feedback(&mut buf, 0, 150, 5);
+        bwe.handle_feedback(t0 + Duration::from_millis(800), &parse(&buf[..n]));
+        let n = feedback(&mut buf, 150, 150, 5);
+        bwe.handle_feedback(t0 + Duration::from_millis(2000), &parse(&buf[..n]));
+        let s = bwe.stats();
+        assert!((s.loss - 0.2).abs() < 0.01, "loss {}", s.loss);
+        let bound = s.loss_bound.expect("20 % loss bounds the rate");
+        assert_eq!(s.target, bound.max(SendSideConfig::default().min));
+    }
+
+    #[test]
+    fn feedback_for_unsent_packets_is_ignored() {
+        let t0 = Instant::now();
+        let mut bwe = SendSideBwe::new(SendSideConfig::default(), t0);
+        let mut buf = [0u8; 1500];
+        let n = feedback(&mut buf, 1000, 100, 2);
+        bwe.handle_feedback(t0 + Duration::from_secs(2), &parse(&buf[..n]));
+        assert_eq!(bwe.stats().acked, None);
+        assert_eq!(bwe.target(), SendSideConfig::default().start);
+    }
+
+    #[test]
+    fn timeouts_always_move_forward() {
+        let t0 = Instant::now();
+        let mut bwe = SendSideBwe::new(SendSideConfig::default(), t0);
+        while bwe.poll_probe().is_some() {}
+        let mut last = t0;
+        for _ in 0..10 {
+            let Some(t) = bwe.poll_timeout() else { break };
+            let t = t.max(last);
+            bwe.handle_timeout(t);
+            if let Some(next) = bwe.poll_timeout() {
+                assert!(next > t, "timeout did not advance");
+            }
+            last = t;
+        }
+    }
+}
