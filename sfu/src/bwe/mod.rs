@@ -5,6 +5,7 @@
 pub mod acked_bitrate;
 pub mod aimd;
 pub mod alr;
+pub mod clock_unwrap;
 pub mod inter_arrival;
 pub mod link_capacity;
 pub mod loss_based;

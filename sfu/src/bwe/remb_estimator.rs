@@ -12,6 +12,7 @@
 use std::time::{Duration, Instant};
 
 use super::aimd::{AimdConfig, AimdRateControl};
+use super::clock_unwrap::Unwrap24;
 use super::inter_arrival::InterArrival;
 use super::overuse_detector::BandwidthUsage;
 use super::trendline::{Trendline, TrendlineConfig};
@@ -95,8 +96,8 @@ pub struct RembEstimator {
     cfg: RembConfig,
     epoch: Option<Instant>,
     last_packet: Option<Instant>,
-    /// Last raw send time and its unwrapped value in ticks.
-    send_clock: Option<(u32, i64)>,
+    /// The publisher's abs-send-time clock.
+    send_clock: Unwrap24,
     inter_arrival: InterArrival,
     trendline: Trendline,
     aimd: AimdRateControl,
@@ -119,7 +120,7 @@ impl RembEstimator {
             cfg,
             epoch: None,
             last_packet: None,
-            send_clock: None,
+            send_clock: Unwrap24::new(1_000_000, ABS_TICKS_PER_S),
             inter_arrival: InterArrival::new(),
             initialized: false,
             incoming: RateWindow {
@@ -153,19 +154,6 @@ impl RembEstimator {
         self.aimd.set_rtt(rtt);
     }
 
-    fn unwrap_send_time(&mut self, raw: u32) -> i64 {
-        let raw = raw & 0x00ff_ffff;
-        let t = match self.send_clock {
-            None => i64::from(raw),
-            Some((last_raw, last)) => {
-                let diff = ((raw.wrapping_sub(last_raw) & 0x00ff_ffff) << 8) as i32 >> 8;
-                last + i64::from(diff)
-            }
-        };
-        self.send_clock = Some((raw, t));
-        t
-    }
-
     /// A packet of `size` bytes arrived at `now` carrying abs-send-time `abs_send_time` (the
     /// 24-bit value).
     pub fn on_packet(&mut self, now: Instant, abs_send_time: u32, size: usize) {
@@ -173,9 +161,12 @@ impl RembEstimator {
         self.last_packet = Some(now);
         let bucket = RateWindow::bucket_of(epoch, now);
         self.incoming.add(bucket, size);
-        let send_us = self.unwrap_send_time(abs_send_time) * 1_000_000 / ABS_TICKS_PER_S;
         let arrival_us =
             i64::try_from(now.saturating_duration_since(epoch).as_micros()).unwrap_or(i64::MAX / 4);
+        let (send_us, reanchored) = self.send_clock.unwrap(abs_send_time, arrival_us);
+        if reanchored {
+            self.inter_arrival.reset();
+        }
         let Some(d) = self.inter_arrival.on_packet(send_us, arrival_us, size) else {
             return;
         };

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use super::acked_bitrate::{AckedBitrate, AckedBitrateConfig};
 use super::aimd::{AimdConfig, AimdRateControl, RateControlState};
 use super::alr::{AlrConfig, AlrDetector};
+use super::clock_unwrap::Unwrap24;
 use super::inter_arrival::InterArrival;
 use super::loss_based::{LossBased, LossBasedConfig};
 use super::overuse_detector::BandwidthUsage;
@@ -133,8 +134,8 @@ pub struct SendSideBwe {
     sent: Box<[SentPacket]>,
     mask: u64,
     highest_sent: Option<u64>,
-    /// Last raw 24-bit reference time and its unwrapped value.
-    reference: Option<(u32, i64)>,
+    /// The receiver's feedback reference clock.
+    reference: Unwrap24,
     inter_arrival: InterArrival,
     trendline: Trendline,
     aimd: AimdRateControl,
@@ -175,7 +176,7 @@ impl SendSideBwe {
             sent: vec![EMPTY; n].into_boxed_slice(),
             mask: n as u64 - 1,
             highest_sent: None,
-            reference: None,
+            reference: Unwrap24::new(REFERENCE_UNIT_US, 1),
             inter_arrival: InterArrival::new(),
             trendline: Trendline::new(cfg.trendline),
             aimd: AimdRateControl::new(aimd_cfg, start),
@@ -238,7 +239,12 @@ impl SendSideBwe {
         if self.highest_sent.is_none() {
             return;
         }
-        let mut arrival_us = self.unwrap_reference(fb.reference_time) * REFERENCE_UNIT_US;
+        let (mut arrival_us, reanchored) =
+            self.reference.unwrap(fb.reference_time, self.micros(now));
+        if reanchored {
+            // Arrivals before and after the anchor are on unrelated scales.
+            self.inter_arrival.reset();
+        }
         let base = self.extend(fb.base_seq.0);
         let in_alr = self.alr.alr_since().is_some();
         let mut newest_send_us = None;
@@ -305,20 +311,6 @@ impl SendSideBwe {
         self.update_delay_based(now);
         self.maybe_report_loss(now);
         self.update_target(now);
-    }
-
-    fn unwrap_reference(&mut self, raw: u32) -> i64 {
-        let raw = raw & 0x00ff_ffff;
-        let unwrapped = match self.reference {
-            None => i64::from(raw),
-            Some((last_raw, last)) => {
-                // Sign-extend the 24-bit difference.
-                let diff = ((raw.wrapping_sub(last_raw) & 0x00ff_ffff) << 8) as i32 >> 8;
-                last + i64::from(diff)
-            }
-        };
-        self.reference = Some((raw, unwrapped));
-        unwrapped
     }
 
     fn update_delay_based(&mut self, now: Instant) {
