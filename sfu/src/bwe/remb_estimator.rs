@@ -260,6 +260,25 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Arbitrary send times, gaps and sizes never panic.
+        #[test]
+        fn arbitrary_packets_never_panic(
+            packets in proptest::collection::vec(
+                (0u64..5_000_000, proptest::prelude::any::<u32>(), 0usize..1500), 1..400),
+        ) {
+            let t0 = Instant::now();
+            let mut e = RembEstimator::new(RembConfig::default());
+            let mut now = t0;
+            for (gap_us, abs, size) in packets {
+                now += Duration::from_micros(gap_us);
+                e.on_packet(now, abs, size);
+                let _ = e.poll_remb(now);
+                let _ = e.poll_timeout();
+            }
+        }
+    }
+
     #[test]
     fn nothing_is_reported_before_initialisation() {
         let t0 = Instant::now();

@@ -508,6 +508,31 @@ mod tests {
         assert_eq!(bwe.target(), SendSideConfig::default().start);
     }
 
+    proptest::proptest! {
+        /// Hostile feedback (arbitrary statuses, deltas, base numbers and reference times)
+        /// never panics and leaves the target within its bounds.
+        #[test]
+        fn arbitrary_feedback_never_panics(
+            bodies in proptest::collection::vec(
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 16..120), 1..20),
+        ) {
+            let t0 = Instant::now();
+            let cfg = SendSideConfig::default();
+            let mut bwe = SendSideBwe::new(cfg, t0);
+            for i in 0..200u16 {
+                bwe.on_packet_sent(t0 + Duration::from_millis(u64::from(i)), i, 1200, None);
+            }
+            for (k, mut body) in bodies.into_iter().enumerate() {
+                // Point most of them at packets that were sent.
+                body[8] = 0;
+                if let Ok(fb) = TransportCc::parse(&body) {
+                    bwe.handle_feedback(t0 + Duration::from_millis(200 + 50 * k as u64), &fb);
+                }
+            }
+            proptest::prop_assert!(bwe.target() >= cfg.min && bwe.target() <= cfg.max);
+        }
+    }
+
     #[test]
     fn timeouts_always_move_forward() {
         let t0 = Instant::now();
