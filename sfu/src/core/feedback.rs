@@ -1,14 +1,17 @@
 //! Periodic work on the shard's tick: ICE and DTLS timers, and RTCP — NACKs, keyframe requests,
 //! receiver reports and transport-wide feedback toward publishers (RFC 4585, RFC 3550,
-//! draft-holmer-rmcat-transport-wide-cc-extensions-01), sender reports toward viewers.
+//! draft-holmer-rmcat-transport-wide-cc-extensions-01) or REMB toward publishers without
+//! transport-cc (draft-alvestrand-rmcat-remb-03), sender reports toward viewers.
 
 use std::time::Instant;
 
+use crate::Ssrc;
 use crate::control::CloseReason;
 use crate::ice::IceFailure;
 use crate::wire::rtcp::{self, ReportBlock, SenderInfo};
 
 use super::ShardCore;
+use super::session::MAX_INBOUND_SSRCS;
 use super::track::Origin;
 
 impl ShardCore {
@@ -48,23 +51,42 @@ impl ShardCore {
             let Some(s) = self.sessions.get_mut(idx) else {
                 continue;
             };
-            let (Some(dest), Some(srtp), Some(twcc)) = (s.dest, s.srtp.as_mut(), s.twcc.as_mut())
-            else {
+            let (Some(dest), Some(srtp)) = (s.dest, s.srtp.as_mut()) else {
                 continue;
             };
             let sender = s.rtcp_ssrc;
-            let media = s.inbound.first().map(|i| i.ssrc).unwrap_or_default();
-            loop {
-                let mut wrote = false;
-                self.control.push_with(dest, |slot| {
-                    let n = twcc.poll_feedback(now, sender, media, slot)?;
-                    wrote = true;
-                    srtp.tx.protect_rtcp(slot, n).ok()
-                });
-                if !wrote {
-                    break;
+            if let Some(twcc) = s.twcc.as_mut() {
+                let media = s.inbound.first().map(|i| i.ssrc).unwrap_or_default();
+                loop {
+                    let mut wrote = false;
+                    self.control.push_with(dest, |slot| {
+                        let n = twcc.poll_feedback(now, sender, media, slot)?;
+                        wrote = true;
+                        srtp.tx.protect_rtcp(slot, n).ok()
+                    });
+                    if !wrote {
+                        break;
+                    }
+                    self.counters.rtcp_out += 1;
                 }
-                self.counters.rtcp_out += 1;
+            }
+            if let Some(remb) = s.remb.as_mut() {
+                remb.set_rtt(s.rtt);
+                if let Some(rate) = remb.poll_remb(now) {
+                    // The estimate covers every media SSRC the peer sends.
+                    let mut ssrcs = [Ssrc(0); MAX_INBOUND_SSRCS];
+                    let mut n = 0;
+                    for i in s.inbound.iter().filter(|i| !i.rtx) {
+                        ssrcs[n] = i.ssrc;
+                        n += 1;
+                    }
+                    if self.control.push_with(dest, |slot| {
+                        let k = rtcp::write_remb(slot, sender, rate, &ssrcs[..n]).ok()?;
+                        srtp.tx.protect_rtcp(slot, k).ok()
+                    }) {
+                        self.counters.rtcp_out += 1;
+                    }
+                }
             }
         }
     }

@@ -13,7 +13,7 @@ use crate::srtp::{SrtpError, SrtpSession};
 use crate::wire::codec::is_keyframe_start;
 use crate::wire::demux::{PacketClass, classify};
 use crate::wire::rtcp::{self, RtcpPacket};
-use crate::wire::rtp::{self, RtpHeader};
+use crate::wire::rtp::{self, AbsSendTime, RtpHeader};
 use crate::wire::stun::{StunClass, StunMessage};
 use crate::{ExtSeq, MediaKind, Ssrc};
 
@@ -170,6 +170,12 @@ impl ShardCore {
             && v.len() >= 2
         {
             twcc.on_packet(now, u16::from_be_bytes([v[0], v[1]]));
+        }
+        if let (Some(id), Some(remb)) = (session.extmap.abs_send_time, session.remb.as_mut())
+            && let Some(v) = hdr.extension(buf, id)
+            && let Ok(t) = AbsSendTime::parse(v)
+        {
+            remb.on_packet(now, t.0, len);
         }
         let inbound = match session.lookup_ssrc(hdr.ssrc) {
             Some(i) => i,

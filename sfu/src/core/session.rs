@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::bwe::TwccReceiver;
+use crate::bwe::{RembConfig, RembEstimator, TwccReceiver};
 use crate::control::{ExtMap, SessionSpec};
 use crate::dtls::DtlsConn;
 use crate::ice::IceLite;
@@ -43,6 +43,9 @@ pub struct Session {
     /// Our SSRC as the sender of RTCP feedback toward this peer.
     pub rtcp_ssrc: Ssrc,
     pub twcc: Option<TwccReceiver>,
+    /// Receive-side estimation reported with REMB: only for a peer that negotiated
+    /// abs-send-time but not transport-cc (boxed: most sessions have none).
+    pub remb: Option<Box<RembEstimator>>,
     pub rtt: Duration,
 }
 
@@ -61,6 +64,8 @@ impl Session {
             inbound: Vec::with_capacity(4),
             rtcp_ssrc,
             twcc: spec.extmap.transport_cc.map(|_| TwccReceiver::default()),
+            remb: (spec.extmap.abs_send_time.is_some() && spec.extmap.transport_cc.is_none())
+                .then(|| Box::new(RembEstimator::new(RembConfig::default()))),
             rtt: Duration::from_millis(100),
         }
     }

@@ -90,3 +90,28 @@ pub fn write_remb(
     }
     Ok(len)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any body carrying the "REMB" identifier parses or fails cleanly, and a parsed one
+        /// lists exactly the SSRCs its count field announces.
+        #[test]
+        fn arbitrary_remb_bodies_parse_or_fail_cleanly(
+            head in proptest::collection::vec(any::<u8>(), 8..9),
+            tail in proptest::collection::vec(any::<u8>(), 0..80),
+        ) {
+            let mut body = head;
+            body.extend_from_slice(REMB_ID);
+            body.extend_from_slice(&tail);
+            match Remb::parse(&body) {
+                Some(Ok(r)) => prop_assert_eq!(r.ssrcs().count(), usize::from(body[12])),
+                Some(Err(_)) => {}
+                None => prop_assert!(false, "a REMB identifier was not recognised"),
+            }
+        }
+    }
+}
