@@ -38,6 +38,7 @@ drop_reasons! {
     SrtpAuth => "srtp_auth",
     SrtpReplay => "srtp_replay",
     UnknownSsrc => "unknown_ssrc",
+    UnknownRid => "unknown_rid",
     UnknownPayloadType => "unknown_payload_type",
     CodecNotNegotiated => "codec_not_negotiated",
     CrossShardQueueFull => "cross_shard_queue_full",
@@ -63,6 +64,8 @@ pub struct CoreCounters {
     pub keyframe_requests_out: u64,
     pub cross_shard_out: u64,
     pub cross_shard_in: u64,
+    /// Viewers moved from one simulcast encoding to another (or started on one).
+    pub layer_switches: u64,
     pub drops: [u64; DropReason::COUNT],
 }
 
