@@ -106,6 +106,7 @@ pub struct ShardMetrics {
     pub keyframe_requests_out: AtomicU64,
     pub cross_shard_out: AtomicU64,
     pub cross_shard_in: AtomicU64,
+    pub layer_switches: AtomicU64,
     pub send_errors: AtomicU64,
     pub sessions: AtomicU64,
     pub publishers: AtomicU64,
@@ -135,6 +136,7 @@ impl ShardMetrics {
         self.keyframe_requests_out.store(c.keyframe_requests_out, r);
         self.cross_shard_out.store(c.cross_shard_out, r);
         self.cross_shard_in.store(c.cross_shard_in, r);
+        self.layer_switches.store(c.layer_switches, r);
         self.sessions.store(pop.sessions, r);
         self.publishers.store(pop.publishers, r);
         self.viewers.store(pop.viewers, r);

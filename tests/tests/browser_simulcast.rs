@@ -1,0 +1,174 @@
+//! Chromium publishes three simulcast encodings over WHIP (a 1280x720 fake camera, rids q/h/f
+//! scaled down by 4/2/1); a Chromium viewer watches over WHEP. The viewer first receives the
+//! highest encoding, is moved to the lowest and back up through the WHEP layer extension, and
+//! keeps decoding through both switches (the decoded frame width proves which encoding it gets).
+
+use std::time::{Duration, Instant};
+
+use ringcast_tests::{
+    Io, PeerEvent, PeerProcess, PeerSpec, Server, ServerOptions, Stack, deps, media_lock,
+};
+use serde_json::Value;
+
+const WIDTH: f64 = 1280.0;
+const RUN: Duration = Duration::from_secs(75);
+
+/// The viewer's last decoded width and frame count.
+fn viewer_video(events: &[PeerEvent]) -> Option<(f64, f64)> {
+    events.iter().rev().find_map(|e| {
+        (e.value["type"] == "stats" && e.value["peer"] == "view-0").then_some(())?;
+        let v = &e.value["video"];
+        Some((v["frameWidth"].as_f64()?, v["framesDecoded"].as_f64()?))
+    })
+}
+
+/// Waits until the viewer decodes frames `width` wide; returns when.
+fn wait_width(run: &mut PeerProcess, width: f64, timeout: Duration, what: &str) -> Instant {
+    let ok = run.wait_until(timeout, |ev| {
+        viewer_video(ev).is_some_and(|(w, _)| (w - width).abs() < 1.0)
+    });
+    assert!(
+        ok,
+        "{what}: the viewer never decoded {width}-wide frames within {timeout:?}\n{}",
+        run.snapshot().describe()
+    );
+    Instant::now()
+}
+
+fn post_layer(server: &Server, layer_path: &str, body: &str) {
+    let r = server
+        .post(layer_path, "application/json", body.as_bytes())
+        .expect("layer request");
+    assert_eq!(r.status, 204, "POST {layer_path} {body}: {}", r.describe());
+}
+
+#[test]
+fn viewer_switches_simulcast_encodings_through_the_whep_layer_api() {
+    deps::require_browser();
+    let _media = media_lock();
+    let mut server = Server::start(ServerOptions::new(1, Io::Mmsg)).expect("server starts");
+    let stream = "simulcast";
+    let peers = [PeerSpec::publish(stream), PeerSpec::view(stream)];
+    let mut run = PeerProcess::spawn(
+        Stack::Chromium,
+        &server.base_url(),
+        &peers,
+        RUN,
+        &[
+            "--simulcast",
+            "--width",
+            "1280",
+            "--height",
+            "720",
+            "--fps",
+            "20",
+            "--stagger",
+            "500",
+        ],
+    )
+    .expect("Chromium starts");
+    run.wait_decoding("view-0", Duration::from_secs(40))
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // The WHEP answer advertises the layer extension.
+    let info = run
+        .snapshot()
+        .peer_info("view-0")
+        .cloned()
+        .expect("viewer info");
+    let link = info["link"].as_str().unwrap_or("");
+    assert!(
+        link.contains("rel=\"urn:ietf:params:whep:ext:core:layer\""),
+        "Link: {link}"
+    );
+    let location = info["location"].as_str().expect("viewer Location");
+    let path = location
+        .find("/whep/")
+        .map(|i| &location[i..])
+        .expect("a WHEP location");
+    let layer_path = format!("{path}/layer");
+
+    // The layer list names the publisher's encodings, lowest first.
+    let listed = server.get(&layer_path).expect("GET layer");
+    assert_eq!(listed.status, 200, "{}", listed.describe());
+    let json: Value = listed.json().expect("JSON");
+    let section = json.as_object().and_then(|o| o.values().next()).cloned();
+    let encodings: Vec<String> = section
+        .as_ref()
+        .and_then(|s| s["encodings"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| e["encodingId"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(encodings, vec!["q", "h", "f"], "{json}");
+
+    // By default: the highest encoding (once the publisher's estimate allows it to be sent).
+    let t_top = wait_width(&mut run, WIDTH, Duration::from_secs(40), "default");
+    eprintln!("top encoding decoded after {:?}", t_top.elapsed());
+
+    // Down to the lowest.
+    post_layer(&server, &layer_path, r#"{"encodingId":"q"}"#);
+    let asked = Instant::now();
+    wait_width(
+        &mut run,
+        WIDTH / 4.0,
+        Duration::from_secs(15),
+        "switch down",
+    );
+    eprintln!("switched down in {:?}", asked.elapsed());
+    std::thread::sleep(Duration::from_secs(3));
+    let (w, _) = viewer_video(&run.events()).expect("viewer stats");
+    assert!((w - WIDTH / 4.0).abs() < 1.0, "stays on q, got width {w}");
+
+    // Back up (spatialLayerId null: the highest there is).
+    post_layer(&server, &layer_path, r#"{"spatialLayerId":null}"#);
+    let asked = Instant::now();
+    wait_width(&mut run, WIDTH, Duration::from_secs(15), "switch up");
+    eprintln!("switched up in {:?}", asked.elapsed());
+    std::thread::sleep(Duration::from_secs(3));
+
+    // Bad requests are problems, not crashes.
+    let bad = server
+        .post(&layer_path, "application/json", br#"{"encodingId":"zz"}"#)
+        .expect("layer request");
+    assert_eq!(bad.status, 422, "{}", bad.describe());
+    assert_eq!(
+        bad.content_type().as_deref(),
+        Some("application/problem+json")
+    );
+
+    // No freeze: from the first decoded frame on, every two seconds of samples decoded frames.
+    let snapshot = run.snapshot();
+    let samples: Vec<(Instant, f64)> = snapshot
+        .stats("view-0")
+        .iter()
+        .filter_map(|e| Some((e.at, e.value["video"]["framesDecoded"].as_f64()?)))
+        .filter(|(_, f)| *f > 0.0)
+        .collect();
+    assert!(samples.len() > 10, "{}", snapshot.describe());
+    for (i, &(at, frames)) in samples.iter().enumerate() {
+        if let Some(&(_, later)) = samples[i..]
+            .iter()
+            .find(|(t, _)| t.duration_since(at) >= Duration::from_secs(2))
+        {
+            assert!(
+                later > frames,
+                "the viewer decoded nothing for 2 s after {frames} frames\n{}",
+                snapshot.describe()
+            );
+        }
+    }
+    let freezes = snapshot.last("view-0", &["video", "freezeCount"]);
+    let switches = server
+        .metrics()
+        .map(|m| m.sum("ringcast_layer_switches_total", &[]))
+        .unwrap_or(0.0);
+    eprintln!(
+        "viewer: {} frames decoded, freezeCount {freezes:?}, keyframes {:?}, layer switches {switches}",
+        samples.last().map_or(0.0, |s| s.1),
+        snapshot.last("view-0", &["video", "keyFramesDecoded"]),
+    );
+    assert!(switches >= 3.0, "ringcast_layer_switches_total {switches}");
+    drop(run);
+    server.assert_alive();
+}
