@@ -405,3 +405,53 @@ impl ShardCore {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests an unwrap is an assertion
+mod tests {
+    use super::*;
+    use crate::Codec;
+    use crate::wire::codec::Vp8Descriptor;
+    use crate::wire::rtp::{RtpFields, write_rtp};
+
+    fn packet(payload: &[u8]) -> Vec<u8> {
+        let f = RtpFields {
+            marker: false,
+            payload_type: PayloadType(96),
+            seq: SeqNo(7),
+            timestamp: 1234,
+            ssrc: Ssrc(5),
+            extensions: &[(2, b"f")],
+        };
+        let mut buf = vec![0u8; 64];
+        let n = write_rtp(&mut buf, &f, payload).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    #[test]
+    fn payload_edit_sets_the_marker_and_rewrites_vp8_picture_numbers() {
+        // X, S; I, L, T; picture id 0x2bb9; TL0PICIDX 0xd3; TID 0; VP8 header byte.
+        let mut pkt = packet(&[0x90, 0xe0, 0xab, 0xb9, 0xd3, 0x00, 0x11, 0xaa]);
+        let hdr = RtpHeader::parse(&pkt).unwrap();
+        let layers = PacketLayers::parse(Codec::Vp8, hdr.payload(&pkt), false);
+        assert_eq!(
+            vp8_numbers(&layers, (0x2bb9, 0xd3)),
+            None,
+            "unchanged: no edit"
+        );
+        let numbers = vp8_numbers(&layers, (5, 6));
+        let edit = PayloadEdit {
+            marker: true,
+            vp8: numbers,
+        };
+        let n = pkt.len();
+        edit.apply(&mut pkt, &hdr, n);
+        let out = RtpHeader::parse(&pkt).unwrap();
+        assert!(out.marker);
+        let d = Vp8Descriptor::parse(out.payload(&pkt)).unwrap();
+        assert_eq!((d.picture_id, d.tl0_pic_idx), (Some(5), Some(6)));
+        assert_eq!(&out.payload(&pkt)[6..], &[0x11, 0xaa]);
+        assert_eq!(out.extension(&pkt, 2), Some(&b"f"[..]));
+    }
+}
