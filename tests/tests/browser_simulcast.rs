@@ -1,7 +1,9 @@
 //! Chromium publishes three simulcast encodings over WHIP (a 1280x720 fake camera, rids q/h/f
 //! scaled down by 4/2/1); a Chromium viewer watches over WHEP. The viewer first receives the
-//! highest encoding, is moved to the lowest and back up through the WHEP layer extension, and
-//! keeps decoding through both switches (the decoded frame width proves which encoding it gets).
+//! highest encoding, is moved to the lowest and back up through the WHEP layer extension, then to
+//! the base temporal layer and back, and keeps decoding throughout (the decoded frame width proves
+//! which encoding it gets, the decoded frame rate which temporal layers). Once on one shard, once
+//! with the viewer on another shard than the publisher.
 
 use std::time::{Duration, Instant};
 
@@ -42,11 +44,31 @@ fn post_layer(server: &Server, layer_path: &str, body: &str) {
     assert_eq!(r.status, 204, "POST {layer_path} {body}: {}", r.describe());
 }
 
+/// The viewer's decoded frames per second over the last `window` of samples.
+fn viewer_fps(run: &mut PeerProcess, window: Duration) -> f64 {
+    run.snapshot()
+        .video_fps_last("view-0", window)
+        .unwrap_or(0.0)
+}
+
 #[test]
 fn viewer_switches_simulcast_encodings_through_the_whep_layer_api() {
+    switch_encodings(ServerOptions::new(1, Io::Mmsg), false);
+}
+
+/// The viewer on the second shard (`--placement spread`): the encodings cross as mirror tracks.
+#[test]
+fn viewer_on_another_shard_switches_simulcast_encodings() {
+    switch_encodings(
+        ServerOptions::new(2, Io::Mmsg).args(["--placement", "spread"]),
+        true,
+    );
+}
+
+fn switch_encodings(opts: ServerOptions, cross_shard: bool) {
     deps::require_browser();
     let _media = media_lock();
-    let mut server = Server::start(ServerOptions::new(1, Io::Mmsg)).expect("server starts");
+    let mut server = Server::start(opts).expect("server starts");
     let stream = "simulcast";
     let peers = [PeerSpec::publish(stream), PeerSpec::view(stream)];
     let mut run = PeerProcess::spawn(
@@ -129,6 +151,27 @@ fn viewer_switches_simulcast_encodings_through_the_whep_layer_api() {
     eprintln!("switched up in {:?}", asked.elapsed());
     std::thread::sleep(Duration::from_secs(3));
 
+    // Only the base temporal layer: the frame rate drops (Chromium's VP8 simulcast encodings
+    // have three temporal layers), and comes back with every layer.
+    let full = viewer_fps(&mut run, Duration::from_secs(2));
+    post_layer(&server, &layer_path, r#"{"temporalLayerId":0}"#);
+    std::thread::sleep(Duration::from_secs(3));
+    let base = viewer_fps(&mut run, Duration::from_secs(2));
+    post_layer(&server, &layer_path, r#"{"temporalLayerId":null}"#);
+    std::thread::sleep(Duration::from_secs(3));
+    let back = viewer_fps(&mut run, Duration::from_secs(2));
+    eprintln!(
+        "decoded fps: all temporal layers {full:.1}, base layer {base:.1}, all again {back:.1}"
+    );
+    assert!(
+        base > 1.0 && base < full * 0.6,
+        "base temporal layer: {base:.1} fps against {full:.1}"
+    );
+    assert!(
+        back > full * 0.7,
+        "all layers again: {back:.1} fps against {full:.1}"
+    );
+
     // Bad requests are problems, not crashes.
     let bad = server
         .post(&layer_path, "application/json", br#"{"encodingId":"zz"}"#)
@@ -171,6 +214,13 @@ fn viewer_switches_simulcast_encodings_through_the_whep_layer_api() {
         snapshot.last("view-0", &["video", "keyFramesDecoded"]),
     );
     assert!(switches >= 3.0, "ringcast_layer_switches_total {switches}");
+    if cross_shard {
+        let crossed = server
+            .metrics()
+            .map(|m| m.sum("ringcast_cross_shard_out_total", &[]))
+            .unwrap_or(0.0);
+        assert!(crossed > 100.0, "ringcast_cross_shard_out_total {crossed}");
+    }
     drop(run);
     server.assert_alive();
 }
