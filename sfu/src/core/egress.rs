@@ -207,8 +207,13 @@ impl ShardCore {
                         sub.rewriter.start(rp.ext, rp.hdr.timestamp);
                         sub.started = true;
                     } else if sub.needs_rebase {
+                        // A new publisher: its numbering continues the viewer's.
                         sub.rewriter.rebase(rp.ext, rp.hdr.timestamp, gap);
                         sub.needs_rebase = false;
+                        if let Some((pid, _)) = rp.layers.vp8_picture_id {
+                            sub.pictures
+                                .switch(pid, rp.layers.vp8_tl0_pic_idx.unwrap_or(0));
+                        }
                     }
                     let mut edit = PayloadEdit::default();
                     if video {
