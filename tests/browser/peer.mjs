@@ -38,6 +38,8 @@
 //   --chromium PATH    browser binary (default $CHROMIUM or /usr/bin/chromium)
 //   --connect-timeout S  give up on a peer whose connection is not up after S seconds (default 15)
 //   --simulcast        publishers send three simulcast encodings, rids q/h/f scaled down by 4/2/1
+//   --scalability MODE publishers send one encoding in this SVC mode (e.g. L3T3_KEY, with
+//                      --codec vp9 or av1)
 //   --codec NAME       publishers offer only this video codec (vp8, vp9, av1, h264; H.264 in
 //                      packetization-mode 1), via RTCRtpTransceiver.setCodecPreferences; viewers
 //                      always offer everything Chromium can receive
@@ -65,7 +67,7 @@ function parseArgs(argv) {
     server: 'http://127.0.0.1:8080', duration: 10, stagger: 500, interval: 1000, token: null,
     width: 640, height: 480, fps: 30, chromium: process.env.CHROMIUM || '/usr/bin/chromium',
     connectTimeout: 15, mode: 'run', peers: [], offerRole: null, codec: null, stream: 'demo', linger: 5,
-    simulcast: false,
+    simulcast: false, scalability: null,
   };
   const num = (v, name) => { const n = Number(v); if (!Number.isFinite(n) || n < 0) usage(`bad ${name}: ${v}`); return n; };
   for (let i = 0; i < argv.length; i++) {
@@ -84,6 +86,7 @@ function parseArgs(argv) {
       case '--stream': o.stream = val(); break;
       case '--linger': o.linger = num(val(), a); break;
       case '--simulcast': o.simulcast = true; break;
+      case '--scalability': o.scalability = val(); break;
       case '--codec': {
         const c = val().toLowerCase();
         if (!['vp8', 'vp9', 'av1', 'h264'].includes(c)) usage(`--codec takes vp8, vp9, av1 or h264, not ${c}`);
@@ -134,6 +137,9 @@ function pageSetup() {
         this.stream = stream;
         for (const track of stream.getTracks()) {
           const init = { direction: 'sendonly', streams: [stream] };
+          if (track.kind === 'video' && media.scalability) {
+            init.sendEncodings = [{ scalabilityMode: media.scalability }];
+          }
           if (track.kind === 'video' && media.simulcast) {
             init.sendEncodings = [
               { rid: 'q', scaleResolutionDownBy: 4 },
@@ -224,7 +230,8 @@ function pageSetup() {
           const keys = s.kind === 'video'
             ? ['ssrc', 'packetsSent', 'bytesSent', 'framesEncoded', 'framesSent', 'keyFramesEncoded',
               'framesPerSecond', 'frameWidth', 'frameHeight', 'nackCount', 'pliCount', 'firCount',
-              'retransmittedPacketsSent', 'qualityLimitationReason', 'encoderImplementation', 'targetBitrate']
+              'retransmittedPacketsSent', 'qualityLimitationReason', 'encoderImplementation', 'targetBitrate',
+              'scalabilityMode']
             : ['ssrc', 'packetsSent', 'bytesSent', 'retransmittedPacketsSent', 'targetBitrate'];
           out[s.kind] = { ...pick(s, keys), codec: codecOf(s) };
           // Simulcast: one outbound-rtp per encoding, also listed by rid.
@@ -350,7 +357,7 @@ async function runPeers() {
       try {
         peer.page = await newPeerPage(browser.context, origin, name);
         const offer = await peer.page.evaluate(({ role, media }) => window.rc.makePeer(role, media),
-          { role: spec.role, media: { width: opts.width, height: opts.height, fps: opts.fps, codec: opts.codec, simulcast: opts.simulcast } });
+          { role: spec.role, media: { width: opts.width, height: opts.height, fps: opts.fps, codec: opts.codec, simulcast: opts.simulcast, scalability: opts.scalability } });
         const url = `${opts.server}/${spec.role === 'publish' ? 'whip' : 'whep'}/${encodeURIComponent(spec.stream)}`;
         const res = await httpExchange('POST', url, offer);
         peer.location = res.location ? new URL(res.location, url).toString() : null;

@@ -224,3 +224,119 @@ fn switch_encodings(opts: ServerOptions, cross_shard: bool) {
     drop(run);
     server.assert_alive();
 }
+
+/// Chromium publishes one VP9 encoding with three spatial and three temporal layers
+/// (`L3T3_KEY`); the viewer gets the top spatial layer by default, the lowest after
+/// `{"spatialLayerId":0}` (the SFU cuts the upper layers and marks the end of each picture), and
+/// the top again after `{"spatialLayerId":null}` (from the next keyframe, which it requests).
+#[test]
+fn viewer_selects_vp9_svc_spatial_layers_through_the_whep_layer_api() {
+    deps::require_browser();
+    let _media = media_lock();
+    let mut server = Server::start(ServerOptions::new(1, Io::Mmsg)).expect("server starts");
+    let stream = "svc";
+    let peers = [PeerSpec::publish(stream), PeerSpec::view(stream)];
+    let mut run = PeerProcess::spawn(
+        Stack::Chromium,
+        &server.base_url(),
+        &peers,
+        RUN,
+        &[
+            "--codec",
+            "vp9",
+            "--scalability",
+            "L3T3_KEY",
+            "--width",
+            "1280",
+            "--height",
+            "720",
+            "--fps",
+            "20",
+            "--interval",
+            "250",
+        ],
+    )
+    .expect("Chromium starts");
+    run.wait_decoding("view-0", Duration::from_secs(40))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let info = run
+        .snapshot()
+        .peer_info("view-0")
+        .cloned()
+        .expect("viewer info");
+    let location = info["location"].as_str().expect("viewer Location");
+    let path = location
+        .find("/whep/")
+        .map(|i| &location[i..])
+        .expect("a WHEP location");
+    let layer_path = format!("{path}/layer");
+
+    wait_width(&mut run, WIDTH, Duration::from_secs(40), "default");
+    post_layer(&server, &layer_path, r#"{"spatialLayerId":0}"#);
+    let asked = Instant::now();
+    wait_width(
+        &mut run,
+        WIDTH / 4.0,
+        Duration::from_secs(15),
+        "spatial layer 0",
+    );
+    eprintln!("VP9 SVC: down to spatial layer 0 in {:?}", asked.elapsed());
+    std::thread::sleep(Duration::from_secs(3));
+    let (w, _) = viewer_video(&run.events()).expect("viewer stats");
+    assert!(
+        (w - WIDTH / 4.0).abs() < 1.0,
+        "stays on layer 0, got width {w}"
+    );
+    post_layer(&server, &layer_path, r#"{"spatialLayerId":null}"#);
+    let asked = Instant::now();
+    wait_width(
+        &mut run,
+        WIDTH,
+        Duration::from_secs(15),
+        "all spatial layers",
+    );
+    eprintln!("VP9 SVC: back to the top in {:?}", asked.elapsed());
+    std::thread::sleep(Duration::from_secs(3));
+    // Temporal layers of the SVC stream: down to the base, back up at a switching-up point.
+    let full = viewer_fps(&mut run, Duration::from_secs(2));
+    post_layer(&server, &layer_path, r#"{"temporalLayerId":0}"#);
+    std::thread::sleep(Duration::from_secs(3));
+    let base = viewer_fps(&mut run, Duration::from_secs(2));
+    post_layer(&server, &layer_path, r#"{"temporalLayerId":null}"#);
+    std::thread::sleep(Duration::from_secs(3));
+    let back = viewer_fps(&mut run, Duration::from_secs(2));
+    eprintln!("VP9 SVC decoded fps: all {full:.1}, base {base:.1}, all again {back:.1}");
+    assert!(
+        base > 1.0 && base < full * 0.6,
+        "base: {base:.1} against {full:.1}"
+    );
+    assert!(back > full * 0.7, "all again: {back:.1} against {full:.1}");
+
+    let snapshot = run.snapshot();
+    let samples: Vec<(Instant, f64)> = snapshot
+        .stats("view-0")
+        .iter()
+        .filter_map(|e| Some((e.at, e.value["video"]["framesDecoded"].as_f64()?)))
+        .filter(|(_, f)| *f > 0.0)
+        .collect();
+    for (i, &(at, frames)) in samples.iter().enumerate() {
+        if let Some(&(_, later)) = samples[i..]
+            .iter()
+            .find(|(t, _)| t.duration_since(at) >= Duration::from_secs(2))
+        {
+            assert!(
+                later > frames,
+                "the viewer decoded nothing for 2 s after {frames} frames\n{}",
+                snapshot.describe()
+            );
+        }
+    }
+    eprintln!(
+        "VP9 SVC viewer: {} frames, freezeCount {:?}, publisher mode {:?}",
+        samples.last().map_or(0.0, |s| s.1),
+        snapshot.last("view-0", &["video", "freezeCount"]),
+        snapshot.last_str("publish-0", &["video", "scalabilityMode"]),
+    );
+    drop(run);
+    server.assert_alive();
+}
