@@ -40,6 +40,13 @@ pub struct Args {
     #[arg(long, default_value_t = 1_000_000)]
     pub video_bitrate: u64,
 
+    /// Publishers send three simulcast encodings (RFC 8853, rids q, h, f: 1/16, 1/4 and all of
+    /// --video-bitrate, each on its own SSRC with the rid header extension); subscribers get
+    /// the one the server forwards (Ringcast: the highest). Needs a target that takes the
+    /// publisher's offer (WHIP).
+    #[arg(long)]
+    pub simulcast: bool,
+
     /// Also send Opus-like audio (50 packets/s).
     #[arg(long)]
     pub audio: bool,

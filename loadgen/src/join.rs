@@ -38,6 +38,8 @@ pub struct JoinContext {
     pub prefer_ip: Option<IpAddr>,
     pub video: VideoConfig,
     pub audio: Option<AudioConfig>,
+    /// Publishers offer three simulcast encodings (`--simulcast`).
+    pub simulcast: bool,
     pub seed: u64,
     pub socket_buffer: usize,
     /// The impairing relay and the subscribers it serves (`--impair`).
@@ -122,6 +124,11 @@ pub fn join(ctx: &JoinContext, req: &JoinRequest) -> Result<Joined, JoinError> {
         session_id: rng.random::<u64>() >> 1,
         cname: token(&mut rng, 16),
         ssrcs,
+        simulcast: if publisher && ctx.simulcast {
+            sdp::SIMULCAST_RIDS.iter().map(|r| r.to_string()).collect()
+        } else {
+            Vec::new()
+        },
     };
     let post_at = Instant::now();
     let offer_side = ctx.target.offer_side(req.role);

@@ -203,6 +203,7 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
         audio: args.audio.then_some(AudioConfig {
             bitrate_bps: args.audio_bitrate,
         }),
+        simulcast: args.simulcast,
         seed: args.seed,
         socket_buffer: args.socket_buffer,
         impair: impair_plan(&args)?,

@@ -190,6 +190,7 @@ fn help_lists_the_documented_options() {
         "--subscribers",
         "--rooms",
         "--video-bitrate",
+        "--simulcast",
         "--audio",
         "--duration",
         "--ramp",
@@ -238,4 +239,49 @@ fn the_bearer_token_opens_a_protected_server_and_stays_out_of_the_report() {
     assert!(f(&r, &["packets_received"]) > 0.0);
     assert_eq!(r["config"]["token"], "<redacted>");
     assert!(!r.to_string().contains("s3cret-token"));
+}
+
+#[test]
+fn simulcast_publishers_reach_subscribers_with_the_highest_encoding_only() {
+    let server = Server::start();
+    let url = server.url();
+    let (out, report) = loadgen(&[
+        "--target",
+        &url,
+        "--simulcast",
+        "--publishers",
+        "1",
+        "--subscribers",
+        "2",
+        "--video-bitrate",
+        "2000000",
+        "--duration",
+        "6",
+        "--warmup",
+        "1",
+    ]);
+    let r = report.unwrap_or_else(|| panic!("no report\n{}", describe(&out)));
+    assert!(out.status.success(), "{}\n{r:#}", describe(&out));
+    let msg = || format!("{r:#}");
+    assert_eq!(f(&r, &["joins_ok"]), 3.0, "{}", msg());
+    assert_eq!(
+        f(&r, &["subscribers", "receiving_at_end"]),
+        2.0,
+        "{}",
+        msg()
+    );
+    assert_eq!(f(&r, &["subscribers", "without_video"]), 0.0, "{}", msg());
+    assert_eq!(f(&r, &["loss_ratio"]), 0.0, "{}", msg());
+    // The server takes three encodings in and sends each subscriber one: the highest, which
+    // is about two thirds of the packets (q 1/16, h 1/4, f all of the bit rate).
+    let rtp_in = f(&r, &["server_traffic", "rtp_in_per_s"]);
+    let rtp_out = f(&r, &["server_traffic", "rtp_out_per_s"]);
+    let share = rtp_out / (2.0 * rtp_in);
+    eprintln!("rtp in {rtp_in:.0}/s, out {rtp_out:.0}/s, share per subscriber {share:.2}");
+    assert!(share > 0.5 && share < 0.85, "share {share:.2}\n{}", msg());
+    let drops = &r["server_traffic"]["drops"];
+    assert!(
+        drops.get("unknown_rid").is_none() && drops.get("unknown_ssrc").is_none(),
+        "{drops}"
+    );
 }

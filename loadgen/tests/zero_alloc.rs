@@ -49,6 +49,8 @@ fn plan() -> MediaPlan {
         audio_level: Some(1),
         transport_cc: Some(3),
         mid: Some(4),
+        rid: None,
+        repaired_rid: None,
     };
     MediaPlan {
         video: Some(TrackPlan {
@@ -59,6 +61,7 @@ fn plan() -> MediaPlan {
             ssrc: Some(11),
             rtx_ssrc: Some(12),
             ext,
+            rids: Vec::new(),
         }),
         audio: Some(TrackPlan {
             mid: "1".into(),
@@ -68,6 +71,7 @@ fn plan() -> MediaPlan {
             ssrc: Some(13),
             rtx_ssrc: None,
             ext,
+            rids: Vec::new(),
         }),
     }
 }
@@ -160,4 +164,74 @@ fn publishing_receiving_and_feedback_allocate_nothing_in_steady_state() {
     assert!(r.sm.receiver_reports_sent > before.2);
     assert!(r.total.count() > 1000);
     assert_eq!(ALLOCS.with(Cell::get), 0, "allocations on the media path");
+}
+
+#[test]
+fn a_simulcast_publisher_allocates_nothing_in_steady_state() {
+    use sfu::wire::rtcp;
+    use sfu::{SeqNo, Ssrc};
+    let t0 = Instant::now();
+    let mut plan = plan();
+    plan.audio = None;
+    if let Some(v) = plan.video.as_mut() {
+        v.ext.rid = Some(10);
+        v.ext.repaired_rid = Some(11);
+        v.rids = vec!["q".into(), "h".into(), "f".into()];
+    }
+    let mut p = Publisher::new(
+        PublisherConfig {
+            video: Some(VideoConfig::default()),
+            audio: None,
+            plan,
+            cname: "p".into(),
+            seed: 5,
+            ring_slots: 1024,
+        },
+        Clock::new(t0),
+        t0,
+        SystemTime::now(),
+    );
+    let ssrcs: Vec<u32> = p.video_ssrcs().collect();
+    let mut pm = Counters::default();
+    let mut buf = [0u8; 1500];
+    // Feedback built up front: a NACK and a PLI per encoding.
+    let mut feedback = Vec::new();
+    for &ssrc in &ssrcs {
+        let mut fb = [0u8; 64];
+        let n = rtcp::write_nack(&mut fb, Ssrc(9), Ssrc(ssrc), &[SeqNo(0)]).unwrap();
+        feedback.push(fb[..n].to_vec());
+        let n = rtcp::write_pli(&mut fb, Ssrc(9), Ssrc(ssrc)).unwrap();
+        feedback.push(fb[..n].to_vec());
+    }
+    let mut sent = [0u64; 3];
+    let mut now = t0;
+    let mut k = 0;
+    while now < t0 + Duration::from_secs(6) {
+        let count = now >= t0 + Duration::from_secs(1);
+        COUNTING.with(|c| c.set(count));
+        while let Some(o) = p.poll_transmit(now, &mut buf, &mut pm) {
+            if let (Outgoing::Rtp(n), true) = (o, count)
+                && let Ok(h) = RtpHeader::parse(&buf[..n])
+                && let Some(i) = ssrcs.iter().position(|s| *s == h.ssrc.0)
+            {
+                sent[i] += 1;
+            }
+        }
+        if now.duration_since(t0).as_millis().is_multiple_of(250) {
+            p.handle_rtcp(&feedback[k % feedback.len()], &mut pm);
+            k += 1;
+        }
+        COUNTING.with(|c| c.set(false));
+        now += Duration::from_millis(1);
+    }
+    assert!(
+        sent.iter().all(|&n| n > 100),
+        "every encoding sent: {sent:?}"
+    );
+    assert!(pm.plis_received > 5 && pm.nacks_received > 5, "{pm:?}");
+    assert_eq!(
+        ALLOCS.with(Cell::get),
+        0,
+        "allocations on the simulcast media path"
+    );
 }

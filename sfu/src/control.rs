@@ -2,7 +2,9 @@
 //! and the description of a negotiated session. Nothing here is on the packet path.
 
 use crate::dtls::Fingerprint;
-use crate::{Codec, MediaKind, Mid, PayloadType, SessionId, ShardId, Ssrc, StreamKey, TrackId};
+use crate::{
+    Codec, MediaKind, Mid, PayloadType, Rid, SessionId, ShardId, Ssrc, StreamKey, TrackId,
+};
 
 /// ICE username fragment and password (RFC 8445 §5.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +60,41 @@ pub struct PublishSpec {
     pub ssrc: Option<Ssrc>,
     pub rtx_ssrc: Option<Ssrc>,
     pub codecs: Vec<CodecParams>,
+    /// Simulcast encodings (RFC 8853) of this media section, lowest first; empty or one entry:
+    /// not simulcast. Each becomes a layer whose SSRC is learned from the RID header extension
+    /// (repaired-rid for its RTX).
+    pub layers: Vec<Rid>,
+    /// How `layers` was ordered.
+    pub layer_order: LayerOrder,
+}
+
+/// Most simulcast encodings the media plane forwards for one media section; signaling answers
+/// at most this many.
+pub const MAX_SIMULCAST_LAYERS: usize = 4;
+
+/// How the simulcast layers of a [`PublishSpec`] were put in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LayerOrder {
+    /// By recognised rid names (`q`/`h`/`f`, `l`/`m`/`h`, `low`/`mid`/`high`, ...): final.
+    #[default]
+    Named,
+    /// In the publisher's `a=simulcast` order as a first guess; the media plane re-orders the
+    /// layers by measured bit rate once every layer has sent for a while, and reports the new
+    /// order with [`Event::LayerOrder`].
+    Measured,
+}
+
+/// A viewer's choice of layers for one media section. Spatial layers are simulcast encodings
+/// (0 = the lowest, as ordered by the media plane) or, for a single VP9 SVC stream, spatial layer
+/// ids; temporal layers are VP8/VP9 temporal layer ids. `None` means "the highest there is".
+/// What is forwarded is the target capped by the maximum; switching happens on the next
+/// keyframe of the new layer (spatial) or the next switching point (temporal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LayerSelection {
+    pub spatial: Option<u8>,
+    pub temporal: Option<u8>,
+    pub max_spatial: Option<u8>,
+    pub max_temporal: Option<u8>,
 }
 
 /// A media section on which a session receives one kind of the stream's media.
@@ -103,6 +140,13 @@ pub enum Command {
         shard: ShardId,
         linked: bool,
     },
+    /// Sets the layers a viewer's media section receives (`mid` is the viewer's; `None`: its
+    /// first video section). Without this command a viewer receives the highest layers.
+    SetLayers {
+        session: SessionId,
+        mid: Option<Mid>,
+        selection: LayerSelection,
+    },
     /// Close every session and stop the shard loop.
     Shutdown,
 }
@@ -134,6 +178,14 @@ pub enum Event {
         id: SessionId,
         shard: ShardId,
         reason: CloseReason,
+    },
+    /// The simulcast layers of a published track were (re-)ordered by measured bit rate:
+    /// `layers` lowest first.
+    LayerOrder {
+        stream: StreamKey,
+        track: TrackId,
+        mid: Mid,
+        layers: Vec<Rid>,
     },
     /// A command could not be applied.
     CommandFailed {

@@ -38,6 +38,7 @@ drop_reasons! {
     SrtpAuth => "srtp_auth",
     SrtpReplay => "srtp_replay",
     UnknownSsrc => "unknown_ssrc",
+    UnknownRid => "unknown_rid",
     UnknownPayloadType => "unknown_payload_type",
     CodecNotNegotiated => "codec_not_negotiated",
     CrossShardQueueFull => "cross_shard_queue_full",
@@ -63,6 +64,8 @@ pub struct CoreCounters {
     pub keyframe_requests_out: u64,
     pub cross_shard_out: u64,
     pub cross_shard_in: u64,
+    /// Viewers moved from one simulcast encoding to another (or started on one).
+    pub layer_switches: u64,
     pub drops: [u64; DropReason::COUNT],
 }
 
@@ -103,6 +106,7 @@ pub struct ShardMetrics {
     pub keyframe_requests_out: AtomicU64,
     pub cross_shard_out: AtomicU64,
     pub cross_shard_in: AtomicU64,
+    pub layer_switches: AtomicU64,
     pub send_errors: AtomicU64,
     pub sessions: AtomicU64,
     pub publishers: AtomicU64,
@@ -132,6 +136,7 @@ impl ShardMetrics {
         self.keyframe_requests_out.store(c.keyframe_requests_out, r);
         self.cross_shard_out.store(c.cross_shard_out, r);
         self.cross_shard_in.store(c.cross_shard_in, r);
+        self.layer_switches.store(c.layer_switches, r);
         self.sessions.store(pop.sessions, r);
         self.publishers.store(pop.publishers, r);
         self.viewers.store(pop.viewers, r);

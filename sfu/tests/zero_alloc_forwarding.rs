@@ -99,3 +99,62 @@ fn cross_shard_forwarding_allocates_nothing_per_packet() {
     );
     assert_eq!(allocs, 0, "allocations on the cross-shard forwarding path");
 }
+
+#[test]
+fn simulcast_forwarding_and_layer_switches_allocate_nothing() {
+    use sfu::control::{Command, LayerOrder, LayerSelection};
+    let mut h = Harness::new(2);
+    let sizes = [(1, 300), (2, 700), (3, 1100)];
+    let _p = h.add_simulcast_publisher(0, 1, &["q", "h", "f"], &sizes, LayerOrder::Named);
+    let local: Vec<usize> = (0..3).map(|_| h.add_viewer(0, 1)).collect();
+    let remote: Vec<usize> = (0..2).map(|_| h.add_viewer(1, 1)).collect();
+    h.cores[0].handle_command(
+        h.now,
+        Command::LinkShard {
+            stream: sfu::StreamKey(1),
+            shard: sfu::ShardId(1),
+            linked: true,
+        },
+    );
+    h.run(Duration::from_secs(3));
+    let viewers: Vec<(usize, usize)> = local
+        .iter()
+        .map(|&v| (0, v))
+        .chain(remote.iter().map(|&v| (1, v)))
+        .collect();
+    for &(_, v) in &viewers {
+        assert!(h.peers[v].connected);
+    }
+    let out = |h: &Harness| h.cores[0].counters().rtp_out + h.cores[1].counters().rtp_out;
+    let switches =
+        |h: &Harness| h.cores[0].counters().layer_switches + h.cores[1].counters().layer_switches;
+    let (out_before, switches_before) = (out(&h), switches(&h));
+    let allocs_before = allocs();
+    // Every viewer changes encoding twice and one drops temporal layers, inside the window.
+    for round in 0..2u8 {
+        for (i, &(shard, v)) in viewers.iter().enumerate() {
+            let selection = LayerSelection {
+                spatial: Some((i as u8 + round) % 3),
+                temporal: (i == 0).then_some(0),
+                ..LayerSelection::default()
+            };
+            let session = h.peers[v].session;
+            h.cores[shard].handle_command(
+                h.now,
+                Command::SetLayers {
+                    session,
+                    mid: None,
+                    selection,
+                },
+            );
+        }
+        h.run(Duration::from_secs(2));
+    }
+    let allocs = allocs() - allocs_before;
+    let forwarded = out(&h) - out_before;
+    let switched = switches(&h) - switches_before;
+    println!("forwarded {forwarded} simulcast packets, {switched} switches, {allocs} allocations");
+    assert!(forwarded > 1000, "forwarded {forwarded}");
+    assert!(switched >= 6, "switched {switched}");
+    assert_eq!(allocs, 0, "allocations on the simulcast forwarding path");
+}

@@ -110,6 +110,22 @@ pub fn handle_event(st: &AppState, ev: Event) {
             tracing::info!(session = %id, %shard, ?reason, "session closed");
             forget(st, id);
         }
+        Event::LayerOrder {
+            stream,
+            track,
+            mid,
+            layers,
+        } => {
+            tracing::info!(
+                ?stream,
+                ?mid,
+                ?layers,
+                "simulcast order learned from bit rates"
+            );
+            if let Ok(mut reg) = st.registry.lock() {
+                reg.set_layer_order(stream, track, layers);
+            }
+        }
         Event::CommandFailed { id, shard, error } => {
             tracing::warn!(session = ?id, %shard, %error, "shard refused a command");
             if let Some(id) = id {

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use sfu::control::Command;
-use sfu::{SessionId, ShardId, StreamKey};
+use sfu::control::{Command, LayerOrder, LayerSelection};
+use sfu::{Mid, Rid, SessionId, ShardId, StreamKey, TrackId};
 
 use crate::placement::Placer;
 use crate::problem::Problem;
@@ -24,6 +24,19 @@ pub struct SessionRecord {
     pub shard: ShardId,
     pub etag: String,
     pub remote_ufrag: String,
+    /// A viewer's video mids, in order (the k-th receives the publisher's k-th video track).
+    pub video_mids: Vec<Mid>,
+    /// A viewer's last layer selection per video mid.
+    pub selections: Vec<(Mid, LayerSelection)>,
+}
+
+/// The encodings of one published video track, lowest first (empty: not simulcast).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedVideo {
+    pub track: TrackId,
+    pub mid: Mid,
+    pub layers: Vec<Rid>,
+    pub order: LayerOrder,
 }
 
 #[derive(Debug)]
@@ -33,6 +46,8 @@ struct StreamRecord {
     viewers: Vec<usize>,
     /// Shards the publisher's shard forwards to.
     linked: Vec<bool>,
+    /// The publisher's video tracks, in order.
+    video: Vec<PublishedVideo>,
 }
 
 impl StreamRecord {
@@ -142,6 +157,7 @@ impl Registry {
                         publisher: None,
                         viewers: vec![0; n],
                         linked: vec![false; n],
+                        video: Vec::new(),
                     },
                 );
                 key
@@ -194,6 +210,8 @@ impl Registry {
                 shard,
                 etag,
                 remote_ufrag,
+                video_mids: Vec::new(),
+                selections: Vec::new(),
             },
         );
         Ok(Admission {
@@ -212,6 +230,7 @@ impl Registry {
         if let Some(stream) = self.streams.get_mut(&rec.stream) {
             match rec.role {
                 Role::Publisher => {
+                    stream.video.clear();
                     if let Some((_, p)) = stream.publisher.take() {
                         for (s, l) in stream.linked.iter_mut().enumerate() {
                             if std::mem::take(l) {
@@ -250,6 +269,45 @@ impl Registry {
             }
         }
         Some((rec, commands))
+    }
+
+    /// Records the video tracks a stream's publisher sends.
+    pub fn set_published_video(&mut self, stream: &str, video: Vec<PublishedVideo>) {
+        if let Some(s) = self.streams.get_mut(stream) {
+            s.video = video;
+        }
+    }
+
+    /// Records a viewer's video mids.
+    pub fn set_video_mids(&mut self, id: SessionId, mids: Vec<Mid>) {
+        if let Some(s) = self.sessions.get_mut(&id) {
+            s.video_mids = mids;
+        }
+    }
+
+    /// Records a viewer's layer selection for one of its mids.
+    pub fn set_selection(&mut self, id: SessionId, mid: &Mid, selection: LayerSelection) {
+        if let Some(s) = self.sessions.get_mut(&id) {
+            s.selections.retain(|(m, _)| m != mid);
+            s.selections.push((mid.clone(), selection));
+        }
+    }
+
+    /// The publisher's video track a viewer's video mid receives, if the stream has a publisher.
+    pub fn published_video_for(&self, viewer: SessionId, mid: &Mid) -> Option<&PublishedVideo> {
+        let rec = self.sessions.get(&viewer)?;
+        let ordinal = rec.video_mids.iter().position(|m| m == mid)?;
+        self.streams.get(&rec.stream)?.video.get(ordinal)
+    }
+
+    /// The media plane learned the order of a track's encodings from their bit rates.
+    pub fn set_layer_order(&mut self, key: StreamKey, track: TrackId, layers: Vec<Rid>) {
+        for s in self.streams.values_mut().filter(|s| s.key == key) {
+            for v in s.video.iter_mut().filter(|v| v.track == track) {
+                v.layers = layers.clone();
+                v.order = LayerOrder::Named;
+            }
+        }
     }
 
     /// Every session id (for shutdown).

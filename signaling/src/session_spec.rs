@@ -85,6 +85,7 @@ pub fn build(
         }
         match role {
             Role::Publisher => {
+                let (layers, layer_order) = crate::sdp::order_layers(&m.rids);
                 publish.push(PublishSpec {
                     stream,
                     track: TrackId(random_id()),
@@ -93,6 +94,8 @@ pub fn build(
                     ssrc: m.remote_ssrc,
                     rtx_ssrc: m.remote_rtx_ssrc,
                     codecs: m.codecs.clone(),
+                    layers,
+                    layer_order,
                 });
                 send_ssrcs.push(None);
             }

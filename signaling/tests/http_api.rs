@@ -309,3 +309,86 @@ async fn full_shards_answer_503_with_retry_after() {
     assert_problem(s, &h, &b, 503);
     assert_eq!(h.get(header::RETRY_AFTER).unwrap(), "5");
 }
+
+const CHROME_SIMULCAST: &str = include_str!("../src/sdp/testdata/chrome_simulcast.sdp");
+
+fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn whep_layer_extension_lists_and_selects_simulcast_encodings() {
+    let st = server(&[]);
+    let (status, _, answer) =
+        call(&st, post("/whip/sim", "application/sdp", CHROME_SIMULCAST)).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert!(answer.contains("a=simulcast:recv q;h;f\r\n"), "{answer}");
+    let (status, h, body) = call(&st, post("/whep/sim", "application/sdp", CHROME_VIEW)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let location = h
+        .get(header::LOCATION)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let layer = format!("{location}/layer");
+    let links: Vec<&str> = h
+        .get_all(header::LINK)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        links.contains(&format!("<{layer}>; rel=\"urn:ietf:params:whep:ext:core:layer\"").as_str()),
+        "{links:?}"
+    );
+
+    let (status, h, body) = call(&st, get(&layer)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(h.get(header::CONTENT_TYPE).unwrap(), "application/json");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let video = v.as_object().unwrap().values().next().unwrap();
+    let ids: Vec<&str> = video["encodings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["encodingId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["q", "h", "f"]);
+    assert_eq!(video["order"], "named");
+    assert_eq!(video["selected"]["spatialLayerId"], serde_json::Value::Null);
+
+    let json = "application/json";
+    let (status, _, body) = call(
+        &st,
+        post(&layer, json, r#"{"encodingId":"h","temporalLayerId":1}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, _, body) = call(&st, get(&layer)).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let selected = &v.as_object().unwrap().values().next().unwrap()["selected"];
+    assert_eq!(
+        (
+            selected["spatialLayerId"].as_u64(),
+            selected["temporalLayerId"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+
+    for (body, ct, expected) in [
+        ("{}", json, 400),
+        ("not json", json, 400),
+        (r#"{"spatialLayerId":-1}"#, json, 400),
+        (r#"{"encodingId":"q","spatialLayerId":2}"#, json, 400),
+        (r#"{"encodingId":"x"}"#, json, 422),
+        (r#"{"spatialLayerId":3}"#, json, 422),
+        (r#"{"mediaId":"nope","spatialLayerId":0}"#, json, 422),
+        (r#"{"spatialLayerId":0}"#, "text/plain", 415),
+    ] {
+        let (status, h, resp) = call(&st, post(&layer, ct, body.to_owned())).await;
+        assert_problem(status, &h, &resp, expected);
+    }
+    // Only WHEP sessions have the extension.
+    let (status, h, resp) = call(&st, get("/whep/sim/0123456789abcdef/layer")).await;
+    assert_problem(status, &h, &resp, 404);
+}

@@ -37,6 +37,9 @@
 //   --width W --height H --fps F   capture constraints for publishers (default 640x480@30)
 //   --chromium PATH    browser binary (default $CHROMIUM or /usr/bin/chromium)
 //   --connect-timeout S  give up on a peer whose connection is not up after S seconds (default 15)
+//   --simulcast        publishers send three simulcast encodings, rids q/h/f scaled down by 4/2/1
+//   --scalability MODE publishers send one encoding in this SVC mode (e.g. L3T3_KEY, with
+//                      --codec vp9 or av1)
 //   --codec NAME       publishers offer only this video codec (vp8, vp9, av1, h264; H.264 in
 //                      packetization-mode 1), via RTCRtpTransceiver.setCodecPreferences; viewers
 //                      always offer everything Chromium can receive
@@ -64,6 +67,7 @@ function parseArgs(argv) {
     server: 'http://127.0.0.1:8080', duration: 10, stagger: 500, interval: 1000, token: null,
     width: 640, height: 480, fps: 30, chromium: process.env.CHROMIUM || '/usr/bin/chromium',
     connectTimeout: 15, mode: 'run', peers: [], offerRole: null, codec: null, stream: 'demo', linger: 5,
+    simulcast: false, scalability: null,
   };
   const num = (v, name) => { const n = Number(v); if (!Number.isFinite(n) || n < 0) usage(`bad ${name}: ${v}`); return n; };
   for (let i = 0; i < argv.length; i++) {
@@ -81,6 +85,8 @@ function parseArgs(argv) {
       case '--chromium': o.chromium = val(); break;
       case '--stream': o.stream = val(); break;
       case '--linger': o.linger = num(val(), a); break;
+      case '--simulcast': o.simulcast = true; break;
+      case '--scalability': o.scalability = val(); break;
       case '--codec': {
         const c = val().toLowerCase();
         if (!['vp8', 'vp9', 'av1', 'h264'].includes(c)) usage(`--codec takes vp8, vp9, av1 or h264, not ${c}`);
@@ -130,7 +136,18 @@ function pageSetup() {
         });
         this.stream = stream;
         for (const track of stream.getTracks()) {
-          const tr = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+          const init = { direction: 'sendonly', streams: [stream] };
+          if (track.kind === 'video' && media.scalability) {
+            init.sendEncodings = [{ scalabilityMode: media.scalability }];
+          }
+          if (track.kind === 'video' && media.simulcast) {
+            init.sendEncodings = [
+              { rid: 'q', scaleResolutionDownBy: 4 },
+              { rid: 'h', scaleResolutionDownBy: 2 },
+              { rid: 'f', scaleResolutionDownBy: 1 },
+            ];
+          }
+          const tr = pc.addTransceiver(track, init);
           if (track.kind === 'video' && media.codec) this.preferCodec(tr, media.codec);
         }
       } else {
@@ -205,7 +222,7 @@ function pageSetup() {
           const keys = s.kind === 'video'
             ? ['ssrc', 'packetsReceived', 'packetsLost', 'bytesReceived', 'framesReceived', 'framesDecoded',
               'keyFramesDecoded', 'framesDropped', 'framesPerSecond', 'frameWidth', 'frameHeight', 'nackCount',
-              'pliCount', 'firCount', 'jitter', 'decoderImplementation']
+              'pliCount', 'firCount', 'jitter', 'decoderImplementation', 'freezeCount', 'totalFreezesDuration']
             : ['ssrc', 'packetsReceived', 'packetsLost', 'bytesReceived', 'jitter', 'totalSamplesReceived',
               'concealedSamples', 'audioLevel'];
           out[s.kind] = { ...pick(s, keys), codec: codecOf(s) };
@@ -213,9 +230,12 @@ function pageSetup() {
           const keys = s.kind === 'video'
             ? ['ssrc', 'packetsSent', 'bytesSent', 'framesEncoded', 'framesSent', 'keyFramesEncoded',
               'framesPerSecond', 'frameWidth', 'frameHeight', 'nackCount', 'pliCount', 'firCount',
-              'retransmittedPacketsSent', 'qualityLimitationReason', 'encoderImplementation', 'targetBitrate']
+              'retransmittedPacketsSent', 'qualityLimitationReason', 'encoderImplementation', 'targetBitrate',
+              'scalabilityMode']
             : ['ssrc', 'packetsSent', 'bytesSent', 'retransmittedPacketsSent', 'targetBitrate'];
           out[s.kind] = { ...pick(s, keys), codec: codecOf(s) };
+          // Simulcast: one outbound-rtp per encoding, also listed by rid.
+          if (s.rid) { out.encodings = out.encodings || {}; out.encodings[s.rid] = pick(s, keys); }
         } else if (s.type === 'transport' && s.selectedCandidatePairId) {
           pairId = s.selectedCandidatePairId;
         }
@@ -294,7 +314,7 @@ async function httpExchange(method, url, body) {
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
   const res = await fetch(url, { method, headers, body, signal: AbortSignal.timeout(10000) });
   const text = await res.text();
-  return { status: res.status, location: res.headers.get('location'), contentType: res.headers.get('content-type'), text };
+  return { status: res.status, location: res.headers.get('location'), link: res.headers.get('link'), contentType: res.headers.get('content-type'), text };
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -337,11 +357,11 @@ async function runPeers() {
       try {
         peer.page = await newPeerPage(browser.context, origin, name);
         const offer = await peer.page.evaluate(({ role, media }) => window.rc.makePeer(role, media),
-          { role: spec.role, media: { width: opts.width, height: opts.height, fps: opts.fps, codec: opts.codec } });
+          { role: spec.role, media: { width: opts.width, height: opts.height, fps: opts.fps, codec: opts.codec, simulcast: opts.simulcast, scalability: opts.scalability } });
         const url = `${opts.server}/${spec.role === 'publish' ? 'whip' : 'whep'}/${encodeURIComponent(spec.stream)}`;
         const res = await httpExchange('POST', url, offer);
         peer.location = res.location ? new URL(res.location, url).toString() : null;
-        emit({ type: 'peer', peer: name, role: spec.role, stream: spec.stream, t: now(), status: res.status, location: peer.location, content_type: res.contentType });
+        emit({ type: 'peer', peer: name, role: spec.role, stream: spec.stream, t: now(), status: res.status, location: peer.location, link: res.link, content_type: res.contentType });
         if (res.status !== 201) throw new Error(`POST ${url} -> ${res.status} ${res.contentType || ''}: ${res.text.slice(0, 500)}`);
         await peer.page.evaluate((sdp) => window.rc.setAnswer(sdp), res.text);
         peer.ok = true;

@@ -1,7 +1,9 @@
 //! A publisher: paces VP8-like frames and Opus-like packets out of [`crate::media`] sources into
 //! RTP (RFC 3550) with mid, transport-wide sequence number and audio level extensions (RFC 8285),
 //! keeps every video packet in a ring and answers NACKs with RTX (RFC 4588), answers PLI and FIR
-//! (RFC 4585, RFC 5104) with a keyframe, and sends sender reports with a CNAME.
+//! (RFC 4585, RFC 5104) with a keyframe, and sends sender reports with a CNAME. With simulcast
+//! (RFC 8853) the video is several encodings of the same frames, each on its own SSRC with its
+//! rid in the RTP stream id extension (RFC 8852), at a quarter of the next one's bit rate.
 
 use std::time::{Instant, SystemTime};
 
@@ -22,8 +24,9 @@ use crate::stats::Counters;
 
 /// Retransmissions waiting to be sent, at most.
 const RTX_QUEUE: usize = 256;
-/// RTP header plus the largest extension block this publisher writes.
-const MAX_HEADER: usize = 12 + 4 + 12;
+/// RTP header plus the largest extension block this publisher writes (mid, transport-wide
+/// sequence number and a rid of up to 8 bytes).
+const MAX_HEADER: usize = 12 + 4 + 24;
 
 /// What a publisher sends.
 #[derive(Debug, Clone)]
@@ -41,6 +44,8 @@ pub struct PublisherConfig {
 
 #[derive(Debug)]
 struct VideoTx {
+    /// The simulcast encoding's rid (empty: not simulcast).
+    rid: String,
     src: VideoSource,
     plan: TrackPlan,
     ssrc: u32,
@@ -72,10 +77,12 @@ struct AudioTx {
 pub struct Publisher {
     clock: Clock,
     ntp: NtpClock,
-    video: Option<VideoTx>,
+    /// One encoding, or several (simulcast), lowest first.
+    video: Vec<VideoTx>,
     audio: Option<AudioTx>,
     twcc_seq: u16,
-    rtx_queue: [u16; RTX_QUEUE],
+    /// (encoding, sequence number) of each queued retransmission.
+    rtx_queue: [(u8, u16); RTX_QUEUE],
     rtx_head: usize,
     rtx_len: usize,
     next_report: Instant,
@@ -93,23 +100,49 @@ fn take_twcc(seq: &mut u16) -> [u8; 2] {
 impl Publisher {
     /// A publisher whose media starts at `now` (the moment its transport connected).
     pub fn new(cfg: PublisherConfig, clock: Clock, now: Instant, wall: SystemTime) -> Self {
-        let video = match (cfg.video, cfg.plan.video.clone()) {
-            (Some(v), Some(plan)) => Some(VideoTx {
-                src: VideoSource::new(v, now, cfg.seed),
-                ssrc: plan.ssrc.unwrap_or(cfg.seed as u32 | 1),
-                plan,
-                seq: (cfg.seed >> 16) as u16,
-                rtx_seq: (cfg.seed >> 32) as u16,
-                tag: 0,
-                picture_id: (cfg.seed >> 48) as u16 & 0x7fff,
-                frame: None,
-                ring: SentRing::new(cfg.ring_slots),
-                packets: 0,
-                octets: 0,
-                start: now,
-            }),
-            _ => None,
-        };
+        let mut video = Vec::new();
+        if let (Some(v), Some(plan)) = (cfg.video, cfg.plan.video.clone()) {
+            let rids: Vec<String> = if plan.rids.len() > 1 {
+                plan.rids.clone()
+            } else {
+                vec![String::new()]
+            };
+            let n = rids.len();
+            for (i, rid) in rids.into_iter().enumerate() {
+                // Each encoding a quarter of the next one's rate; distinct SSRCs and numbering.
+                let k = i as u64;
+                let shift = 2 * (n - 1 - i) as u32;
+                let seed = cfg.seed.rotate_left(7 * i as u32) ^ k;
+                let base = plan.ssrc.unwrap_or(cfg.seed as u32 | 1);
+                let (ssrc, rtx_ssrc) = if n > 1 {
+                    let s = base.wrapping_add(0x1000_0001u32.wrapping_mul(i as u32 + 1)) | 1;
+                    (s, plan.rtx_ssrc.map(|_| s.wrapping_add(0x0800_0000)))
+                } else {
+                    (base, plan.rtx_ssrc)
+                };
+                let config = VideoConfig {
+                    bitrate_bps: (v.bitrate_bps >> shift).max(10_000),
+                    ..v
+                };
+                let mut tplan = plan.clone();
+                tplan.rtx_ssrc = rtx_ssrc;
+                video.push(VideoTx {
+                    rid,
+                    src: VideoSource::new(config, now, seed),
+                    ssrc,
+                    plan: tplan,
+                    seq: (seed >> 16) as u16,
+                    rtx_seq: (seed >> 32) as u16,
+                    tag: 0,
+                    picture_id: (seed >> 48) as u16 & 0x7fff,
+                    frame: None,
+                    ring: SentRing::new(cfg.ring_slots),
+                    packets: 0,
+                    octets: 0,
+                    start: now,
+                });
+            }
+        }
         let audio = match (cfg.audio, cfg.plan.audio.clone()) {
             (Some(a), Some(plan)) => Some(AudioTx {
                 src: AudioSource::new(a, now),
@@ -129,7 +162,7 @@ impl Publisher {
             video,
             audio,
             twcc_seq: 0,
-            rtx_queue: [0; RTX_QUEUE],
+            rtx_queue: [(0, 0); RTX_QUEUE],
             rtx_head: 0,
             rtx_len: 0,
             next_report: now + REPORT_INTERVAL,
@@ -137,9 +170,14 @@ impl Publisher {
         }
     }
 
-    /// The video SSRC, if video is sent.
+    /// The video SSRC (the lowest encoding's with simulcast), if video is sent.
     pub fn video_ssrc(&self) -> Option<u32> {
-        self.video.as_ref().map(|v| v.ssrc)
+        self.video.first().map(|v| v.ssrc)
+    }
+
+    /// The SSRCs of the video encodings, lowest first.
+    pub fn video_ssrcs(&self) -> impl Iterator<Item = u32> + '_ {
+        self.video.iter().map(|v| v.ssrc)
     }
 
     /// When [`poll_transmit`](Self::poll_transmit) next has something to send.
@@ -147,8 +185,11 @@ impl Publisher {
     /// instant returned is then in the past.
     pub fn poll_timeout(&self) -> Instant {
         let mut t = self.next_report;
-        if let Some(v) = &self.video {
-            if v.frame.is_some() || self.rtx_len > 0 {
+        if !self.video.is_empty() && self.rtx_len > 0 {
+            return self.clock.epoch();
+        }
+        for v in &self.video {
+            if v.frame.is_some() {
                 return self.clock.epoch();
             }
             t = t.min(v.src.next_due());
@@ -188,10 +229,12 @@ impl Publisher {
 
     fn next_rtx(&mut self, out: &mut [u8], m: &mut Counters) -> Option<usize> {
         while self.rtx_len > 0 {
-            let seq = self.rtx_queue[self.rtx_head];
+            let (layer, seq) = self.rtx_queue[self.rtx_head];
             self.rtx_head = (self.rtx_head + 1) % RTX_QUEUE;
             self.rtx_len -= 1;
-            let v = self.video.as_mut()?;
+            let Some(v) = self.video.get_mut(usize::from(layer)) else {
+                continue;
+            };
             let (Some(rtx_pt), Some(rtx_ssrc)) = (v.plan.rtx_pt, v.plan.rtx_ssrc) else {
                 m.rtx_unavailable += 1;
                 continue;
@@ -213,6 +256,18 @@ impl Publisher {
                 rtx_seq,
             ) {
                 Ok(n) => {
+                    // A simulcast encoding's retransmission names it by repaired rid (RFC 8852).
+                    if let (Some(rid), Some(repaired)) = (v.plan.ext.rid, v.plan.ext.repaired_rid)
+                        && !v.rid.is_empty()
+                        && let Ok(h) = RtpHeader::parse(&out[..n])
+                    {
+                        let mut map = [0u8; 256];
+                        for (i, m) in map.iter_mut().enumerate() {
+                            *m = i as u8;
+                        }
+                        map[usize::from(rid)] = repaired;
+                        rtp::remap_extensions(&mut out[..n], &h, &map);
+                    }
                     v.rtx_seq = v.rtx_seq.wrapping_add(1);
                     m.rtx_sent += 1;
                     m.rtp_sent += 1;
@@ -225,24 +280,35 @@ impl Publisher {
     }
 
     fn next_video(&mut self, now: Instant, out: &mut [u8], m: &mut Counters) -> Option<usize> {
+        // A frame under way first, then a new frame of the lowest encoding that has one due.
+        let i = match self.video.iter().position(|v| v.frame.is_some()) {
+            Some(i) => i,
+            None => {
+                let mut started = None;
+                for (i, v) in self.video.iter_mut().enumerate() {
+                    let skipped = v.src.frames_skipped();
+                    let frame = v.src.poll_frame(now);
+                    m.frames_skipped += v.src.frames_skipped() - skipped;
+                    if let Some(frame) = frame {
+                        m.video_frames += 1;
+                        m.keyframes += u64::from(frame.keyframe);
+                        v.picture_id = (v.picture_id + 1) & 0x7fff;
+                        let max_chunk = MAX_RTP - MAX_HEADER - DESCRIPTOR_LEN;
+                        v.frame = Some((frame, FramePacketizer::new(frame.size, max_chunk)));
+                        started = Some(i);
+                        break;
+                    }
+                }
+                started?
+            }
+        };
         let Publisher {
             clock,
             video,
             twcc_seq,
             ..
         } = self;
-        let v = video.as_mut()?;
-        if v.frame.is_none() {
-            let skipped = v.src.frames_skipped();
-            let frame = v.src.poll_frame(now);
-            m.frames_skipped += v.src.frames_skipped() - skipped;
-            let frame = frame?;
-            m.video_frames += 1;
-            m.keyframes += u64::from(frame.keyframe);
-            v.picture_id = (v.picture_id + 1) & 0x7fff;
-            let max_chunk = MAX_RTP - MAX_HEADER - DESCRIPTOR_LEN;
-            v.frame = Some((frame, FramePacketizer::new(frame.size, max_chunk)));
-        }
+        let v = video.get_mut(i)?;
         let (frame, packetizer) = v.frame.as_mut()?;
         let frame = *frame;
         let chunk = packetizer.next_chunk()?;
@@ -250,7 +316,7 @@ impl Publisher {
             v.frame = None;
         }
         let twcc = take_twcc(twcc_seq);
-        let mut exts: [(u8, &[u8]); 2] = [(0, &[]), (0, &[])];
+        let mut exts: [(u8, &[u8]); 3] = [(0, &[]), (0, &[]), (0, &[])];
         let mut n_ext = 0;
         if let Some(id) = v.plan.ext.mid {
             exts[n_ext] = (id, v.plan.mid.as_bytes());
@@ -258,6 +324,10 @@ impl Publisher {
         }
         if let Some(id) = v.plan.ext.transport_cc {
             exts[n_ext] = (id, &twcc);
+            n_ext += 1;
+        }
+        if let Some(id) = v.plan.ext.rid.filter(|_| !v.rid.is_empty()) {
+            exts[n_ext] = (id, v.rid.as_bytes());
             n_ext += 1;
         }
         let fields = RtpFields {
@@ -343,7 +413,7 @@ impl Publisher {
         let ntp = self.ntp.ntp(now);
         let mut n = 0;
         let mut first_ssrc = None;
-        if let Some(v) = &self.video {
+        for v in &self.video {
             let elapsed = now.saturating_duration_since(v.start);
             let ts = (elapsed.as_nanos() as u64 * u64::from(VIDEO_CLOCK) / 1_000_000_000) as u32;
             let info = SenderInfo {
@@ -354,7 +424,7 @@ impl Publisher {
                 octet_count: v.octets,
             };
             n += rtcp::write_sr(&mut out[n..], &info, &[]).ok()?;
-            first_ssrc = Some(v.ssrc);
+            first_ssrc = first_ssrc.or(Some(v.ssrc));
         }
         if let Some(a) = &self.audio {
             let elapsed = now.saturating_duration_since(a.start);
@@ -377,29 +447,31 @@ impl Publisher {
     /// Handles a decrypted RTCP compound from the server: NACKs queue retransmissions, PLI and
     /// FIR ask for a keyframe; transport-wide feedback is counted.
     pub fn handle_rtcp(&mut self, pkt: &[u8], m: &mut Counters) {
-        let video_ssrc = self.video.as_ref().map(|v| v.ssrc);
         for p in rtcp::iter(pkt) {
             let Ok(p) = p else {
                 m.undecodable += 1;
                 break;
             };
             match p {
-                RtcpPacket::Nack(n) if Some(n.media.0) == video_ssrc => {
+                RtcpPacket::Nack(n) => {
+                    let Some(layer) = self.layer_of(n.media.0) else {
+                        continue;
+                    };
                     m.nacks_received += 1;
                     for seq in n.lost() {
                         m.nacked_packets += 1;
-                        self.queue_rtx(seq.0, m);
+                        self.queue_rtx(layer, seq.0, m);
                     }
                 }
-                RtcpPacket::Pli { media, .. } if Some(media.0) == video_ssrc => {
-                    m.plis_received += 1;
-                    if let Some(v) = self.video.as_mut() {
-                        v.src.request_keyframe();
+                RtcpPacket::Pli { media, .. } => {
+                    if let Some(layer) = self.layer_of(media.0) {
+                        m.plis_received += 1;
+                        self.video[usize::from(layer)].src.request_keyframe();
                     }
                 }
                 RtcpPacket::Fir(_) => {
                     m.firs_received += 1;
-                    if let Some(v) = self.video.as_mut() {
+                    for v in &mut self.video {
                         v.src.request_keyframe();
                     }
                 }
@@ -409,13 +481,21 @@ impl Publisher {
         }
     }
 
-    fn queue_rtx(&mut self, seq: u16, m: &mut Counters) {
+    /// The video encoding sent with `ssrc`.
+    fn layer_of(&self, ssrc: u32) -> Option<u8> {
+        self.video
+            .iter()
+            .position(|v| v.ssrc == ssrc)
+            .map(|i| i as u8)
+    }
+
+    fn queue_rtx(&mut self, layer: u8, seq: u16, m: &mut Counters) {
         if self.rtx_len == RTX_QUEUE {
             m.rtx_unavailable += 1;
             return;
         }
         let tail = (self.rtx_head + self.rtx_len) % RTX_QUEUE;
-        self.rtx_queue[tail] = seq;
+        self.rtx_queue[tail] = (layer, seq);
         self.rtx_len += 1;
     }
 }

@@ -10,8 +10,9 @@ use sfu::{MediaKind, Ssrc};
 
 use super::remote::{RemoteDescription, RemoteMedia};
 use super::{
-    Direction, EXT_AUDIO_LEVEL, EXT_ID_AUDIO_LEVEL, EXT_ID_MID, EXT_ID_TRANSPORT_CC, EXT_MID,
-    EXT_TRANSPORT_CC, PT_OPUS, PT_VP8, PT_VP8_RTX, SdpError,
+    Direction, EXT_AUDIO_LEVEL, EXT_ID_AUDIO_LEVEL, EXT_ID_MID, EXT_ID_REPAIRED_RID, EXT_ID_RID,
+    EXT_ID_TRANSPORT_CC, EXT_MID, EXT_REPAIRED_RID, EXT_RID, EXT_TRANSPORT_CC, PT_OPUS, PT_VP8,
+    PT_VP8_RTX, SdpError,
 };
 
 /// The SSRCs a publisher announces (`a=ssrc`, `a=ssrc-group:FID`, RFC 5576 / RFC 4588).
@@ -28,6 +29,9 @@ pub struct ExtIds {
     pub audio_level: Option<u8>,
     pub transport_cc: Option<u8>,
     pub mid: Option<u8>,
+    /// RTP stream id and repaired stream id (RFC 8852), for simulcast.
+    pub rid: Option<u8>,
+    pub repaired_rid: Option<u8>,
 }
 
 impl ExtIds {
@@ -37,6 +41,17 @@ impl ExtIds {
             audio_level: Some(EXT_ID_AUDIO_LEVEL),
             transport_cc: Some(EXT_ID_TRANSPORT_CC),
             mid: Some(EXT_ID_MID),
+            rid: None,
+            repaired_rid: None,
+        }
+    }
+
+    /// The ids a simulcast publisher offers on its video section.
+    pub fn offered_simulcast() -> Self {
+        ExtIds {
+            rid: Some(EXT_ID_RID),
+            repaired_rid: Some(EXT_ID_REPAIRED_RID),
+            ..Self::offered()
         }
     }
 
@@ -46,6 +61,8 @@ impl ExtIds {
             audio_level: m.ext_id(EXT_AUDIO_LEVEL),
             transport_cc: m.ext_id(EXT_TRANSPORT_CC),
             mid: m.ext_id(EXT_MID),
+            rid: m.ext_id(EXT_RID),
+            repaired_rid: m.ext_id(EXT_REPAIRED_RID),
         }
     }
 
@@ -58,6 +75,12 @@ impl ExtIds {
         }
         if let Some(id) = self.mid {
             line(out, format_args!("a=extmap:{id} {EXT_MID}"));
+        }
+        if let Some(id) = self.rid {
+            line(out, format_args!("a=extmap:{id} {EXT_RID}"));
+        }
+        if let Some(id) = self.repaired_rid {
+            line(out, format_args!("a=extmap:{id} {EXT_REPAIRED_RID}"));
         }
     }
 }
@@ -80,6 +103,9 @@ pub struct LocalDescription {
     pub cname: String,
     /// Announced when the client sends.
     pub ssrcs: Option<PublisherSsrcs>,
+    /// A sending client's simulcast encodings (`a=rid:<id> send`, `a=simulcast:send`), lowest
+    /// first; empty: one encoding. Their SSRCs are not announced (the rid extension names them).
+    pub simulcast: Vec<String>,
 }
 
 fn line(out: &mut String, args: std::fmt::Arguments<'_>) {
@@ -172,6 +198,16 @@ fn video_section(
         line(out, format_args!("a=rtpmap:{r} rtx/90000"));
         line(out, format_args!("a=fmtp:{r} apt={vp8}"));
     }
+    if direction.sends() && !l.simulcast.is_empty() {
+        for rid in &l.simulcast {
+            line(out, format_args!("a=rid:{rid} send"));
+        }
+        line(
+            out,
+            format_args!("a=simulcast:send {}", l.simulcast.join(";")),
+        );
+        return;
+    }
     if let (true, Some(s)) = (direction.sends(), l.ssrcs) {
         if rtx.is_some() {
             line(
@@ -258,7 +294,11 @@ pub fn write_offer(l: &LocalDescription) -> String {
             first,
             (PT_VP8, Some(PT_VP8_RTX)),
             l.direction,
-            ExtIds::offered(),
+            if l.direction.sends() && !l.simulcast.is_empty() {
+                ExtIds::offered_simulcast()
+            } else {
+                ExtIds::offered()
+            },
         );
         first = false;
     }

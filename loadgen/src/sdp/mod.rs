@@ -1,7 +1,8 @@
 //! The SDP a load-generator client writes and reads (RFC 8866 syntax, JSEP RFC 8829 shape):
 //! offers and answers with BUNDLE (RFC 8843), rtcp-mux (RFC 5761), ICE credentials
 //! (RFC 8839), a DTLS fingerprint and `setup` role (RFC 8122, RFC 5763), VP8 with RTX and Opus;
-//! and the parsed remote description with its candidates, codecs and SSRCs.
+//! simulcast encodings with rids (RFC 8851, RFC 8853); and the parsed remote description with
+//! its candidates, codecs, SSRCs and accepted rids.
 
 mod local;
 mod plan;
@@ -21,11 +22,18 @@ pub const EXT_AUDIO_LEVEL: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 pub const EXT_TRANSPORT_CC: &str =
     "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 pub const EXT_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+pub const EXT_RID: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+pub const EXT_REPAIRED_RID: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
 
 /// Header extension ids this client offers.
 pub const EXT_ID_AUDIO_LEVEL: u8 = 1;
 pub const EXT_ID_TRANSPORT_CC: u8 = 3;
 pub const EXT_ID_MID: u8 = 4;
+pub const EXT_ID_RID: u8 = 10;
+pub const EXT_ID_REPAIRED_RID: u8 = 11;
+
+/// The simulcast encodings a `--simulcast` publisher offers (RFC 8853), lowest first.
+pub const SIMULCAST_RIDS: [&str; 3] = ["q", "h", "f"];
 
 /// Why SDP could not be read or used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

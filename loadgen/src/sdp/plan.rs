@@ -21,6 +21,9 @@ pub struct TrackPlan {
     pub rtx_ssrc: Option<u32>,
     /// Extension ids agreed on this section.
     pub ext: ExtIds,
+    /// Publishers' video: the simulcast encodings the answer accepted (`a=rid:<id> recv`), in
+    /// our order; empty: one encoding with `ssrc`.
+    pub rids: Vec<String>,
 }
 
 /// Everything negotiated for one client.
@@ -51,7 +54,18 @@ fn track(
     } else {
         (m.primary_ssrc(), m.fid.map(|(_, r)| r))
     };
+    let rids = if sends && kind == MediaKind::Video && ExtIds::of(m).rid.is_some() {
+        local
+            .simulcast
+            .iter()
+            .filter(|r| m.recv_rids.contains(r))
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    };
     Some(TrackPlan {
+        rids,
         mid: m.mid.clone(),
         pt,
         rtx_pt: codec.rtx_pt,

@@ -66,6 +66,8 @@ pub struct RemoteMedia {
     pub fid: Option<(u32, u32)>,
     /// Candidates listed in this section.
     pub candidates: Vec<RemoteCandidate>,
+    /// `a=rid` ids with direction `recv` (an answer accepting our simulcast encodings).
+    pub recv_rids: Vec<String>,
 }
 
 impl RemoteMedia {
@@ -263,6 +265,7 @@ fn parse_m_line(value: &str) -> Option<RemoteMedia> {
         ssrcs: Vec::new(),
         fid: None,
         candidates: Vec::new(),
+        recv_rids: Vec::new(),
     })
 }
 
@@ -324,6 +327,14 @@ fn media_attribute(m: &mut RemoteMedia, name: &str, arg: Option<&str>) -> Result
                 if let (Some(p), Some(r)) = (p, r) {
                     m.fid = Some((p, r));
                 }
+            }
+        }
+        "rid" => {
+            let mut it = arg.split_whitespace();
+            if let (Some(id), Some("recv")) = (it.next(), it.next())
+                && !m.recv_rids.iter().any(|r| r == id)
+            {
+                m.recv_rids.push(id.to_string());
             }
         }
         "candidate" => {

@@ -27,6 +27,7 @@ fn local(direction: Direction, audio: bool) -> LocalDescription {
             video_rtx: Ssrc(1002),
             audio: Ssrc(2001),
         }),
+        simulcast: Vec::new(),
     }
 }
 
@@ -213,4 +214,39 @@ mod arbitrary {
             let _ = RemoteDescription::parse(&s);
         }
     }
+}
+
+#[test]
+fn a_simulcast_offer_names_its_encodings_and_the_plan_takes_what_the_answer_accepts() {
+    let mut l = local(Direction::SendOnly, false);
+    l.simulcast = SIMULCAST_RIDS.iter().map(|r| r.to_string()).collect();
+    let offer = write_offer(&l);
+    for want in [
+        "a=rid:q send\r\n",
+        "a=rid:h send\r\n",
+        "a=rid:f send\r\n",
+        "a=simulcast:send q;h;f\r\n",
+        "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n",
+        "a=extmap:11 urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id\r\n",
+    ] {
+        assert!(offer.contains(want), "{want:?} in\n{offer}");
+    }
+    assert!(
+        !offer.contains("a=ssrc:"),
+        "simulcast SSRCs are not announced\n{offer}"
+    );
+    // What Ringcast answers: the rids as recv, the rid extension kept.
+    let answer = RINGCAST_WHIP_ANSWER.replace(
+        "a=rtcp-mux\r\n",
+        "a=rtcp-mux\r\na=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\na=rid:q recv\r\na=rid:h recv\r\na=rid:f recv\r\na=simulcast:recv q;h;f\r\n",
+    );
+    assert_ne!(answer, RINGCAST_WHIP_ANSWER);
+    let remote = RemoteDescription::parse(&answer).unwrap();
+    let plan = plan_media(&l, &remote).unwrap();
+    let video = plan.video.unwrap();
+    assert_eq!(video.rids, vec!["q", "h", "f"]);
+    assert_eq!(video.ext.rid, Some(10));
+    // An answer without simulcast: one encoding.
+    let plan = plan_media(&l, &RemoteDescription::parse(RINGCAST_WHIP_ANSWER).unwrap()).unwrap();
+    assert!(plan.video.unwrap().rids.is_empty());
 }

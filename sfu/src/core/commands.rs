@@ -2,15 +2,17 @@
 
 use std::time::Instant;
 
-use crate::control::{CloseReason, Command, Event, SessionSpec};
+use crate::control::{CloseReason, Command, Event, LayerOrder, LayerSelection, SessionSpec};
 use crate::dtls::{DtlsConn, DtlsRole};
 use crate::ice::IceLite;
-use crate::{MediaKind, ShardId, Ssrc, StreamKey};
+use crate::{MediaKind, Mid, SessionId, ShardId, Ssrc, StreamKey};
+
+use slab::Slab;
 
 use super::session::Session;
 use super::shard_msg::ShardMsg;
-use super::subscription::Subscription;
-use super::track::{Origin, Track};
+use super::subscription::{MAX_LAYERS, Subscription};
+use super::track::{LayerIdentity, Origin, Track};
 use super::{ShardCore, ext};
 
 /// Why a command could not be applied.
@@ -26,6 +28,10 @@ pub enum CommandError {
     Dtls(String),
     #[error("shard is shutting down")]
     ShuttingDown,
+    #[error("no session {0} on this shard")]
+    NoSession(SessionId),
+    #[error("the session has no such viewing media section")]
+    NoMediaSection,
 }
 
 impl ShardCore {
@@ -53,6 +59,19 @@ impl ShardCore {
                 shard,
                 linked,
             } => self.link_shard(stream, shard, linked),
+            Command::SetLayers {
+                session,
+                mid,
+                selection,
+            } => {
+                if let Err(e) = self.set_layers(now, session, mid.as_ref(), &selection) {
+                    self.events.push_back(Event::CommandFailed {
+                        id: Some(session),
+                        shard: self.shard,
+                        error: e.to_string(),
+                    });
+                }
+            }
             Command::Shutdown => {
                 self.shutting_down = true;
                 let all: Vec<usize> = self.sessions.iter().map(|(i, _)| i).collect();
@@ -97,10 +116,38 @@ impl ShardCore {
         let mut ordinals = [0u8; 2];
         for p in &spec.publish {
             let k = kind_index(p.kind);
-            let track = Track::local(p, ordinals[k], idx, ingress, &self.cfg, now);
+            let simulcast = p.kind == MediaKind::Video && p.layers.len() > 1;
+            if simulcast {
+                let count = p.layers.len().min(MAX_LAYERS);
+                for (slot, rid) in p.layers.iter().take(count).enumerate() {
+                    let layer = LayerIdentity {
+                        slot: slot as u8,
+                        rank: slot as u8,
+                        count: count as u8,
+                        rid: Some(rid.clone()),
+                        order_pending: p.layer_order == LayerOrder::Measured,
+                    };
+                    let track = Track::local(p, layer, ordinals[k], idx, ingress, &self.cfg, now);
+                    let tidx = self.tracks.insert(track);
+                    self.tracks_by_id.insert((p.track, slot as u8), tidx);
+                    self.sessions[idx].tracks.push(tidx);
+                    self.attach_track(p.stream, tidx);
+                }
+                ordinals[k] += 1;
+                continue;
+            }
+            let track = Track::local(
+                p,
+                LayerIdentity::single(),
+                ordinals[k],
+                idx,
+                ingress,
+                &self.cfg,
+                now,
+            );
             ordinals[k] += 1;
             let tidx = self.tracks.insert(track);
-            self.tracks_by_id.insert(p.track, tidx);
+            self.tracks_by_id.insert((p.track, 0), tidx);
             self.sessions[idx].tracks.push(tidx);
             if let Some(ssrc) = p.ssrc {
                 self.sessions[idx].learn_ssrc(super::session::InboundSsrc {
@@ -174,35 +221,120 @@ impl ShardCore {
     pub(super) fn attach_track(&mut self, stream: StreamKey, tidx: usize) {
         let entry = self.streams.entry(stream).or_default();
         entry.tracks.push(tidx);
-        let (kind, ordinal) = (self.tracks[tidx].kind, self.tracks[tidx].ordinal);
+        let t = &self.tracks[tidx];
+        let (kind, ordinal, id) = (t.kind, t.ordinal, t.id);
+        let simulcast = t.layer.is_simulcast();
+        let rank = t.layer.rank;
         let waiting: Vec<usize> = entry
             .subs
             .iter()
             .copied()
             .filter(|&s| {
-                self.subs[s].kind == kind
-                    && self.subs[s].ordinal == ordinal
-                    && self.subs[s].source.is_none()
+                let sub = &self.subs[s];
+                sub.kind == kind
+                    && sub.ordinal == ordinal
+                    && if simulcast {
+                        sub.group == Some(id) || (sub.group.is_none() && sub.source.is_none())
+                    } else {
+                        sub.source.is_none() && sub.group.is_none()
+                    }
             })
             .collect();
         for sidx in waiting {
-            self.subs[sidx].bind(tidx);
+            if simulcast {
+                self.subs[sidx].bind_layer(tidx, id, rank);
+            } else {
+                self.subs[sidx].bind(tidx);
+            }
             self.tracks[tidx].subscribers.push(sidx);
         }
+    }
+
+    /// Rebuilds the rank tables of the viewers of a simulcast track after its ranks changed.
+    pub(super) fn relink_layers(&mut self, tidx: usize) {
+        let Some(track) = self.tracks.get(tidx) else {
+            return;
+        };
+        for &sidx in &track.subscribers {
+            let Some(sub) = self.subs.get_mut(sidx) else {
+                continue;
+            };
+            let bound = sub.layers;
+            sub.layers = [None; MAX_LAYERS];
+            for t in bound.into_iter().flatten() {
+                if let Some(r) = self.tracks.get(t).map(|t| usize::from(t.layer.rank))
+                    && r < MAX_LAYERS
+                {
+                    sub.layers[r] = Some(t);
+                }
+            }
+        }
+    }
+
+    /// Applies a viewer's layer selection and asks for the keyframe a switch up needs.
+    fn set_layers(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        mid: Option<&Mid>,
+        selection: &LayerSelection,
+    ) -> Result<(), CommandError> {
+        let &idx = self
+            .by_id
+            .get(&session)
+            .ok_or(CommandError::NoSession(session))?;
+        let sidx = self.sessions[idx]
+            .subs
+            .iter()
+            .copied()
+            .find(|&s| match mid {
+                Some(m) => self.subs[s].mid == *m,
+                None => self.subs[s].kind == MediaKind::Video,
+            })
+            .ok_or(CommandError::NoMediaSection)?;
+        self.subs[sidx].selector.set(selection);
+        if let Some(t) = self.wanted_layer_track(now, sidx)
+            && self.subs[sidx].source != Some(t)
+        {
+            self.request_keyframe(now, t);
+        } else if let Some(t) = self.subs[sidx].source
+            && self.subs[sidx].selector.wants_spatial_up()
+        {
+            self.request_keyframe(now, t);
+        }
+        Ok(())
+    }
+
+    /// For a viewer of a simulcast source: the encoding it should receive now.
+    pub(super) fn wanted_layer_track(&self, now: Instant, sidx: usize) -> Option<usize> {
+        wanted_layer(&self.subs, &self.tracks, now, sidx)
     }
 
     fn attach_subscription(&mut self, stream: StreamKey, sidx: usize) {
         let entry = self.streams.entry(stream).or_default();
         entry.subs.push(sidx);
         let (kind, ordinal) = (self.subs[sidx].kind, self.subs[sidx].ordinal);
-        let source = entry
+        let sources: Vec<usize> = entry
             .tracks
             .iter()
             .copied()
-            .find(|&t| self.tracks[t].kind == kind && self.tracks[t].ordinal == ordinal);
-        if let Some(tidx) = source {
-            self.subs[sidx].bind(tidx);
-            self.tracks[tidx].subscribers.push(sidx);
+            .filter(|&t| self.tracks[t].kind == kind && self.tracks[t].ordinal == ordinal)
+            .collect();
+        let Some(&first) = sources.first() else {
+            return;
+        };
+        if !self.tracks[first].layer.is_simulcast() {
+            self.subs[sidx].bind(first);
+            self.tracks[first].subscribers.push(sidx);
+            return;
+        }
+        let id = self.tracks[first].id;
+        for t in sources {
+            if self.tracks[t].id == id {
+                let rank = self.tracks[t].layer.rank;
+                self.subs[sidx].bind_layer(t, id, rank);
+                self.tracks[t].subscribers.push(sidx);
+            }
         }
     }
 
@@ -211,12 +343,17 @@ impl ShardCore {
         let Some(track) = self.tracks.try_remove(tidx) else {
             return;
         };
-        if self.tracks_by_id.get(&track.id) == Some(&tidx) {
-            self.tracks_by_id.remove(&track.id);
+        let key = (track.id, track.layer.slot);
+        if self.tracks_by_id.get(&key) == Some(&tidx) {
+            self.tracks_by_id.remove(&key);
         }
         for &sidx in &track.subscribers {
             if let Some(sub) = self.subs.get_mut(sidx) {
-                sub.unbind();
+                if track.layer.is_simulcast() {
+                    sub.unbind_layer(tidx);
+                } else {
+                    sub.unbind();
+                }
             }
         }
         self.fanout.retain(|j| j.track != tidx);
@@ -250,8 +387,14 @@ impl ShardCore {
         let Some(sub) = self.subs.try_remove(sidx) else {
             return;
         };
-        if let Some(t) = sub.source.and_then(|t| self.tracks.get_mut(t)) {
-            t.subscribers.retain(|&s| s != sidx);
+        for t in sub
+            .source
+            .into_iter()
+            .chain(sub.layers.into_iter().flatten())
+        {
+            if let Some(t) = self.tracks.get_mut(t) {
+                t.subscribers.retain(|&s| s != sidx);
+            }
         }
         if let Some(entry) = self.streams.get_mut(&sub.stream) {
             entry.subs.retain(|&s| s != sidx);
@@ -297,6 +440,33 @@ impl ShardCore {
         }
     }
 }
+
+/// For a viewer of a simulcast source: the encoding it should receive now (its target, capped,
+/// lowered to the highest encoding that is sending). None when the source is not simulcast.
+pub(super) fn wanted_layer(
+    subs: &Slab<Subscription>,
+    tracks: &Slab<Track>,
+    now: Instant,
+    sidx: usize,
+) -> Option<usize> {
+    let sub = subs.get(sidx)?;
+    sub.group?;
+    let active = |r: u8| {
+        sub.layers[usize::from(r)]
+            .and_then(|t| tracks.get(t))
+            .and_then(|t| t.last_arrival)
+            .is_some_and(|a| now.saturating_duration_since(a) < LAYER_IDLE)
+    };
+    let rank = crate::route::layer_selector::wanted_encoding(
+        sub.selector.spatial(),
+        sub.layer_count(),
+        active,
+    );
+    sub.layers[usize::from(rank)]
+}
+
+/// An encoding that sent nothing for this long is passed over for the next one down.
+const LAYER_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub(super) fn kind_index(k: MediaKind) -> usize {
     match k {

@@ -38,6 +38,9 @@ impl ShardCore {
             track: track.id,
             kind: track.kind,
             ordinal: track.ordinal,
+            layer_slot: track.layer.slot,
+            layer_rank: track.layer.rank,
+            layer_count: track.layer.count,
             codec,
             clock_rate: track.clock_rate,
             ext_seq: ext.0,
@@ -68,11 +71,12 @@ impl ShardCore {
             ShardMsg::Media(pkt) => self.handle_mirrored_media(now, from, &pkt),
             ShardMsg::SenderReport {
                 track,
+                layer_slot,
                 ntp,
                 rtp_timestamp,
                 arrival,
             } => {
-                if let Some(&t) = self.tracks_by_id.get(&track) {
+                if let Some(&t) = self.tracks_by_id.get(&(track, layer_slot)) {
                     self.tracks[t].last_sr = Some(SenderReportInfo {
                         ntp,
                         rtp_timestamp,
@@ -81,14 +85,17 @@ impl ShardCore {
                 }
             }
             ShardMsg::TrackEnded { track, .. } => {
-                if let Some(&t) = self.tracks_by_id.get(&track)
-                    && matches!(self.tracks[t].origin, Origin::Remote { .. })
-                {
-                    self.remove_track(t);
+                // Every encoding of a simulcast track ends with it.
+                for slot in 0..crate::control::MAX_SIMULCAST_LAYERS as u8 {
+                    if let Some(&t) = self.tracks_by_id.get(&(track, slot))
+                        && matches!(self.tracks[t].origin, Origin::Remote { .. })
+                    {
+                        self.remove_track(t);
+                    }
                 }
             }
-            ShardMsg::KeyframeRequest { track } => {
-                if let Some(&t) = self.tracks_by_id.get(&track) {
+            ShardMsg::KeyframeRequest { track, layer_slot } => {
+                if let Some(&t) = self.tracks_by_id.get(&(track, layer_slot)) {
                     self.request_keyframe(now, t);
                 }
             }
@@ -96,8 +103,16 @@ impl ShardCore {
     }
 
     fn handle_mirrored_media(&mut self, now: Instant, from: ShardId, pkt: &MediaPacket) {
-        let tidx = match self.tracks_by_id.get(&pkt.track) {
-            Some(&t) => t,
+        let key = (pkt.track, pkt.layer_slot);
+        let tidx = match self.tracks_by_id.get(&key) {
+            Some(&t) => {
+                if self.tracks[t].layer.rank != pkt.layer_rank {
+                    // The owner learned the encodings' order from their bit rates.
+                    self.tracks[t].layer.rank = pkt.layer_rank;
+                    self.relink_layers(t);
+                }
+                t
+            }
             None => {
                 if self
                     .streams
@@ -108,7 +123,7 @@ impl ShardCore {
                 }
                 let track = Track::mirror(pkt, from, &self.cfg, now);
                 let t = self.tracks.insert(track);
-                self.tracks_by_id.insert(pkt.track, t);
+                self.tracks_by_id.insert(key, t);
                 self.attach_track(pkt.stream, t);
                 t
             }
@@ -128,6 +143,7 @@ impl ShardCore {
         if pkt.keyframe_start {
             track.keyframes.on_keyframe(now);
         }
+        track.last_arrival = Some(pkt.arrival);
         track
             .cache
             .insert(ext, data, pkt.arrival, pkt.keyframe_start);

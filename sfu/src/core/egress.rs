@@ -6,11 +6,14 @@ use std::time::Instant;
 
 use crate::io::TxBatch;
 use crate::metrics::DropReason;
+use crate::route::layer_selector::{SimulcastStep, Verdict, simulcast_step};
+use crate::wire::codec::{PacketLayers, vp8};
 use crate::wire::rtcp;
 use crate::wire::rtp::{self, RtpHeader};
 use crate::{ExtSeq, MediaKind, PayloadType, SeqNo, Ssrc};
 
 use super::shard_msg::ShardMsg;
+use super::subscription::arrival_gap;
 use super::track::Origin;
 use super::{MAX_RUN, ShardCore};
 
@@ -21,6 +24,40 @@ struct RunPacket {
     hdr: RtpHeader,
     codec: crate::Codec,
     keyframe: bool,
+    arrival: Instant,
+    layers: PacketLayers,
+}
+
+/// Codec-level changes to a forwarded packet beyond the RTP header.
+#[derive(Debug, Clone, Copy, Default)]
+struct PayloadEdit {
+    /// Set the marker bit (the packet now ends the picture).
+    marker: bool,
+    /// New VP8 picture id and TL0PICIDX.
+    vp8: Option<(u16, u8)>,
+}
+
+impl PayloadEdit {
+    /// Applies the edit to a packet of length `n` in `slot` whose header is `hdr`.
+    #[inline]
+    fn apply(self, slot: &mut [u8], hdr: &RtpHeader, n: usize) {
+        if self.marker {
+            rtp::set_marker(&mut slot[..n], true);
+        }
+        if let Some((pid, tl0)) = self.vp8
+            && hdr.header_len() < n
+        {
+            vp8::rewrite_picture_numbers(&mut slot[hdr.header_len()..n], pid, tl0);
+        }
+    }
+}
+
+/// The VP8 picture numbers a viewer gets for a packet, when they differ from the publisher's.
+#[inline]
+fn vp8_numbers(layers: &PacketLayers, mapped: (u16, u8)) -> Option<(u16, u8)> {
+    let (pid, _) = layers.vp8_picture_id?;
+    let tl0 = layers.vp8_tl0_pic_idx.unwrap_or(0);
+    (mapped != (pid, tl0)).then_some(mapped)
 }
 
 /// Copies a cached packet into `slot` with a viewer's SSRC, sequence number, timestamp, payload
@@ -84,22 +121,37 @@ impl ShardCore {
                 let Some(codec) = track.pts.codec(hdr.payload_type) else {
                     continue;
                 };
+                let layers = if track.kind == MediaKind::Video {
+                    PacketLayers::parse(codec, hdr.payload(pkt.data), pkt.keyframe)
+                } else {
+                    PacketLayers::default()
+                };
                 *slot = Some(RunPacket {
                     ext,
                     hdr,
                     codec,
                     keyframe: pkt.keyframe,
+                    arrival: pkt.arrival,
+                    layers,
                 });
             }
             let needed = job.count as usize;
             let video = track.kind == MediaKind::Video;
+            let simulcast = video && track.layer.is_simulcast();
             let gap = if video { 3000 } else { 960 };
+            let clock_rate = track.clock_rate;
             while job.next < track.subscribers.len() {
                 if batch.remaining() < needed {
                     return;
                 }
                 let sidx = track.subscribers[job.next];
                 job.next += 1;
+                // The encoding this viewer should receive, when the source is simulcast.
+                let wanted = if simulcast {
+                    super::commands::wanted_layer(&self.subs, &self.tracks, now, sidx)
+                } else {
+                    None
+                };
                 let Some(sub) = self.subs.get_mut(sidx) else {
                     continue;
                 };
@@ -115,15 +167,70 @@ impl ShardCore {
                         self.counters.drop(DropReason::CodecNotNegotiated);
                         continue;
                     };
-                    if video && !sub.gate.admit(rp.keyframe) {
+                    if simulcast {
+                        let rank = track.layer.rank;
+                        let current = (sub.source == Some(job.track)).then_some(rank);
+                        let want = if wanted == Some(job.track) {
+                            rank
+                        } else {
+                            u8::MAX
+                        };
+                        match simulcast_step(current, want, rank, rp.keyframe) {
+                            SimulcastStep::Ignore => continue,
+                            SimulcastStep::Current => {}
+                            SimulcastStep::SwitchHere => {
+                                // A keyframe of the wanted encoding: continue the viewer's
+                                // numbering with it.
+                                if sub.started {
+                                    let ts_gap =
+                                        arrival_gap(sub.last_arrival, rp.arrival, clock_rate);
+                                    sub.rewriter.rebase(rp.ext, rp.hdr.timestamp, ts_gap);
+                                } else {
+                                    sub.rewriter.start(rp.ext, rp.hdr.timestamp);
+                                    sub.started = true;
+                                }
+                                sub.needs_rebase = false;
+                                sub.source = Some(job.track);
+                                sub.gate.admit(true);
+                                sub.selector.restart();
+                                if let Some((pid, _)) = rp.layers.vp8_picture_id {
+                                    sub.pictures
+                                        .switch(pid, rp.layers.vp8_tl0_pic_idx.unwrap_or(0));
+                                }
+                                self.counters.layer_switches += 1;
+                            }
+                        }
+                    } else if video && !sub.gate.admit(rp.keyframe) {
                         continue;
                     }
                     if !sub.started {
                         sub.rewriter.start(rp.ext, rp.hdr.timestamp);
                         sub.started = true;
                     } else if sub.needs_rebase {
+                        // A new publisher: its numbering continues the viewer's.
                         sub.rewriter.rebase(rp.ext, rp.hdr.timestamp, gap);
                         sub.needs_rebase = false;
+                        if let Some((pid, _)) = rp.layers.vp8_picture_id {
+                            sub.pictures
+                                .switch(pid, rp.layers.vp8_tl0_pic_idx.unwrap_or(0));
+                        }
+                    }
+                    let mut edit = PayloadEdit::default();
+                    if video {
+                        match sub.selector.filter(&rp.layers, !simulcast) {
+                            Verdict::Drop { picture } => {
+                                sub.rewriter.drop_packet(rp.ext);
+                                if picture {
+                                    sub.pictures.skip_picture();
+                                }
+                                continue;
+                            }
+                            Verdict::Forward { set_marker } => edit.marker = set_marker,
+                        }
+                        if let Some((pid, _)) = rp.layers.vp8_picture_id {
+                            let tl0 = rp.layers.vp8_tl0_pic_idx.unwrap_or(0);
+                            edit.vp8 = vp8_numbers(&rp.layers, sub.pictures.map(pid, tl0));
+                        }
                     }
                     let Some((seq, ts)) = sub.rewriter.forward(rp.ext, rp.hdr.timestamp) else {
                         continue;
@@ -137,11 +244,13 @@ impl ShardCore {
                     let mut protect_failed = false;
                     let pushed = batch.push_with(dest, |slot| {
                         let n = write_forwarded(slot, data, hdr, ssrc, seq, ts, pt, ext_map);
+                        edit.apply(slot, hdr, n);
                         let r = srtp.tx.protect_rtp(slot, n).ok();
                         protect_failed = r.is_none();
                         r
                     });
                     if pushed {
+                        sub.last_arrival = Some(rp.arrival);
                         sub.send.on_packet(now, ts, rp.hdr.payload_len);
                         self.counters.rtp_out += 1;
                     } else if protect_failed {
@@ -191,6 +300,14 @@ impl ShardCore {
                 continue;
             };
             let ts = sub.rewriter.map_timestamp(hdr.timestamp);
+            let mut edit = PayloadEdit::default();
+            if codec == crate::Codec::Vp8 {
+                let layers = PacketLayers::parse(codec, hdr.payload(pkt.data), pkt.keyframe);
+                if let Some((pid, _)) = layers.vp8_picture_id {
+                    let tl0 = layers.vp8_tl0_pic_idx.unwrap_or(0);
+                    edit.vp8 = vp8_numbers(&layers, sub.pictures.peek(pid, tl0));
+                }
+            }
             let queued = match (sub.rtx_ssrc, sub.rtx_payload_type_for(codec)) {
                 (Some(rtx_ssrc), Some(rtx_pt)) => {
                     let m = write_forwarded(
@@ -203,6 +320,7 @@ impl ShardCore {
                         pt,
                         &sub.ext_map,
                     );
+                    edit.apply(&mut self.scratch[..], &hdr, m);
                     let Ok(h2) = RtpHeader::parse(&self.scratch[..m]) else {
                         continue;
                     };
@@ -226,6 +344,7 @@ impl ShardCore {
                         pt,
                         &sub.ext_map,
                     );
+                    edit.apply(slot, &hdr, k);
                     srtp.tx.protect_rtp(slot, k).ok()
                 }),
             };
@@ -255,8 +374,14 @@ impl ShardCore {
         };
         match track.origin {
             Origin::Remote { owner } => {
-                let id = track.id;
-                if self.send_to_shard(owner, ShardMsg::KeyframeRequest { track: id }) {
+                let (id, layer_slot) = (track.id, track.layer.slot);
+                if self.send_to_shard(
+                    owner,
+                    ShardMsg::KeyframeRequest {
+                        track: id,
+                        layer_slot,
+                    },
+                ) {
                     self.counters.keyframe_requests_out += 1;
                 }
             }
@@ -283,5 +408,55 @@ impl ShardCore {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests an unwrap is an assertion
+mod tests {
+    use super::*;
+    use crate::Codec;
+    use crate::wire::codec::Vp8Descriptor;
+    use crate::wire::rtp::{RtpFields, write_rtp};
+
+    fn packet(payload: &[u8]) -> Vec<u8> {
+        let f = RtpFields {
+            marker: false,
+            payload_type: PayloadType(96),
+            seq: SeqNo(7),
+            timestamp: 1234,
+            ssrc: Ssrc(5),
+            extensions: &[(2, b"f")],
+        };
+        let mut buf = vec![0u8; 64];
+        let n = write_rtp(&mut buf, &f, payload).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    #[test]
+    fn payload_edit_sets_the_marker_and_rewrites_vp8_picture_numbers() {
+        // X, S; I, L, T; picture id 0x2bb9; TL0PICIDX 0xd3; TID 0; VP8 header byte.
+        let mut pkt = packet(&[0x90, 0xe0, 0xab, 0xb9, 0xd3, 0x00, 0x11, 0xaa]);
+        let hdr = RtpHeader::parse(&pkt).unwrap();
+        let layers = PacketLayers::parse(Codec::Vp8, hdr.payload(&pkt), false);
+        assert_eq!(
+            vp8_numbers(&layers, (0x2bb9, 0xd3)),
+            None,
+            "unchanged: no edit"
+        );
+        let numbers = vp8_numbers(&layers, (5, 6));
+        let edit = PayloadEdit {
+            marker: true,
+            vp8: numbers,
+        };
+        let n = pkt.len();
+        edit.apply(&mut pkt, &hdr, n);
+        let out = RtpHeader::parse(&pkt).unwrap();
+        assert!(out.marker);
+        let d = Vp8Descriptor::parse(out.payload(&pkt)).unwrap();
+        assert_eq!((d.picture_id, d.tl0_pic_idx), (Some(5), Some(6)));
+        assert_eq!(&out.payload(&pkt)[6..], &[0x11, 0xaa]);
+        assert_eq!(out.extension(&pkt, 2), Some(&b"f"[..]));
     }
 }

@@ -6,13 +6,17 @@
 use std::time::Instant;
 
 use crate::Ssrc;
-use crate::control::CloseReason;
+use crate::control::{CloseReason, Event, MAX_SIMULCAST_LAYERS};
 use crate::ice::IceFailure;
 use crate::wire::rtcp::{self, ReportBlock, SenderInfo};
 
 use super::ShardCore;
 use super::session::MAX_INBOUND_SSRCS;
 use super::track::Origin;
+
+/// Bit-rate measurements (one per report interval) of every encoding before their order is
+/// learned.
+const ORDER_SAMPLES: u32 = 3;
 
 impl ShardCore {
     /// Runs timers that are due: call when `poll_timeout` has passed (extra calls are cheap).
@@ -126,6 +130,7 @@ impl ShardCore {
             }
             if now >= track.next_report {
                 track.next_report = now + self.cfg.report_interval;
+                track.measure_rate(self.cfg.report_interval);
                 let r = track.recv.report(now);
                 let block = ReportBlock {
                     ssrc: media,
@@ -147,6 +152,61 @@ impl ShardCore {
                 self.send_keyframe_request(tidx);
             }
         }
+        self.learn_layer_orders();
+    }
+
+    /// Orders the encodings of simulcast tracks whose rids gave no order by their measured bit
+    /// rates, lowest first, once each has been measured sending for [`ORDER_SAMPLES`] intervals.
+    fn learn_layer_orders(&mut self) {
+        for tidx in 0..self.tracks.capacity() {
+            let Some(track) = self.tracks.get(tidx) else {
+                continue;
+            };
+            if !track.layer.order_pending || track.layer.slot != 0 {
+                continue;
+            }
+            let Origin::Local { session } = track.origin else {
+                continue;
+            };
+            let id = track.id;
+            let Some(s) = self.sessions.get(session) else {
+                continue;
+            };
+            let mut group = [(0u64, usize::MAX); MAX_SIMULCAST_LAYERS];
+            let mut n = 0;
+            for &t in &s.tracks {
+                let tr = &self.tracks[t];
+                if tr.id == id && n < group.len() {
+                    if tr.rate_samples < ORDER_SAMPLES || tr.rate_bps == 0 {
+                        n = usize::MAX;
+                        break;
+                    }
+                    group[n] = (tr.rate_bps, t);
+                    n += 1;
+                }
+            }
+            if n == usize::MAX || n < 2 {
+                continue;
+            }
+            let group = &mut group[..n];
+            group.sort_unstable();
+            let mut rids = Vec::with_capacity(n);
+            for (rank, &(_, t)) in group.iter().enumerate() {
+                let tr = &mut self.tracks[t];
+                tr.layer.rank = rank as u8;
+                tr.layer.order_pending = false;
+                rids.extend(tr.layer.rid.clone());
+            }
+            let (stream, mid) = (self.tracks[tidx].stream, self.tracks[tidx].mid.clone());
+            tracing::info!(shard = %self.shard, ?rids, "simulcast order learned from bit rates");
+            self.relink_layers(tidx);
+            self.events.push_back(Event::LayerOrder {
+                stream,
+                track: id,
+                mid,
+                layers: rids,
+            });
+        }
     }
 
     fn subscription_reports(&mut self, now: Instant) {
@@ -154,8 +214,19 @@ impl ShardCore {
             let Some(sub) = self.subs.get_mut(sidx) else {
                 continue;
             };
-            let Some(tidx) = sub.source else { continue };
-            if sub.gate.wants_keyframe() {
+            let (source, gate_waits, spatial_up) = (
+                sub.source,
+                sub.gate.wants_keyframe(),
+                sub.selector.wants_spatial_up(),
+            );
+            // A simulcast viewer waiting to switch needs a keyframe of the encoding it wants.
+            if let Some(w) = self.wanted_layer_track(now, sidx)
+                && source != Some(w)
+            {
+                self.request_keyframe(now, w);
+            }
+            let Some(tidx) = source else { continue };
+            if gate_waits || spatial_up {
                 self.request_keyframe(now, tidx);
             }
             let Some(sub) = self.subs.get_mut(sidx) else {

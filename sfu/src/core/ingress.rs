@@ -180,8 +180,8 @@ impl ShardCore {
         let inbound = match session.lookup_ssrc(hdr.ssrc) {
             Some(i) => i,
             None => match self.learn_ssrc(idx, &hdr, buf) {
-                Some(i) => i,
-                None => return self.drop_packet(DropReason::UnknownSsrc),
+                Ok(i) => i,
+                Err(reason) => return self.drop_packet(reason),
             },
         };
         let tidx = inbound.track;
@@ -212,6 +212,8 @@ impl ShardCore {
         };
         let ext = track.unwrapper.unwrap(hdr.seq);
         track.recv.on_packet(now, ext, hdr.timestamp);
+        track.recv.on_bytes(len);
+        track.last_arrival = Some(now);
         if let Some(nack) = track.nack.as_mut() {
             nack.on_packet(now, ext, inbound.rtx);
         }
@@ -234,26 +236,51 @@ impl ShardCore {
         self.cross_shard_forward(now, tidx, ext, codec, keyframe, buf);
     }
 
-    /// Binds an unannounced SSRC to one of the session's tracks by MID extension or payload type.
-    fn learn_ssrc(&mut self, idx: usize, hdr: &RtpHeader, buf: &[u8]) -> Option<InboundSsrc> {
+    /// Binds an unannounced SSRC to one of the session's tracks by MID extension or payload type;
+    /// within a simulcast media section, to the encoding its RID (or, for RTX, repaired RID)
+    /// extension names (RFC 8852). A simulcast packet without a known rid is refused.
+    fn learn_ssrc(
+        &mut self,
+        idx: usize,
+        hdr: &RtpHeader,
+        buf: &[u8],
+    ) -> Result<InboundSsrc, DropReason> {
         let session = &self.sessions[idx];
-        let mid = session.extmap.mid.and_then(|id| hdr.extension(buf, id));
+        let ext = |id: Option<u8>| id.and_then(|id| hdr.extension(buf, id));
+        let mid = ext(session.extmap.mid);
+        let rid = ext(session.extmap.rid).filter(|r| !r.is_empty());
+        let repaired = ext(session.extmap.repaired_rid).filter(|r| !r.is_empty());
         let pt = hdr.payload_type;
-        let candidates = session.tracks.iter().copied().filter(|&t| {
+        let mut found = None;
+        let mut simulcast = false;
+        for &t in &session.tracks {
             let tr = &self.tracks[t];
-            match mid {
+            let in_section = match mid {
                 Some(m) => tr.mid.0.as_bytes() == m,
                 None => tr.pts.contains(pt),
+            };
+            if !in_section {
+                continue;
             }
-        });
-        let mut found = None;
-        for t in candidates {
+            if tr.layer.is_simulcast() {
+                simulcast = true;
+                let own = tr.layer.rid.as_ref().map(|r| r.0.as_bytes());
+                if own.is_none() || (own != rid && own != repaired) {
+                    continue;
+                }
+            }
             if found.is_some() {
-                return None; // ambiguous without a MID
+                return Err(DropReason::UnknownSsrc); // ambiguous without a MID
             }
             found = Some(t);
         }
-        let tidx = found?;
+        let Some(tidx) = found else {
+            return Err(if simulcast {
+                DropReason::UnknownRid
+            } else {
+                DropReason::UnknownSsrc
+            });
+        };
         let track = &mut self.tracks[tidx];
         let rtx = track.pts.rtx_apt(pt).is_some() && track.pts.codec(pt).is_none();
         if rtx {
@@ -266,7 +293,11 @@ impl ShardCore {
             track: tidx,
             rtx,
         };
-        self.sessions[idx].learn_ssrc(entry).then_some(entry)
+        if self.sessions[idx].learn_ssrc(entry) {
+            Ok(entry)
+        } else {
+            Err(DropReason::UnknownSsrc)
+        }
     }
 
     pub(super) fn enqueue_fanout(&mut self, tidx: usize, ext: ExtSeq) {
@@ -368,7 +399,7 @@ impl ShardCore {
             rtp_timestamp,
             arrival: now,
         });
-        let (id, stream) = (track.id, track.stream);
+        let (id, stream, layer_slot) = (track.id, track.stream, track.layer.slot);
         let (Some(entry), Some(mesh)) = (self.streams.get(&stream), self.mesh.as_mut()) else {
             return;
         };
@@ -377,6 +408,7 @@ impl ShardCore {
                 shard,
                 ShardMsg::SenderReport {
                     track: id,
+                    layer_slot,
                     ntp,
                     rtp_timestamp,
                     arrival: now,
@@ -418,7 +450,10 @@ impl ShardCore {
         else {
             return;
         };
-        if let Some(tidx) = self.subs[sidx].source {
+        if let Some(tidx) = self.subs[sidx]
+            .source
+            .or_else(|| self.wanted_layer_track(now, sidx))
+        {
             self.request_keyframe(now, tidx);
         }
     }

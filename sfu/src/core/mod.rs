@@ -78,7 +78,8 @@ pub struct ShardCore {
     by_id: FxHashMap<SessionId, usize>,
     by_ufrag: FxHashMap<Vec<u8>, usize>,
     by_addr: FxHashMap<std::net::SocketAddr, usize>,
-    tracks_by_id: FxHashMap<TrackId, usize>,
+    /// Tracks by id and simulcast slot (0 when not simulcast).
+    tracks_by_id: FxHashMap<(TrackId, u8), usize>,
     streams: FxHashMap<StreamKey, StreamEntry>,
     control: ControlQueue,
     fanout: VecDeque<FanoutJob>,

@@ -16,6 +16,11 @@ pub struct MediaPacket {
     pub kind: MediaKind,
     /// Position of the track among the stream's tracks of its kind.
     pub ordinal: u8,
+    /// Simulcast identity: the encoding's stable slot, its spatial rank, and how many encodings
+    /// the media section has (1: not simulcast).
+    pub layer_slot: u8,
+    pub layer_rank: u8,
+    pub layer_count: u8,
     pub codec: Codec,
     pub clock_rate: u32,
     /// The publisher's extended sequence number (shared numbering, so NACKs translate the same
@@ -31,6 +36,7 @@ impl std::fmt::Debug for MediaPacket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MediaPacket")
             .field("track", &self.track)
+            .field("layer_slot", &self.layer_slot)
             .field("ext_seq", &self.ext_seq)
             .field("len", &self.len)
             .finish()
@@ -47,6 +53,7 @@ pub enum ShardMsg {
     /// The publisher's latest sender report, translated for the mirror track.
     SenderReport {
         track: TrackId,
+        layer_slot: u8,
         ntp: u64,
         rtp_timestamp: u32,
         arrival: Instant,
@@ -54,5 +61,5 @@ pub enum ShardMsg {
     /// The publisher's track ended.
     TrackEnded { stream: StreamKey, track: TrackId },
     /// A viewer on the sending shard needs a keyframe of this track.
-    KeyframeRequest { track: TrackId },
+    KeyframeRequest { track: TrackId, layer_slot: u8 },
 }

@@ -1,12 +1,16 @@
-//! A viewer's media section: which source it is bound to, and the per-viewer header rewriting,
-//! keyframe gating and send statistics of what it receives.
+//! A viewer's media section: which source it is bound to (for simulcast: every encoding of the
+//! source, one of which it receives), and the per-viewer header rewriting, keyframe gating, layer
+//! selection and send statistics of what it receives.
 
 use std::time::Instant;
 
 use crate::control::SubscribeSpec;
-use crate::route::{KeyframeGate, SeqRewriter};
+use crate::route::{KeyframeGate, LayerSelector, PictureIdRewriter, SeqRewriter};
 use crate::stream::{RetransmitLimiter, SendStats};
-use crate::{Codec, MediaKind, PayloadType, SeqNo, Ssrc, StreamKey};
+use crate::{Codec, MediaKind, Mid, PayloadType, SeqNo, Ssrc, StreamKey, TrackId};
+
+/// Most simulcast encodings of one media section.
+pub const MAX_LAYERS: usize = crate::control::MAX_SIMULCAST_LAYERS;
 
 use super::config::CoreConfig;
 
@@ -32,6 +36,8 @@ pub struct Subscription {
     /// Position among the viewer's media sections of this kind: binds to the source track with
     /// the same ordinal.
     pub ordinal: u8,
+    /// The viewer's mid of this section.
+    pub mid: Mid,
     pub ssrc: Ssrc,
     pub rtx_ssrc: Option<Ssrc>,
     pub rtx_seq: u16,
@@ -40,8 +46,16 @@ pub struct Subscription {
     pub rtx_pt: [Option<PayloadType>; CODECS],
     /// Canonical extension id → the viewer's id.
     pub ext_map: [u8; 256],
-    /// The source track (index into the core's tracks) once the publisher is there.
+    /// The source track (index into the core's tracks) once the publisher is there; for a
+    /// simulcast source, the encoding being forwarded (None until the first keyframe).
     pub source: Option<usize>,
+    /// A simulcast source: its track id and its encodings by spatial rank.
+    pub group: Option<TrackId>,
+    pub layers: [Option<usize>; MAX_LAYERS],
+    pub selector: LayerSelector,
+    pub pictures: PictureIdRewriter,
+    /// Arrival time of the newest forwarded packet (spaces timestamps across a switch).
+    pub last_arrival: Option<Instant>,
     pub gate: KeyframeGate,
     pub rewriter: SeqRewriter,
     /// The rewriter has been anchored to a source.
@@ -83,6 +97,7 @@ impl Subscription {
             stream: spec.stream,
             kind: spec.kind,
             ordinal,
+            mid: spec.mid.clone(),
             ssrc: spec.ssrc,
             rtx_ssrc: spec.rtx_ssrc,
             rtx_seq: (seed >> 16) as u16,
@@ -90,6 +105,11 @@ impl Subscription {
             rtx_pt,
             ext_map,
             source: None,
+            group: None,
+            layers: [None; MAX_LAYERS],
+            selector: LayerSelector::new(),
+            pictures: PictureIdRewriter::new(),
+            last_arrival: None,
             gate: KeyframeGate::for_kind(spec.kind),
             rewriter: SeqRewriter::new(
                 SeqNo((seed >> 32) as u16 & 0x7fff),
@@ -128,4 +148,53 @@ impl Subscription {
         self.source = None;
         self.gate.reset();
     }
+
+    /// Binds one encoding of a simulcast source (`rank`: its spatial rank).
+    pub fn bind_layer(&mut self, track: usize, id: TrackId, rank: u8) {
+        if self.group != Some(id) {
+            self.group = Some(id);
+            self.layers = [None; MAX_LAYERS];
+            if self.started {
+                self.needs_rebase = true;
+            }
+        }
+        if let Some(slot) = self.layers.get_mut(usize::from(rank)) {
+            *slot = Some(track);
+        }
+    }
+
+    /// Forgets an encoding of the simulcast source that ended.
+    pub fn unbind_layer(&mut self, track: usize) {
+        for l in self.layers.iter_mut() {
+            if *l == Some(track) {
+                *l = None;
+            }
+        }
+        if self.source == Some(track) {
+            self.source = None;
+            self.gate.reset();
+        }
+        if self.layers.iter().all(Option::is_none) {
+            self.group = None;
+            self.source = None;
+        }
+    }
+
+    /// The encodings bound, by rank.
+    pub fn layer_count(&self) -> u8 {
+        self.layers
+            .iter()
+            .rposition(Option::is_some)
+            .map_or(0, |i| i as u8 + 1)
+    }
+}
+
+/// Timestamp ticks between two arrivals at `clock_rate`, at least one tick and at most ten
+/// seconds' worth (spaces the first packet of a new encoding after the last of the old one).
+pub fn arrival_gap(earlier: Option<Instant>, later: Instant, clock_rate: u32) -> u32 {
+    let Some(e) = earlier else { return 1 };
+    let d = later
+        .saturating_duration_since(e)
+        .min(std::time::Duration::from_secs(10));
+    ((d.as_micros() as u64 * u64::from(clock_rate) / 1_000_000) as u32).max(1)
 }

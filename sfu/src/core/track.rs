@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use crate::control::{CodecParams, PublishSpec};
 use crate::stream::{KeyframeRequester, NackGenerator, PacketCache, RecvStats, SeqUnwrapper};
-use crate::{Codec, MediaKind, Mid, PayloadType, ShardId, Ssrc, StreamKey, TrackId};
+use crate::{Codec, MediaKind, Mid, PayloadType, Rid, ShardId, Ssrc, StreamKey, TrackId};
 
 use super::config::CoreConfig;
 use super::shard_msg::MediaPacket;
@@ -71,10 +71,50 @@ impl PtTable {
     }
 }
 
-/// One source track.
+/// Where a track sits among the simulcast encodings of its media section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerIdentity {
+    /// Stable index: the position of its rid in the publisher's `PublishSpec::layers`.
+    pub slot: u8,
+    /// Spatial rank, 0 = lowest (may change once when the order is learned from bit rates).
+    pub rank: u8,
+    /// Encodings in the media section.
+    pub count: u8,
+    /// The rid (known on the publisher's shard only; mirrors carry the slot).
+    pub rid: Option<Rid>,
+    /// The order is still to be learned from measured bit rates.
+    pub order_pending: bool,
+}
+
+impl LayerIdentity {
+    /// A track that is not simulcast.
+    pub fn single() -> Self {
+        LayerIdentity {
+            slot: 0,
+            rank: 0,
+            count: 1,
+            rid: None,
+            order_pending: false,
+        }
+    }
+
+    pub fn is_simulcast(&self) -> bool {
+        self.count > 1
+    }
+}
+
+/// One source track (for simulcast: one encoding of a media section).
 #[derive(Debug)]
 pub struct Track {
     pub id: TrackId,
+    pub layer: LayerIdentity,
+    /// When the last media packet arrived (whether the encoding is being sent).
+    pub last_arrival: Option<Instant>,
+    /// Bytes received when the bit rate was last measured, and the rate measured then.
+    pub rate_mark: u64,
+    pub rate_bps: u64,
+    /// Rate measurements taken (for learning the layer order).
+    pub rate_samples: u32,
     pub stream: StreamKey,
     pub kind: MediaKind,
     /// Position among the stream's tracks of this kind (binds viewers' media sections).
@@ -104,6 +144,7 @@ impl Track {
     /// A track published by a local session.
     pub fn local(
         spec: &PublishSpec,
+        layer: LayerIdentity,
         ordinal: u8,
         session: usize,
         ext_to_canonical: [u8; 256],
@@ -125,16 +166,23 @@ impl Track {
             .then(NackGenerator::default);
         let use_fir = !spec.codecs.iter().any(|c| c.feedback.nack_pli)
             && spec.codecs.iter().any(|c| c.feedback.ccm_fir);
+        let announced = !layer.is_simulcast();
         Track {
             id: spec.track,
+            layer,
+            last_arrival: None,
+            rate_mark: 0,
+            rate_bps: 0,
+            rate_samples: 0,
             stream: spec.stream,
             kind: spec.kind,
             ordinal,
             origin: Origin::Local { session },
             mid: spec.mid.clone(),
             pts: PtTable::from_codecs(&spec.codecs),
-            ssrc: spec.ssrc,
-            rtx_ssrc: spec.rtx_ssrc,
+            // A simulcast encoding's SSRCs are learned from its rid.
+            ssrc: spec.ssrc.filter(|_| announced),
+            rtx_ssrc: spec.rtx_ssrc.filter(|_| announced),
             clock_rate,
             unwrapper: SeqUnwrapper::new(),
             recv: RecvStats::new(clock_rate),
@@ -154,6 +202,17 @@ impl Track {
         let (kind, clock_rate) = (first.kind, first.clock_rate);
         Track {
             id: first.track,
+            layer: LayerIdentity {
+                slot: first.layer_slot,
+                rank: first.layer_rank,
+                count: first.layer_count.max(1),
+                rid: None,
+                order_pending: false,
+            },
+            last_arrival: None,
+            rate_mark: 0,
+            rate_bps: 0,
+            rate_samples: 0,
             stream: first.stream,
             kind,
             ordinal: first.ordinal,
@@ -173,6 +232,18 @@ impl Track {
             last_sr: None,
             next_report: now + cfg.report_interval,
             ext_to_canonical: [0; 256],
+        }
+    }
+
+    /// Takes a bit-rate measurement over the `interval` since the last one.
+    pub fn measure_rate(&mut self, interval: std::time::Duration) {
+        let bytes = self.recv.bytes_received();
+        let delta = bytes.saturating_sub(self.rate_mark);
+        self.rate_mark = bytes;
+        let micros = interval.as_micros().max(1) as u64;
+        self.rate_bps = delta.saturating_mul(8_000_000) / micros;
+        if self.rate_bps > 0 {
+            self.rate_samples = self.rate_samples.saturating_add(1);
         }
     }
 

@@ -134,12 +134,24 @@ mod tests {
         let mut a = mesh.port(ShardId(0));
         let mut c = mesh.port(ShardId(2));
         for i in 0..2 {
-            a.send(ShardId(2), ShardMsg::KeyframeRequest { track: TrackId(i) })
-                .unwrap();
+            a.send(
+                ShardId(2),
+                ShardMsg::KeyframeRequest {
+                    track: TrackId(i),
+                    layer_slot: 0,
+                },
+            )
+            .unwrap();
         }
         assert!(
-            a.send(ShardId(2), ShardMsg::KeyframeRequest { track: TrackId(9) })
-                .is_err(),
+            a.send(
+                ShardId(2),
+                ShardMsg::KeyframeRequest {
+                    track: TrackId(9),
+                    layer_slot: 0,
+                }
+            )
+            .is_err(),
             "full queue gives the message back"
         );
         assert!(

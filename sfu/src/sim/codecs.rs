@@ -3,10 +3,11 @@
 //! shard after SDP negotiation.
 
 use crate::control::{
-    CodecParams, ExtMap, IceParams, PublishSpec, RtcpFeedback, SessionSpec, SubscribeSpec,
+    CodecParams, ExtMap, IceParams, LayerOrder, PublishSpec, RtcpFeedback, SessionSpec,
+    SubscribeSpec,
 };
 use crate::dtls::Fingerprint;
-use crate::{Codec, MediaKind, Mid, PayloadType, SessionId, Ssrc, StreamKey, TrackId};
+use crate::{Codec, MediaKind, Mid, PayloadType, Rid, SessionId, Ssrc, StreamKey, TrackId};
 
 /// The publisher's VP8 payload type.
 pub const PUB_VP8: u8 = 96;
@@ -109,6 +110,8 @@ pub fn publisher_spec(
                 ssrc: Some(Ssrc(VIDEO_SSRC)),
                 rtx_ssrc: Some(Ssrc(RTX_SSRC)),
                 codecs: vec![vp8(PUB_VP8, Some(PUB_VP8_RTX))],
+                layers: Vec::new(),
+                layer_order: LayerOrder::Named,
             },
             PublishSpec {
                 stream,
@@ -118,6 +121,8 @@ pub fn publisher_spec(
                 ssrc: None,
                 rtx_ssrc: None,
                 codecs: vec![opus(PUB_OPUS)],
+                layers: Vec::new(),
+                layer_order: LayerOrder::Named,
             },
         ],
         subscribe: vec![],
@@ -163,5 +168,48 @@ pub fn viewer_spec(
                 codecs: vec![opus(VIEW_OPUS)],
             },
         ],
+    }
+}
+
+/// The publisher's RID extension id (simulcast).
+pub const PUB_EXT_RID: u8 = 3;
+/// The publisher's repaired-RID extension id (simulcast).
+pub const PUB_EXT_REPAIRED_RID: u8 = 4;
+
+/// A session publishing one VP8 media section as simulcast encodings named `rids` (in the
+/// publisher's order, ordered as `order` says), SSRCs unannounced (learned from the RID
+/// extension).
+pub fn simulcast_publisher_spec(
+    id: SessionId,
+    local_ice: IceParams,
+    remote_ice: IceParams,
+    remote_fingerprint: Fingerprint,
+    stream: StreamKey,
+    rids: &[&str],
+    order: LayerOrder,
+) -> SessionSpec {
+    SessionSpec {
+        id,
+        local_ice,
+        remote_ice,
+        remote_fingerprint,
+        extmap: ExtMap {
+            mid: Some(PUB_EXT_MID),
+            rid: Some(PUB_EXT_RID),
+            repaired_rid: Some(PUB_EXT_REPAIRED_RID),
+            ..ExtMap::default()
+        },
+        publish: vec![PublishSpec {
+            stream,
+            track: TrackId(id.0 * 10),
+            kind: MediaKind::Video,
+            mid: Mid("0".into()),
+            ssrc: None,
+            rtx_ssrc: None,
+            codecs: vec![vp8(PUB_VP8, Some(PUB_VP8_RTX))],
+            layers: rids.iter().map(|r| Rid((*r).into())).collect(),
+            layer_order: order,
+        }],
+        subscribe: vec![],
     }
 }

@@ -7,11 +7,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::codecs::{
-    PUB_VP8_RTX, RTX_SSRC, VIEW_OPUS, VIEW_VP8, ice_credentials, publisher_spec, viewer_spec,
+    PUB_VP8_RTX, RTX_SSRC, VIEW_OPUS, VIEW_VP8, ice_credentials, publisher_spec,
+    simulcast_publisher_spec, viewer_spec,
 };
 use super::in_core;
 use super::media_source::MediaSource;
+use super::simulcast_source::SimulcastSource;
 use crate::client::{ClientConfig, ClientEvent, ClientSession};
+use crate::control::LayerOrder;
 use crate::control::{IceParams, SessionSpec};
 use crate::core::{CoreConfig, ShardCore};
 use crate::dtls::DtlsCert;
@@ -36,6 +39,8 @@ pub struct Peer {
     /// Plaintext RTP sent, by sequence number (a publisher answers NACKs from it).
     pub sent: HashMap<u16, Vec<u8>>,
     pub publisher: Option<MediaSource>,
+    /// A simulcast video publisher's encodings.
+    pub simulcast: Option<SimulcastSource>,
     /// Whether received media is kept in `rtp` and `rtcp` (benchmarks turn it off).
     pub record: bool,
 }
@@ -145,6 +150,7 @@ impl Harness {
             rtcp: Vec::new(),
             sent: HashMap::new(),
             publisher: None,
+            simulcast: None,
             record: true,
         });
         self.peers.len() - 1
@@ -157,6 +163,32 @@ impl Harness {
             publisher_spec(id, local_ice, remote_ice, fp, StreamKey(stream))
         });
         self.peers[idx].publisher = Some(MediaSource::new(self.now));
+        idx
+    }
+
+    /// A simulcast VP8 publisher on `stream`: encodings named `rids` (publisher's order) with
+    /// `sizes[i]` = (packets per picture, payload bytes), ordered as `order` says.
+    pub fn add_simulcast_publisher(
+        &mut self,
+        shard: usize,
+        stream: u64,
+        rids: &[&str],
+        sizes: &[(usize, usize)],
+        order: LayerOrder,
+    ) -> usize {
+        let fp = self.client_cert.fingerprint();
+        let idx = self.new_peer(shard, |id, local_ice, remote_ice| {
+            simulcast_publisher_spec(
+                id,
+                local_ice,
+                remote_ice,
+                fp,
+                StreamKey(stream),
+                rids,
+                order,
+            )
+        });
+        self.peers[idx].simulcast = Some(SimulcastSource::new(self.now, rids, sizes));
         idx
     }
 
@@ -280,6 +312,23 @@ impl Harness {
 
     /// A publisher answers PLI with a keyframe and NACK with RTX retransmissions.
     fn on_publisher_rtcp(&mut self, p: usize, pkt: &[u8]) {
+        if let Some(sc) = self.peers[p].simulcast.as_mut() {
+            for r in rtcp::iter(pkt) {
+                let media = match r {
+                    Ok(RtcpPacket::Pli { media, .. }) => media,
+                    Ok(RtcpPacket::Fir(f)) => match f.entries().next() {
+                        Some((m, _)) => m,
+                        None => continue,
+                    },
+                    _ => continue,
+                };
+                if let Some(e) = sc.encodings.iter_mut().find(|e| e.ssrc == media) {
+                    e.force_keyframe = true;
+                    e.plis += 1;
+                }
+            }
+            return;
+        }
         let Some(src) = self.peers[p].publisher.as_mut() else {
             return;
         };
@@ -344,6 +393,24 @@ impl Harness {
     fn generate_media(&mut self, p: usize, now: Instant) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         let mut plain = Vec::new();
+        if let Some(sc) = self.peers[p].simulcast.as_mut() {
+            let mut pictures: Vec<Vec<u8>> = Vec::new();
+            while now >= sc.next_frame {
+                sc.write_picture(|pkt| pictures.push(pkt.to_vec()));
+            }
+            for pkt in pictures {
+                let mut buf = pkt.clone();
+                buf.resize(pkt.len() + 64, 0);
+                // Connected (checked by the caller) and sized with tailroom for the tag.
+                let n = self.peers[p]
+                    .client
+                    .protect_rtp(&mut buf, pkt.len())
+                    .expect("a connected client protects RTP");
+                buf.truncate(n);
+                out.push(buf);
+            }
+            return out;
+        }
         let Some(src) = self.peers[p].publisher.as_mut() else {
             return out;
         };

@@ -86,6 +86,11 @@ const COUNTERS: &[(&str, &str, Field)] = &[
         |m| &m.cross_shard_in,
     ),
     (
+        "ringcast_layer_switches_total",
+        "viewers started on or moved to a simulcast encoding",
+        |m| &m.layer_switches,
+    ),
+    (
         "ringcast_send_errors_total",
         "datagrams the kernel refused to send",
         |m| &m.send_errors,

@@ -2,6 +2,7 @@
 //! and `/metrics`.
 
 mod demo;
+pub mod layer;
 mod metrics;
 mod offer;
 mod resource;
@@ -34,6 +35,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             axum::routing::delete(resource::delete)
                 .patch(resource::patch)
                 .options(resource::options),
+        )
+        .route(
+            "/whep/{stream}/{session}/layer",
+            post(layer::post).get(layer::get),
         )
         .route(
             "/whep/{stream}/{session}",

@@ -7,12 +7,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use sfu::SessionId;
 use sfu::control::Command;
+use sfu::{MediaKind, SessionId};
 
 use super::{check_auth, check_content_type, check_stream_name, header_value, read_body};
 use crate::problem::Problem;
-use crate::registry::Role;
+use crate::registry::{PublishedVideo, Role};
 use crate::sdp;
 use crate::session_spec;
 use crate::state::AppState;
@@ -97,6 +97,31 @@ async fn offer(
         let port = st.media.port(adm.shard);
         let (spec, local) =
             session_spec::build(id, role, adm.key, &stream, &neg, ice, &st.media, port);
+        match role {
+            Role::Publisher => {
+                let video = spec
+                    .publish
+                    .iter()
+                    .filter(|p| p.kind == MediaKind::Video)
+                    .map(|p| PublishedVideo {
+                        track: p.track,
+                        mid: p.mid.clone(),
+                        layers: p.layers.clone(),
+                        order: p.layer_order,
+                    })
+                    .collect();
+                reg.set_published_video(&stream, video);
+            }
+            Role::Viewer => {
+                let mids = spec
+                    .subscribe
+                    .iter()
+                    .filter(|s| s.kind == MediaKind::Video)
+                    .map(|s| s.mid.clone())
+                    .collect();
+                reg.set_video_mids(id, mids);
+            }
+        }
         st.media
             .send(adm.shard, Command::AddSession(Box::new(spec)));
         for (to, cmd) in adm.commands {
@@ -121,6 +146,16 @@ async fn offer(
     );
     for link in &st.ice_links {
         h.append(header::LINK, link.clone());
+    }
+    if role == Role::Viewer {
+        // The WHEP layer extension: the viewer picks its simulcast/SVC layers there.
+        h.append(
+            header::LINK,
+            header_value(&format!(
+                "<{location}/layer>; rel=\"{}\"",
+                super::layer::LAYER_REL
+            )),
+        );
     }
     Ok(resp)
 }

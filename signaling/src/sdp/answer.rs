@@ -151,6 +151,18 @@ fn write_accepted(
     for c in &m.codecs {
         write_codec(out, m.kind, c);
     }
+    if !m.rids.is_empty() {
+        // RFC 8853 §5.3: the answer receives the encodings the offer sends.
+        let mut list = String::new();
+        for (i, rid) in m.rids.iter().enumerate() {
+            line(out, format_args!("a=rid:{} recv", rid.0));
+            if i > 0 {
+                list.push(';');
+            }
+            list.push_str(&rid.0);
+        }
+        line(out, format_args!("a=simulcast:recv {list}"));
+    }
     if let Some(s) = send {
         let rtx = s
             .rtx_ssrc

@@ -20,6 +20,7 @@ mod fmtp;
 mod negotiate;
 mod offer;
 mod offered_media;
+mod simulcast;
 mod trickle;
 
 #[cfg(test)]
@@ -35,4 +36,5 @@ pub use extension::HeaderExtension;
 pub use negotiate::{Negotiated, NegotiatedMedia, Role, negotiate};
 pub use offer::{Offer, Setup, parse_offer};
 pub use offered_media::{Direction, OfferedCodec, OfferedMedia, RidDirection};
+pub use simulcast::{SimulcastAttribute, offered_layers, order_layers, parse_simulcast};
 pub use trickle::{FragMedia, SdpFrag, parse_trickle_sdpfrag};

@@ -71,8 +71,10 @@ pub struct NegotiatedMedia {
     pub remote_rtx_ssrc: Option<Ssrc>,
     /// The offerer's `a=msid`, verbatim.
     pub remote_msid: Option<String>,
-    /// Simulcast layers the answer accepts. Always empty for now: simulcast offers are answered
-    /// without `a=simulcast`, so a publisher sends its first layer only (RFC 8853 §5.3).
+    /// Simulcast encodings the answer accepts (`a=rid:<id> recv`, `a=simulcast:recv`), in the
+    /// offer's order; empty when the line is not simulcast. Only publishers' video lines with the
+    /// RID header extension negotiated get them; otherwise the publisher sends one encoding
+    /// (RFC 8853 §5.3).
     pub rids: Vec<Rid>,
     /// `a=rtcp-rsize` was offered and is answered (RFC 5506).
     pub rtcp_rsize: bool,
@@ -229,6 +231,12 @@ fn accept_line(
     let twcc = extmaps
         .iter()
         .any(|(_, u)| u == HeaderExtension::TransportCc.uri());
+    let rid_ext = extmaps.iter().any(|(_, u)| u == HeaderExtension::Rid.uri());
+    let rids = if role == Role::Publisher && kind == MediaKind::Video && rid_ext {
+        super::simulcast::offered_layers(om)
+    } else {
+        Vec::new()
+    };
 
     let codecs = chosen
         .into_iter()
@@ -264,7 +272,7 @@ fn accept_line(
         remote_ssrc: om.ssrc,
         remote_rtx_ssrc: om.rtx_ssrc,
         remote_msid: om.msid.clone(),
-        rids: Vec::new(),
+        rids,
         rtcp_rsize: om.rtcp_rsize,
         line: 0,
         proto: om.proto.clone(),

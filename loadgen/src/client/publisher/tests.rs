@@ -12,6 +12,8 @@ pub(crate) fn plan() -> MediaPlan {
         audio_level: Some(1),
         transport_cc: Some(3),
         mid: Some(4),
+        rid: None,
+        repaired_rid: None,
     };
     MediaPlan {
         video: Some(TrackPlan {
@@ -22,6 +24,7 @@ pub(crate) fn plan() -> MediaPlan {
             ssrc: Some(1111),
             rtx_ssrc: Some(2222),
             ext,
+            rids: Vec::new(),
         }),
         audio: Some(TrackPlan {
             mid: "1".into(),
@@ -31,6 +34,7 @@ pub(crate) fn plan() -> MediaPlan {
             ssrc: Some(3333),
             rtx_ssrc: None,
             ext,
+            rids: Vec::new(),
         }),
     }
 }
@@ -232,4 +236,135 @@ fn a_pli_makes_the_next_frame_a_keyframe() {
         assert!(now < t0 + Duration::from_secs(2));
     }
     assert_eq!(m.keyframes, 1);
+}
+
+/// A publisher whose answer accepted three simulcast encodings (rid extension id 10, repaired
+/// rid 11), without audio.
+fn simulcast_publisher(bitrate: u64, t0: Instant) -> Publisher {
+    let mut plan = plan();
+    plan.audio = None;
+    if let Some(v) = plan.video.as_mut() {
+        v.ext.rid = Some(10);
+        v.ext.repaired_rid = Some(11);
+        v.rids = vec!["q".into(), "h".into(), "f".into()];
+    }
+    Publisher::new(
+        PublisherConfig {
+            video: Some(VideoConfig {
+                bitrate_bps: bitrate,
+                ..VideoConfig::default()
+            }),
+            audio: None,
+            plan,
+            cname: "pubcname".into(),
+            seed: 0xdead_beef_1234_5678,
+            ring_slots: 1024,
+        },
+        Clock::new(t0),
+        t0,
+        SystemTime::now(),
+    )
+}
+
+#[test]
+fn simulcast_encodings_carry_their_rid_at_a_quarter_of_the_next_ones_rate() {
+    let t0 = Instant::now();
+    let mut p = simulcast_publisher(2_000_000, t0);
+    let ssrcs: Vec<u32> = p.video_ssrcs().collect();
+    assert_eq!(ssrcs.len(), 3);
+    assert!(ssrcs[0] != ssrcs[1] && ssrcs[1] != ssrcs[2] && ssrcs[0] != ssrcs[2]);
+    let sent = run(&mut p, t0, 6);
+    let mut bytes = [0usize; 3];
+    let mut keyframes = [0usize; 3];
+    for (_, o, b) in &sent {
+        if !matches!(o, Outgoing::Rtp(_)) {
+            continue;
+        }
+        let h = RtpHeader::parse(b).unwrap();
+        let i = ssrcs
+            .iter()
+            .position(|s| *s == h.ssrc.0)
+            .expect("an encoding's SSRC");
+        let rid = ["q", "h", "f"][i];
+        assert_eq!(
+            h.extension(b, 10),
+            Some(rid.as_bytes()),
+            "rid of every packet"
+        );
+        assert_eq!(h.extension(b, 4), Some(&b"0"[..]), "mid of every packet");
+        bytes[i] += h.payload_len;
+        keyframes[i] += usize::from(vp8::is_keyframe_start(h.payload(b)));
+    }
+    let rate = |i: usize| bytes[i] as f64 * 8.0 / 6.0;
+    assert!(
+        (rate(2) - 2_000_000.0).abs() / 2_000_000.0 < 0.10,
+        "f: {}",
+        rate(2)
+    );
+    assert!(
+        (rate(1) - 500_000.0).abs() / 500_000.0 < 0.10,
+        "h: {}",
+        rate(1)
+    );
+    assert!(
+        (rate(0) - 125_000.0).abs() / 125_000.0 < 0.15,
+        "q: {}",
+        rate(0)
+    );
+    assert_eq!(keyframes, [2, 2, 2]);
+    // One sender report per encoding.
+    let report = sent
+        .iter()
+        .find(|(_, o, _)| matches!(o, Outgoing::Rtcp(_)))
+        .map(|(_, _, b)| b)
+        .unwrap();
+    let srs: Vec<u32> = rtcp::iter(report)
+        .filter_map(|r| match r.unwrap() {
+            RtcpPacket::SenderReport(sr) => Some(sr.ssrc.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(srs, ssrcs);
+}
+
+#[test]
+fn simulcast_pli_and_nack_address_one_encoding() {
+    let t0 = Instant::now();
+    let mut p = simulcast_publisher(1_000_000, t0);
+    let ssrcs: Vec<u32> = p.video_ssrcs().collect();
+    let sent = run(&mut p, t0, 1);
+    let mut m = Counters::default();
+    let mut fb = [0u8; 64];
+    let n = rtcp::write_pli(&mut fb, Ssrc(9), Ssrc(ssrcs[1])).unwrap();
+    p.handle_rtcp(&fb[..n], &mut m);
+    assert_eq!(m.plis_received, 1);
+    let later = run(&mut p, t0 + Duration::from_secs(1), 1);
+    let keyframe_ssrcs: Vec<u32> = later
+        .iter()
+        .filter_map(|(_, _, b)| {
+            let h = RtpHeader::parse(b).ok()?;
+            vp8::is_keyframe_start(h.payload(b)).then_some(h.ssrc.0)
+        })
+        .collect();
+    assert_eq!(keyframe_ssrcs, vec![ssrcs[1]], "only h sends a keyframe");
+
+    // A NACK for an f packet is answered on f's RTX stream, named by repaired rid.
+    let victim = sent
+        .iter()
+        .map(|(_, _, b)| b)
+        .find(|b| RtpHeader::parse(b).is_ok_and(|h| h.ssrc.0 == ssrcs[2]))
+        .unwrap();
+    let vh = RtpHeader::parse(victim).unwrap();
+    let n = rtcp::write_nack(&mut fb, Ssrc(9), Ssrc(ssrcs[2]), &[vh.seq]).unwrap();
+    p.handle_rtcp(&fb[..n], &mut m);
+    let mut buf = [0u8; 1500];
+    let now = t0 + Duration::from_secs(2);
+    let Some(Outgoing::Rtp(len)) = p.poll_transmit(now, &mut buf, &mut m) else {
+        panic!("no retransmission")
+    };
+    let h = RtpHeader::parse(&buf[..len]).unwrap();
+    assert_eq!(h.payload_type.0, 97);
+    assert!(!ssrcs.contains(&h.ssrc.0), "an RTX SSRC");
+    assert_eq!(h.extension(&buf[..len], 11), Some(&b"f"[..]));
+    assert_eq!(h.extension(&buf[..len], 10), None);
 }

@@ -5,9 +5,11 @@
 
 pub mod av1;
 pub mod h264;
+pub mod layers;
 pub mod vp8;
 pub mod vp9;
 
+pub use layers::PacketLayers;
 pub use vp8::Vp8Descriptor;
 pub use vp9::Vp9Descriptor;
 

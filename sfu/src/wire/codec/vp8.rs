@@ -94,6 +94,31 @@ pub fn is_keyframe_start(payload: &[u8]) -> bool {
     }
 }
 
+/// Overwrites the picture id (in the form the descriptor already uses: 7 or 15 bits) and the
+/// TL0PICIDX of the descriptor at the start of `payload`, where present. The descriptor's length
+/// does not change. Returns false (and writes nothing) when the descriptor is malformed.
+pub fn rewrite_picture_numbers(payload: &mut [u8], picture_id: u16, tl0_pic_idx: u8) -> bool {
+    let Ok(d) = Vp8Descriptor::parse(payload) else {
+        return false;
+    };
+    // The descriptor parsed, so every offset below lies within `payload`.
+    let mut pos = 2;
+    if d.picture_id.is_some() {
+        if d.long_picture_id {
+            payload[pos] = 0x80 | ((picture_id >> 8) as u8 & 0x7f);
+            payload[pos + 1] = picture_id as u8;
+            pos += 2;
+        } else {
+            payload[pos] = picture_id as u8 & 0x7f;
+            pos += 1;
+        }
+    }
+    if d.tl0_pic_idx.is_some() {
+        payload[pos] = tl0_pic_idx;
+    }
+    true
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // in tests an unwrap is an assertion
 mod tests {
@@ -147,6 +172,22 @@ mod tests {
         assert_eq!((d.tid, d.key_idx), (None, Some(7)));
         assert_eq!(d.header_len, 4);
         assert!(is_keyframe_start(&p));
+    }
+
+    #[test]
+    fn picture_numbers_are_rewritten_in_place() {
+        let mut p = [0x90, 0xe0, 0xab, 0xb9, 0xd3, 0x60, 0x11];
+        assert!(rewrite_picture_numbers(&mut p, 0x1234, 0x42));
+        let d = Vp8Descriptor::parse(&p).unwrap();
+        assert_eq!(
+            (d.picture_id, d.tl0_pic_idx, d.tid),
+            (Some(0x1234), Some(0x42), Some(1))
+        );
+        assert_eq!(p[6], 0x11, "the VP8 payload is untouched");
+        let mut short = [0x90, 0x80, 0x55, 0x00];
+        assert!(rewrite_picture_numbers(&mut short, 0x1ff, 0));
+        assert_eq!(Vp8Descriptor::parse(&short).unwrap().picture_id, Some(0x7f));
+        assert!(!rewrite_picture_numbers(&mut [0x80], 1, 1));
     }
 
     #[test]

@@ -128,8 +128,13 @@ fn chromium_applies_the_answers_to_its_own_offers() {
         match role {
             Role::Publisher => {
                 assert_eq!(lines[0], "0 sendonly audio/opus 1", "{mode}");
-                // Our preferred codec is what Chromium sends; simulcast collapses to one layer.
-                assert_eq!(lines[1], "1 sendonly video/VP8 1", "{mode}");
+                // Our preferred codec is what Chromium sends, as three encodings in simulcast.
+                let encodings = if mode == "simulcast" { 3 } else { 1 };
+                assert_eq!(
+                    lines[1],
+                    format!("1 sendonly video/VP8 {encodings}"),
+                    "{mode}"
+                );
             }
             Role::Viewer => {
                 assert!(

@@ -101,7 +101,7 @@ fn chrome_publisher_gets_vp8_first_42e01f_before_other_h264_and_no_fec() {
 }
 
 #[test]
-fn chrome_simulcast_offer_is_parsed_and_answered_with_a_single_layer() {
+fn chrome_simulcast_offer_is_answered_with_its_three_encodings() {
     let a = answer(CHROME_SIMULCAST, Role::Publisher);
     let video = &a.offer.media[1];
     assert_eq!(
@@ -116,9 +116,12 @@ fn chrome_simulcast_offer_is_parsed_and_answered_with_a_single_layer() {
     assert_eq!(video.ssrc, None, "simulcast offers announce no SSRC");
     assert!(!video.port_zero && video.enabled());
     let neg_video = &a.neg.media[1];
-    assert!(neg_video.rids.is_empty());
+    assert_eq!(
+        neg_video.rids,
+        vec![Rid("q".into()), Rid("h".into()), Rid("f".into())]
+    );
     assert_eq!(neg_video.remote_ssrc, None);
-    // RID header extensions stay, so the first layer can still be identified.
+    // The RID header extensions identify the encodings' SSRCs.
     assert_eq!(
         (
             a.neg.extmap.rid,
@@ -127,7 +130,37 @@ fn chrome_simulcast_offer_is_parsed_and_answered_with_a_single_layer() {
         ),
         (Some(10), Some(11), Some(4))
     );
+    assert!(
+        a.text
+            .contains("a=rid:q recv\r\na=rid:h recv\r\na=rid:f recv\r\na=simulcast:recv q;h;f\r\n")
+    );
+    // The audio line is not simulcast.
+    assert_eq!(a.text.matches("a=simulcast").count(), 1);
+}
+
+#[test]
+fn simulcast_without_the_rid_extension_is_answered_with_one_encoding() {
+    let offer = CHROME_SIMULCAST.replace(
+        "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\n",
+        "",
+    );
+    assert_ne!(offer, CHROME_SIMULCAST, "the test data has the line");
+    let a = answer(&offer, Role::Publisher);
+    assert!(a.neg.media[1].rids.is_empty());
     assert!(!a.text.contains("a=simulcast") && !a.text.contains("a=rid"));
+}
+
+#[test]
+fn obs_style_rids_are_accepted_in_offer_order() {
+    let offer = CHROME_SIMULCAST
+        .replace("a=rid:q send", "a=rid:2 send")
+        .replace("a=rid:h send", "a=rid:1 send")
+        .replace("a=rid:f send", "a=rid:0 send")
+        .replace("a=simulcast:send q;h;f", "a=simulcast:send 0;1;~2");
+    let a = answer(&offer, Role::Publisher);
+    let rids: Vec<&str> = a.neg.media[1].rids.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(rids, vec!["0", "1", "2"]);
+    assert!(a.text.contains("a=simulcast:recv 0;1;2\r\n"));
 }
 
 #[test]
@@ -506,7 +539,7 @@ fn chromium_156_offers_generated_headless_are_answered() {
         simulcast.offer.media[1].simulcast.as_deref(),
         Some("send q;h;f")
     );
-    assert!(simulcast.neg.media[1].rids.is_empty());
+    assert_eq!(simulcast.neg.media[1].rids.len(), 3);
 
     // The receive-side offer also lists VP9 profiles 1 and 3, H.264 High 4:4:4 (f4001f), AV1
     // profile 1 and FlexFEC: VP9 1/3, AV1 1 and FlexFEC are refused, f4001f mode 1 is kept.

@@ -301,10 +301,26 @@ pub fn check_answer(
         );
         assert!(candidates.iter().all(|c| c.ends_with("typ host")));
         assert!(has(md, "end-of-candidates"), "{mid}: a=end-of-candidates");
-        assert!(
-            !has(md, "rid") && !has(md, "simulcast"),
-            "{mid}: simulcast is not answered"
-        );
+        // Simulcast: a publisher's video line whose offer sends several rids (with the RID
+        // extension) is answered with each as `recv`, in the offer's order.
+        let expected_rids: Vec<String> = nm.rids.iter().map(|r| format!("{} recv", r.0)).collect();
+        assert_eq!(values(md, "rid"), expected_rids, "{mid}: a=rid");
+        if nm.rids.is_empty() {
+            assert!(!has(md, "simulcast"), "{mid}: simulcast is not answered");
+        } else {
+            assert!(role == Role::Publisher && kind == MediaKind::Video);
+            assert!(nm.rids.iter().all(|r| {
+                om.rids
+                    .iter()
+                    .any(|(o, d)| o == r && *d == crate::sdp::RidDirection::Send)
+            }));
+            let list: Vec<&str> = nm.rids.iter().map(|r| r.0.as_str()).collect();
+            assert_eq!(
+                values(md, "simulcast"),
+                vec![format!("recv {}", list.join(";"))],
+                "{mid}: a=simulcast"
+            );
+        }
 
         // Header extensions.
         let extmaps: Vec<(u8, &str)> = values(md, "extmap")
