@@ -1,0 +1,323 @@
+//! The Redis store (redis crate, tokio). Keys, under the prefix `ringcast:`:
+//!
+//! ```text
+//! stream:{id}           the stream's record (JSON)
+//! stream:{id}:viewers   set of viewer session ids
+//! channel:{id}:streams  set of stream ids of a channel
+//! user:{id}:streams     set of stream ids of a user
+//! ```
+//!
+//! Limits are checked and applied in one Lua script, so concurrent processes cannot overshoot.
+//! The connection is made lazily and re-made after failures; while Redis is unreachable every
+//! call fails within [`TIMEOUT`] with [`StoreError::Unavailable`].
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use uuid::Uuid;
+
+use super::{BoxFuture, StoreError, StreamRecord, StreamStore};
+
+/// Longest a store call may take, connecting included.
+pub const TIMEOUT: Duration = Duration::from_secs(2);
+const PREFIX: &str = "ringcast:";
+
+/// KEYS: stream, channel set, user set. ARGV: record JSON, stream id, channel limit.
+const INSERT: &str = r"
+if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[2])
+return 1";
+
+/// KEYS: stream, viewers, channel set, user set. ARGV: stream id.
+const REMOVE: &str = r"
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('SREM', KEYS[4], ARGV[1])
+return 1";
+
+/// KEYS: stream, viewers. ARGV: session id, limit. -1: no stream, -2: full, else the count.
+const ADD_VIEWER: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return redis.call('SCARD', KEYS[2]) end
+if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[2]) then return -2 end
+redis.call('SADD', KEYS[2], ARGV[1])
+return redis.call('SCARD', KEYS[2])";
+
+fn stream_key(id: Uuid) -> String {
+    format!("{PREFIX}stream:{id}")
+}
+fn viewers_key(id: Uuid) -> String {
+    format!("{PREFIX}stream:{id}:viewers")
+}
+fn channel_key(id: Uuid) -> String {
+    format!("{PREFIX}channel:{id}:streams")
+}
+fn user_key(id: &str) -> String {
+    format!("{PREFIX}user:{id}:streams")
+}
+
+/// Streams in Redis, shared by every process using the same server.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    url: String,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl RedisStore {
+    /// A store on `url` (`redis://[:password@]host:port[/db]`). Connects on first use; must be
+    /// called inside a tokio runtime.
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let client =
+            redis::Client::open(url).map_err(|e| unavailable(format!("REDIS_URL: {e}")))?;
+        let cfg = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(TIMEOUT))
+            .set_response_timeout(Some(TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client, cfg)
+            .map_err(|e| unavailable(format!("REDIS_URL: {e}")))?;
+        Ok(RedisStore {
+            conn,
+            url: redact(url),
+        })
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(TIMEOUT, cmd.query_async::<T>(&mut conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(unavailable(format!("redis {}: {e}", self.url))),
+            Err(_) => Err(unavailable(format!(
+                "redis {}: no answer within {TIMEOUT:?}",
+                self.url
+            ))),
+        }
+    }
+
+    async fn records(&self, ids: Vec<String>) -> Result<Vec<StreamRecord>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Ok(id) = id.parse::<Uuid>() else { continue };
+            if let Some(r) = self.get(id).await? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn get(&self, id: Uuid) -> Result<Option<StreamRecord>, StoreError> {
+        let v: Option<String> = self
+            .run(redis::cmd("GET").arg(stream_key(id)).clone())
+            .await?;
+        v.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()
+    }
+}
+
+fn eval(script: &str, keys: &[String], args: &[String]) -> redis::Cmd {
+    let mut c = redis::cmd("EVAL");
+    c.arg(script).arg(keys.len());
+    for k in keys {
+        c.arg(k);
+    }
+    for a in args {
+        c.arg(a);
+    }
+    c
+}
+
+/// `redis://:password@host` → `redis://***@host`.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(a)) if a > s => format!("{}***{}", &url[..s + 3], &url[a..]),
+        _ => url.to_string(),
+    }
+}
+
+impl StreamStore for RedisStore {
+    fn insert_stream(
+        &self,
+        rec: StreamRecord,
+        max_per_channel: usize,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let json =
+                serde_json::to_string(&rec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let keys = [
+                stream_key(rec.stream_id),
+                channel_key(rec.channel_id),
+                user_key(&rec.user_id),
+            ];
+            let args = [json, rec.stream_id.to_string(), max_per_channel.to_string()];
+            let ok: i64 = self.run(eval(INSERT, &keys, &args)).await?;
+            if ok == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::ChannelFull {
+                    channel: rec.channel_id,
+                    limit: max_per_channel,
+                })
+            }
+        })
+    }
+
+    fn get_stream(&self, id: Uuid) -> BoxFuture<'_, Result<Option<StreamRecord>, StoreError>> {
+        Box::pin(self.get(id))
+    }
+
+    fn update_stream(&self, rec: StreamRecord) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let json =
+                serde_json::to_string(&rec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let r: Option<String> = self
+                .run(
+                    redis::cmd("SET")
+                        .arg(stream_key(rec.stream_id))
+                        .arg(json)
+                        .arg("XX")
+                        .clone(),
+                )
+                .await?;
+            Ok(r.is_some())
+        })
+    }
+
+    fn remove_stream(&self, id: Uuid) -> BoxFuture<'_, Result<Option<StreamRecord>, StoreError>> {
+        Box::pin(async move {
+            let Some(rec) = self.get(id).await? else {
+                return Ok(None);
+            };
+            let keys = [
+                stream_key(id),
+                viewers_key(id),
+                channel_key(rec.channel_id),
+                user_key(&rec.user_id),
+            ];
+            let removed: i64 = self.run(eval(REMOVE, &keys, &[id.to_string()])).await?;
+            Ok((removed == 1).then_some(rec))
+        })
+    }
+
+    fn channel_streams(
+        &self,
+        channel: Uuid,
+    ) -> BoxFuture<'_, Result<Vec<StreamRecord>, StoreError>> {
+        Box::pin(async move {
+            let ids: Vec<String> = self
+                .run(redis::cmd("SMEMBERS").arg(channel_key(channel)).clone())
+                .await?;
+            self.records(ids).await
+        })
+    }
+
+    fn user_streams(&self, user: String) -> BoxFuture<'_, Result<Vec<StreamRecord>, StoreError>> {
+        Box::pin(async move {
+            let ids: Vec<String> = self
+                .run(redis::cmd("SMEMBERS").arg(user_key(&user)).clone())
+                .await?;
+            self.records(ids).await
+        })
+    }
+
+    fn add_viewer(
+        &self,
+        stream: Uuid,
+        session: Uuid,
+        max: usize,
+    ) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(async move {
+            let keys = [stream_key(stream), viewers_key(stream)];
+            let n: i64 = self
+                .run(eval(
+                    ADD_VIEWER,
+                    &keys,
+                    &[session.to_string(), max.to_string()],
+                ))
+                .await?;
+            match n {
+                -1 => Err(StoreError::NoSuchStream(stream)),
+                -2 => Err(StoreError::ViewerLimit { stream, limit: max }),
+                n => Ok(n.max(0) as usize),
+            }
+        })
+    }
+
+    fn remove_viewer(
+        &self,
+        stream: Uuid,
+        session: Uuid,
+    ) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(async move {
+            let _: i64 = self
+                .run(
+                    redis::cmd("SREM")
+                        .arg(viewers_key(stream))
+                        .arg(session.to_string())
+                        .clone(),
+                )
+                .await?;
+            self.viewer_count(stream).await
+        })
+    }
+
+    fn viewer_count(&self, stream: Uuid) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(async move {
+            let n: usize = self
+                .run(redis::cmd("SCARD").arg(viewers_key(stream)).clone())
+                .await?;
+            Ok(n)
+        })
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let _: String = self.run(redis::cmd("PING")).await?;
+            Ok(())
+        })
+    }
+
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_one_prefix_and_hide_passwords_in_logs() {
+        let id = Uuid::nil();
+        assert_eq!(
+            stream_key(id),
+            "ringcast:stream:00000000-0000-0000-0000-000000000000"
+        );
+        assert!(viewers_key(id).ends_with(":viewers"));
+        assert_eq!(user_key("u"), "ringcast:user:u:streams");
+        assert_eq!(redact("redis://:pw@h:6379"), "redis://***@h:6379");
+    }
+
+    #[tokio::test]
+    async fn unreachable_redis_fails_fast_with_unavailable() {
+        // Port 1 on loopback: nothing listens there.
+        let s = RedisStore::open("redis://127.0.0.1:1/").expect("valid URL");
+        let t = std::time::Instant::now();
+        assert!(matches!(s.ping().await, Err(StoreError::Unavailable(_))));
+        assert!(t.elapsed() <= TIMEOUT + Duration::from_millis(500));
+    }
+}
