@@ -37,6 +37,8 @@
 //   --stagger MS       pause between starting two peers (default 500)
 //   --interval MS      getStats sampling period (default 1000)
 //   --token T          send "Authorization: Bearer T" on WHIP/WHEP requests
+//   --no-delete        end the run by closing the peer connections without DELETE (the server
+//                      sees the sessions end by themselves: DTLS close, ICE consent)
 //   --width W --height H --fps F   capture constraints for publishers (default 640x480@30)
 //   --chromium PATH    browser binary (default $CHROMIUM or /usr/bin/chromium)
 //   --connect-timeout S  give up on a peer whose connection is not up after S seconds (default 15)
@@ -67,6 +69,7 @@ function parseArgs(argv) {
     server: 'http://127.0.0.1:8080', duration: 10, stagger: 500, interval: 1000, token: null,
     width: 640, height: 480, fps: 30, chromium: process.env.CHROMIUM || '/usr/bin/chromium',
     connectTimeout: 15, mode: 'run', peers: [], offerRole: null, codec: null, stream: 'demo', linger: 5,
+    noDelete: false,
   };
   const num = (v, name) => { const n = Number(v); if (!Number.isFinite(n) || n < 0) usage(`bad ${name}: ${v}`); return n; };
   for (let i = 0; i < argv.length; i++) {
@@ -78,6 +81,7 @@ function parseArgs(argv) {
       case '--stagger': o.stagger = num(val(), a); break;
       case '--interval': o.interval = Math.max(100, num(val(), a)); break;
       case '--token': o.token = val(); break;
+      case '--no-delete': o.noDelete = true; break;
       case '--width': o.width = num(val(), a); break;
       case '--height': o.height = num(val(), a); break;
       case '--fps': o.fps = num(val(), a); break;
@@ -415,7 +419,7 @@ async function runPeers() {
     for (const p of peers) {
       if (!p.ok) continue;
       let deleteStatus = null;
-      if (p.location) {
+      if (p.location && !opts.noDelete) {
         try { deleteStatus = (await httpExchange('DELETE', p.location)).status; } catch (e) { deleteStatus = String(e.message); }
       }
       await p.page.evaluate(() => window.rc.close()).catch(() => {});

@@ -60,7 +60,9 @@ fn examples(doc: &str) -> Vec<Example> {
         let (req_head, req_body) = split(&b[i]);
         let (resp_head, resp_body) = split(&b[i + 1]);
         assert!(
-            resp_head.first().is_some_and(|l| l.starts_with("HTTP/1.1 ")),
+            resp_head
+                .first()
+                .is_some_and(|l| l.starts_with("HTTP/1.1 ")),
             "request example without a response example after it:\n{}",
             b[i]
         );
@@ -95,7 +97,8 @@ fn is_uuid(s: &str) -> bool {
 }
 
 fn substitute(s: &str, ids: &HashMap<String, String>) -> String {
-    ids.iter().fold(s.to_string(), |acc, (doc, real)| acc.replace(doc, real))
+    ids.iter()
+        .fold(s.to_string(), |acc, (doc, real)| acc.replace(doc, real))
 }
 
 #[test]
@@ -103,19 +106,29 @@ fn documented_examples_run_as_documented() {
     let doc_path = ringcast_tests::paths::workspace_root().join("docs/api/stream-service.md");
     let doc = std::fs::read_to_string(&doc_path).expect("docs/api/stream-service.md");
     let examples = examples(&doc);
-    assert!(examples.len() >= 8, "only {} examples found", examples.len());
+    assert!(
+        examples.len() >= 8,
+        "only {} examples found",
+        examples.len()
+    );
     let server = Server::start(stream_server(&[])).expect("server starts");
     let mut ids: HashMap<String, String> = HashMap::new();
     for ex in &examples {
         let path = substitute(&ex.path, &ids);
         let body = substitute(&ex.body, &ids);
-        let token = ex.headers.iter().find(|(k, _)| k == "authorization").map(|(_, v)| {
-            let name = v
-                .strip_prefix("Bearer <JWT for ")
-                .and_then(|r| r.strip_suffix('>'))
-                .unwrap_or_else(|| panic!("Authorization example {v:?} is not `Bearer <JWT for NAME>`"));
-            token(name)
-        });
+        let token = ex
+            .headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .map(|(_, v)| {
+                let name = v
+                    .strip_prefix("Bearer <JWT for ")
+                    .and_then(|r| r.strip_suffix('>'))
+                    .unwrap_or_else(|| {
+                        panic!("Authorization example {v:?} is not `Bearer <JWT for NAME>`")
+                    });
+                token(name)
+            });
         let ct = ex
             .headers
             .iter()
@@ -133,7 +146,9 @@ fn documented_examples_run_as_documented() {
         let Some(doc_json) = &ex.response else {
             continue;
         };
-        let real = r.json().unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {}", r.describe()));
+        let real = r
+            .json()
+            .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {}", r.describe()));
         let (Some(d), Some(a)) = (doc_json.as_object(), real.as_object()) else {
             panic!("{what}: documented or real response is not an object: {real}");
         };

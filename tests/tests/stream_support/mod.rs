@@ -441,3 +441,23 @@ pub fn is_rfc3339(v: &Value) -> bool {
         && b[16] == b':'
         && s.ends_with('Z')
 }
+
+impl Backing {
+    /// Freezes the process (SIGSTOP): it keeps its connections but answers nothing, like a
+    /// server that hangs or a network partition.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Resumes a paused process (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, sig: i32) {
+        let child = self.child.as_ref().expect("running");
+        // SAFETY: kill(2) on a child we spawned and have not reaped.
+        let rc = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+        assert_eq!(rc, 0, "kill({}, {sig})", child.id());
+    }
+}
