@@ -55,7 +55,7 @@ fi
 [ -x /usr/bin/chromium ] || die "/usr/bin/chromium missing after install"
 [ -x /usr/sbin/nats-server ] || die "/usr/sbin/nats-server missing after install"
 [ -x /usr/bin/redis-server ] || die "/usr/bin/redis-server missing after install"
-log "nats-server: $(/usr/sbin/nats-server --version 2>&1), redis-server: $(/usr/bin/redis-server --version | cut -d' ' -f3)"
+log "$(/usr/sbin/nats-server --version 2>&1), redis-server: $(/usr/bin/redis-server --version | cut -d' ' -f3)"
 log "chromium: $(/usr/bin/chromium --version 2>/dev/null || echo '?')"
 log "node: $(node --version), npm: $(npm --version 2>/dev/null)"
 

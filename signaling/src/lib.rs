@@ -98,13 +98,14 @@ pub async fn serve(
     });
 
     tracing::info!(shards = state.media.shard_count(), candidates = ?state.media.candidate_ips, "listening on http://{local}");
-    let app = api::router(Arc::clone(&state)).merge(stream_service::router(streams));
+    let app = api::router(Arc::clone(&state)).merge(stream_service::router(Arc::clone(&streams)));
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServerError::Http);
 
-    tracing::info!("shutting down: closing sessions and stopping shards");
+    tracing::info!("shutting down: stopping streams, closing sessions and stopping shards");
+    streams.shutdown().await;
     let st = Arc::clone(&state);
     let _ = tokio::task::spawn_blocking(move || st.media.shutdown()).await;
     events.abort();

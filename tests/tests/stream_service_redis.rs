@@ -81,6 +81,22 @@ fn two_processes_share_streams_through_redis() {
     );
     assert_eq!(r.status, 200, "{}", r.describe());
     assert_problem(&get(&a, &format!("/stream/{id}"), Some(&alice)), 404);
+
+    // A node that shuts down stops its streams: B no longer sees them.
+    let mut events = Subscriber::connect(&nats.nats_url(), &["stream.stopped"]);
+    let s = start_stream(&a, &alice, &uuid());
+    let id = s["stream_id"].as_str().expect("id").to_string();
+    assert_eq!(get(&b, &format!("/stream/{id}"), Some(&bob)).status, 200);
+    let mut a = a;
+    let (status, took) = a
+        .terminate(Duration::from_secs(10))
+        .expect("A stops on SIGTERM");
+    assert!(status.success(), "A exited with {status} after {took:?}");
+    let e = events.wait_for("stream.stopped", Duration::from_secs(5), |v| {
+        v["stream_id"] == id.as_str()
+    });
+    assert_eq!(e["reason"], "shutdown");
+    assert_problem(&get(&b, &format!("/stream/{id}"), Some(&bob)), 404);
 }
 
 #[test]

@@ -25,7 +25,7 @@ pub struct StreamStopped {
     pub stream_id: Uuid,
     pub channel_id: Uuid,
     pub user_id: String,
-    /// `requested`, `publisher_left`, `voice_session_ended`, `channel_deleted`.
+    /// `requested`, `publisher_left`, `voice_session_ended`, `channel_deleted`, `shutdown`.
     pub reason: String,
     pub node_id: String,
     pub timestamp: String,

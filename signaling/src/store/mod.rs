@@ -2,10 +2,15 @@
 //! ([`MemoryStore`]); in Redis ([`RedisStore`]) when `REDIS_URL` is set, so that several
 //! signaling processes see the same streams. Limits are checked and applied atomically by the
 //! store (a Lua script in Redis), so two processes cannot both take the last slot.
+//!
+//! The Redis connection ([`RedisBackend`]) is separate from what is stored on it: the media
+//! server's session store will be another trait implemented on the same backend, with its own
+//! key prefix, opened from the same `REDIS_URL`.
 
 mod memory;
 mod record;
 mod redis;
+mod redis_backend;
 
 use std::sync::Arc;
 
@@ -14,6 +19,7 @@ use uuid::Uuid;
 pub use memory::MemoryStore;
 pub use record::{Quality, StreamRecord};
 pub use redis::RedisStore;
+pub use redis_backend::RedisBackend;
 
 pub use crate::events::BoxFuture;
 
@@ -77,7 +83,7 @@ pub trait StreamStore: Send + Sync + std::fmt::Debug {
 /// The store for a configuration: Redis at `redis_url`, else memory.
 pub fn open(redis_url: Option<&str>) -> Result<Arc<dyn StreamStore>, StoreError> {
     Ok(match redis_url.filter(|u| !u.trim().is_empty()) {
-        Some(url) => Arc::new(RedisStore::open(url)?),
+        Some(url) => Arc::new(RedisStore::new(RedisBackend::open(url)?)),
         None => Arc::new(MemoryStore::default()),
     })
 }

@@ -8,18 +8,14 @@
 //! ```
 //!
 //! Limits are checked and applied in one Lua script, so concurrent processes cannot overshoot.
-//! The connection is made lazily and re-made after failures; while Redis is unreachable every
-//! call fails within [`TIMEOUT`] with [`StoreError::Unavailable`].
+//! The connection is a [`RedisBackend`]: while Redis is unreachable every call fails within
+//! [`super::redis_backend::TIMEOUT`] with [`StoreError::Unavailable`].
 
-use std::time::Duration;
-
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use uuid::Uuid;
 
+use super::redis_backend::RedisBackend;
 use super::{BoxFuture, StoreError, StreamRecord, StreamStore};
 
-/// Longest a store call may take, connecting included.
-pub const TIMEOUT: Duration = Duration::from_secs(2);
 const PREFIX: &str = "ringcast:";
 
 /// KEYS: stream, channel set, user set. ARGV: record JSON, stream id, channel limit.
@@ -60,53 +56,15 @@ fn user_key(id: &str) -> String {
 }
 
 /// Streams in Redis, shared by every process using the same server.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
-    url: String,
-}
-
-impl std::fmt::Debug for RedisStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore")
-            .field("url", &self.url)
-            .finish()
-    }
-}
-
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    redis: RedisBackend,
 }
 
 impl RedisStore {
-    /// A store on `url` (`redis://[:password@]host:port[/db]`). Connects on first use; must be
-    /// called inside a tokio runtime.
-    pub fn open(url: &str) -> Result<Self, StoreError> {
-        let client =
-            redis::Client::open(url).map_err(|e| unavailable(format!("REDIS_URL: {e}")))?;
-        let cfg = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(TIMEOUT))
-            .set_response_timeout(Some(TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, cfg)
-            .map_err(|e| unavailable(format!("REDIS_URL: {e}")))?;
-        Ok(RedisStore {
-            conn,
-            url: redact(url),
-        })
-    }
-
-    async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout(TIMEOUT, cmd.query_async::<T>(&mut conn)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(unavailable(format!("redis {}: {e}", self.url))),
-            Err(_) => Err(unavailable(format!(
-                "redis {}: no answer within {TIMEOUT:?}",
-                self.url
-            ))),
-        }
+    /// The stream store on a Redis backend.
+    pub fn new(redis: RedisBackend) -> Self {
+        RedisStore { redis }
     }
 
     async fn records(&self, ids: Vec<String>) -> Result<Vec<StreamRecord>, StoreError> {
@@ -122,30 +80,11 @@ impl RedisStore {
 
     async fn get(&self, id: Uuid) -> Result<Option<StreamRecord>, StoreError> {
         let v: Option<String> = self
+            .redis
             .run(redis::cmd("GET").arg(stream_key(id)).clone())
             .await?;
         v.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(e.to_string())))
             .transpose()
-    }
-}
-
-fn eval(script: &str, keys: &[String], args: &[String]) -> redis::Cmd {
-    let mut c = redis::cmd("EVAL");
-    c.arg(script).arg(keys.len());
-    for k in keys {
-        c.arg(k);
-    }
-    for a in args {
-        c.arg(a);
-    }
-    c
-}
-
-/// `redis://:password@host` → `redis://***@host`.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(a)) if a > s => format!("{}***{}", &url[..s + 3], &url[a..]),
-        _ => url.to_string(),
     }
 }
 
@@ -164,7 +103,7 @@ impl StreamStore for RedisStore {
                 user_key(&rec.user_id),
             ];
             let args = [json, rec.stream_id.to_string(), max_per_channel.to_string()];
-            let ok: i64 = self.run(eval(INSERT, &keys, &args)).await?;
+            let ok: i64 = self.redis.eval(INSERT, &keys, &args).await?;
             if ok == 1 {
                 Ok(())
             } else {
@@ -185,6 +124,7 @@ impl StreamStore for RedisStore {
             let json =
                 serde_json::to_string(&rec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let r: Option<String> = self
+                .redis
                 .run(
                     redis::cmd("SET")
                         .arg(stream_key(rec.stream_id))
@@ -208,7 +148,7 @@ impl StreamStore for RedisStore {
                 channel_key(rec.channel_id),
                 user_key(&rec.user_id),
             ];
-            let removed: i64 = self.run(eval(REMOVE, &keys, &[id.to_string()])).await?;
+            let removed: i64 = self.redis.eval(REMOVE, &keys, &[id.to_string()]).await?;
             Ok((removed == 1).then_some(rec))
         })
     }
@@ -219,6 +159,7 @@ impl StreamStore for RedisStore {
     ) -> BoxFuture<'_, Result<Vec<StreamRecord>, StoreError>> {
         Box::pin(async move {
             let ids: Vec<String> = self
+                .redis
                 .run(redis::cmd("SMEMBERS").arg(channel_key(channel)).clone())
                 .await?;
             self.records(ids).await
@@ -228,6 +169,7 @@ impl StreamStore for RedisStore {
     fn user_streams(&self, user: String) -> BoxFuture<'_, Result<Vec<StreamRecord>, StoreError>> {
         Box::pin(async move {
             let ids: Vec<String> = self
+                .redis
                 .run(redis::cmd("SMEMBERS").arg(user_key(&user)).clone())
                 .await?;
             self.records(ids).await
@@ -243,11 +185,8 @@ impl StreamStore for RedisStore {
         Box::pin(async move {
             let keys = [stream_key(stream), viewers_key(stream)];
             let n: i64 = self
-                .run(eval(
-                    ADD_VIEWER,
-                    &keys,
-                    &[session.to_string(), max.to_string()],
-                ))
+                .redis
+                .eval(ADD_VIEWER, &keys, &[session.to_string(), max.to_string()])
                 .await?;
             match n {
                 -1 => Err(StoreError::NoSuchStream(stream)),
@@ -264,6 +203,7 @@ impl StreamStore for RedisStore {
     ) -> BoxFuture<'_, Result<usize, StoreError>> {
         Box::pin(async move {
             let _: i64 = self
+                .redis
                 .run(
                     redis::cmd("SREM")
                         .arg(viewers_key(stream))
@@ -278,6 +218,7 @@ impl StreamStore for RedisStore {
     fn viewer_count(&self, stream: Uuid) -> BoxFuture<'_, Result<usize, StoreError>> {
         Box::pin(async move {
             let n: usize = self
+                .redis
                 .run(redis::cmd("SCARD").arg(viewers_key(stream)).clone())
                 .await?;
             Ok(n)
@@ -285,10 +226,7 @@ impl StreamStore for RedisStore {
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(async move {
-            let _: String = self.run(redis::cmd("PING")).await?;
-            Ok(())
-        })
+        Box::pin(self.redis.ping())
     }
 
     fn kind(&self) -> &'static str {
@@ -301,23 +239,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_share_one_prefix_and_hide_passwords_in_logs() {
+    fn keys_share_one_prefix() {
         let id = Uuid::nil();
         assert_eq!(
             stream_key(id),
             "ringcast:stream:00000000-0000-0000-0000-000000000000"
         );
         assert!(viewers_key(id).ends_with(":viewers"));
+        assert_eq!(
+            channel_key(id),
+            "ringcast:channel:00000000-0000-0000-0000-000000000000:streams"
+        );
         assert_eq!(user_key("u"), "ringcast:user:u:streams");
-        assert_eq!(redact("redis://:pw@h:6379"), "redis://***@h:6379");
-    }
-
-    #[tokio::test]
-    async fn unreachable_redis_fails_fast_with_unavailable() {
-        // Port 1 on loopback: nothing listens there.
-        let s = RedisStore::open("redis://127.0.0.1:1/").expect("valid URL");
-        let t = std::time::Instant::now();
-        assert!(matches!(s.ping().await, Err(StoreError::Unavailable(_))));
-        assert!(t.elapsed() <= TIMEOUT + Duration::from_millis(500));
     }
 }

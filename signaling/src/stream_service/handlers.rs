@@ -106,6 +106,7 @@ pub async fn start(State(svc): Svc, headers: HeaderMap, body: axum::body::Body) 
             svc.store
                 .insert_stream(rec.clone(), svc.cfg.max_streams_per_channel)
                 .await?;
+            svc.local()?.owned.insert(rec.stream_id);
             tracing::info!(stream = %rec.stream_id, channel = %rec.channel_id, user = %user, "stream started");
             svc.emit(
                 subjects::STREAM_STARTED,

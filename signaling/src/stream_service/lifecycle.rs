@@ -160,11 +160,13 @@ impl StreamService {
     /// Ends every local session of a stream; joined viewers get `stream.viewer.left`.
     async fn teardown_local(&self, stream: Uuid) {
         let sessions: Vec<_> = match self.local.lock() {
-            Ok(mut l) => l
-                .of_stream(stream)
-                .into_iter()
-                .filter_map(|id| l.remove(id).map(|s| (id, s)))
-                .collect(),
+            Ok(mut l) => {
+                l.owned.remove(&stream);
+                l.of_stream(stream)
+                    .into_iter()
+                    .filter_map(|id| l.remove(id).map(|s| (id, s)))
+                    .collect()
+            }
             Err(_) => return,
         };
         for (id, s) in sessions {

@@ -25,9 +25,9 @@ pub mod quality;
 pub mod server_offer;
 mod sessions;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::{get, patch, post, put};
@@ -45,6 +45,9 @@ use crate::problem::Problem;
 use crate::state::AppState;
 use crate::store::{StoreError, StreamStore};
 use server_offer::ServerOffer;
+
+/// Longest the service spends stopping its streams at shutdown.
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(3);
 
 /// Why the stream service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +101,8 @@ pub(crate) struct LocalSession {
 pub(crate) struct Local {
     pub sessions: HashMap<SessionId, LocalSession>,
     pub by_uuid: HashMap<Uuid, SessionId>,
+    /// Streams this node started and has not seen stop.
+    pub owned: HashSet<Uuid>,
 }
 
 impl Local {
@@ -192,6 +197,28 @@ impl StreamService {
         self.local
             .lock()
             .map_err(|_| Problem::internal("stream service lock poisoned").into())
+    }
+
+    /// Stops the streams this node serves (reason `shutdown`), so that a shared store does not
+    /// keep streams whose media is gone. Bounded to a few seconds when the store is down.
+    pub async fn shutdown(&self) {
+        let owned: Vec<Uuid> = match self.local.lock() {
+            Ok(l) => l.owned.iter().copied().collect(),
+            Err(_) => return,
+        };
+        let stop_all = async {
+            for id in owned {
+                if let Err(e) = self.stop_stream(id, "shutdown").await {
+                    tracing::warn!(stream = %id, error = %e, "stream left in the store at shutdown");
+                }
+            }
+        };
+        if tokio::time::timeout(SHUTDOWN_LIMIT, stop_all)
+            .await
+            .is_err()
+        {
+            tracing::warn!("gave up stopping streams at shutdown after {SHUTDOWN_LIMIT:?}");
+        }
     }
 
     /// Publishes an event; a bus failure is logged, never fails the caller.
