@@ -367,3 +367,31 @@ fn watch_offers_ice_lite_actpass_and_unanswered_offers_expire() {
     assert_eq!(call("DELETE", &url, Some(&bob), None).status, 200);
     assert_eq!(viewer_count(&server, &id, &bob), 0);
 }
+
+#[test]
+fn browsers_on_other_origins_pass_cors_preflight() {
+    let server = Server::start(stream_server(&[])).expect("server starts");
+    let id = uuid();
+    for path in [
+        "/stream/start".to_string(),
+        "/stream/watch".to_string(),
+        format!("/stream/{id}/quality"),
+        format!("/stream/{id}/whip"),
+        format!("/stream/{id}/sessions/{}", uuid()),
+    ] {
+        let r = call("OPTIONS", &server.url(&path), None, None);
+        assert!(
+            (200..300).contains(&r.status),
+            "OPTIONS {path}: {}",
+            r.describe()
+        );
+        assert_eq!(r.header("access-control-allow-origin"), Some("*"), "{path}");
+        let methods = r.header("access-control-allow-methods").unwrap_or("");
+        assert!(
+            methods.contains("PUT") && methods.contains("POST"),
+            "{path}: {methods}"
+        );
+        let headers = r.header("access-control-allow-headers").unwrap_or("");
+        assert!(headers.contains("Authorization"), "{path}: {headers}");
+    }
+}

@@ -49,7 +49,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// Open CORS for browser clients on other origins. Every response carries the CORS headers, and
 /// preflight requests reach the endpoint's own `OPTIONS` handler, so they also get `Accept-Post`
 /// and the ICE-server `Link` headers (RFC 9725 §4.6).
-pub(crate) async fn cors(req: Request, next: Next) -> Response {
+async fn cors(req: Request, next: Next) -> Response {
     let preflight = req.method() == Method::OPTIONS;
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();

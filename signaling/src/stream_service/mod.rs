@@ -245,12 +245,18 @@ pub(crate) fn media_name(stream: Uuid) -> String {
 /// The routes of the stream service.
 pub fn router(svc: Arc<StreamService>) -> Router {
     Router::new()
-        .route("/stream/start", post(handlers::start))
-        .route("/stream/stop", post(handlers::stop))
-        .route("/stream/watch", post(handlers::watch))
-        .route("/stream/status", get(handlers::status))
-        .route("/stream/{stream_id}", get(handlers::get_stream))
-        .route("/stream/{stream_id}/quality", patch(handlers::quality))
+        .route("/stream/start", post(handlers::start).options(preflight))
+        .route("/stream/stop", post(handlers::stop).options(preflight))
+        .route("/stream/watch", post(handlers::watch).options(preflight))
+        .route("/stream/status", get(handlers::status).options(preflight))
+        .route(
+            "/stream/{stream_id}",
+            get(handlers::get_stream).options(preflight),
+        )
+        .route(
+            "/stream/{stream_id}/quality",
+            patch(handlers::quality).options(preflight),
+        )
         .route(
             "/stream/{stream_id}/whip",
             post(sessions::whip).options(sessions::options),
@@ -262,6 +268,46 @@ pub fn router(svc: Arc<StreamService>) -> Router {
                 .delete(sessions::delete)
                 .options(sessions::options),
         )
-        .layer(axum::middleware::from_fn(crate::api::cors))
+        .layer(axum::middleware::from_fn(cors))
         .with_state(svc)
+}
+
+/// `OPTIONS` on the JSON endpoints (CORS preflight).
+async fn preflight() -> axum::http::StatusCode {
+    axum::http::StatusCode::NO_CONTENT
+}
+
+/// Open CORS for browser clients on other origins, as for WHIP/WHEP, with `PUT` (the viewer's
+/// answer) among the allowed methods.
+async fn cors(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, Method, header};
+    let preflight = req.method() == Method::OPTIONS;
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Location, ETag, Accept-Post, Accept-Patch, Retry-After"),
+    );
+    if preflight {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Authorization, Content-Type, If-Match"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
+    }
+    resp
 }

@@ -119,6 +119,11 @@ pub fn call(
             }
             r.send(b)
         }
+        ("OPTIONS", None) => agent
+            .options(url)
+            .header("origin", "http://example.test")
+            .header("access-control-request-method", "PUT")
+            .call(),
         (m, None) => panic!("unsupported method without body {m}"),
     };
     let mut res = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
