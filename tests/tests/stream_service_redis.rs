@@ -164,3 +164,61 @@ fn redis_outage_is_a_503_problem_and_recovers() {
         200
     );
 }
+
+/// A node killed without shutting down: once its heartbeat expires, the other node removes its
+/// streams when they get in the way (watch, the channel limit) and announces `node_lost`.
+#[test]
+fn streams_of_a_dead_node_are_removed_by_the_survivor() {
+    let redis = Backing::redis();
+    let nats = Backing::nats();
+    let env = [
+        ("REDIS_URL", redis.redis_url()),
+        ("NATS_URL", nats.nats_url()),
+        ("MAX_STREAMS_PER_CHANNEL", "2".into()),
+        ("NODE_TTL", "1".into()),
+    ];
+    let mut a = Server::start(stream_server(&env)).expect("server A starts");
+    let b = Server::start(stream_server(&env)).expect("server B starts");
+    let mut events = Subscriber::connect(&nats.nats_url(), &["stream.stopped"]);
+    let alice = token("alice");
+    let channel = uuid();
+    let s1 = start_stream(&a, &alice, &channel);
+    let s2 = start_stream(&a, &alice, &channel);
+    let id1 = s1["stream_id"].as_str().expect("id").to_string();
+    let id2 = s2["stream_id"].as_str().expect("id").to_string();
+    // While A lives, B sends watchers there.
+    let r = post_json(
+        &b,
+        "/stream/watch",
+        Some(&alice),
+        &json!({ "stream_id": id1 }),
+    );
+    assert_problem(&r, 409);
+
+    a.signal(libc::SIGKILL).expect("kill A");
+    let _ = a.terminate(Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // Watching A's stream on B: A is gone, so is the stream.
+    let r = post_json(
+        &b,
+        "/stream/watch",
+        Some(&alice),
+        &json!({ "stream_id": id1 }),
+    );
+    let p = assert_problem(&r, 404);
+    assert!(p["detail"].as_str().unwrap_or("").contains("gone"), "{p}");
+    let e = events.wait_for("stream.stopped", Duration::from_secs(5), |v| {
+        v["stream_id"] == id1.as_str()
+    });
+    assert_eq!(e["reason"], "node_lost");
+    // The channel's other orphan no longer blocks new streams there.
+    assert_eq!(get(&b, &format!("/stream/{id2}"), Some(&alice)).status, 200);
+    start_stream(&b, &alice, &channel); // one live + one orphan: the channel is full
+    start_stream(&b, &alice, &channel); // refused at first, then the orphan is removed
+    let e = events.wait_for("stream.stopped", Duration::from_secs(5), |v| {
+        v["stream_id"] == id2.as_str()
+    });
+    assert_eq!(e["reason"], "node_lost");
+    assert_problem(&get(&b, &format!("/stream/{id2}"), Some(&alice)), 404);
+}

@@ -25,7 +25,8 @@ pub struct StreamStopped {
     pub stream_id: Uuid,
     pub channel_id: Uuid,
     pub user_id: String,
-    /// `requested`, `publisher_left`, `voice_session_ended`, `channel_deleted`, `shutdown`.
+    /// `requested`, `publisher_left`, `voice_session_ended`, `channel_deleted`, `shutdown`,
+    /// `node_lost` (the node that served it died; removed by another node).
     pub reason: String,
     pub node_id: String,
     pub timestamp: String,

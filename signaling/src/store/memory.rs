@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
@@ -11,6 +12,8 @@ use super::{BoxFuture, StoreError, StreamRecord, StreamStore};
 struct Inner {
     streams: HashMap<Uuid, StreamRecord>,
     viewers: HashMap<Uuid, HashSet<Uuid>>,
+    /// Heartbeat deadlines of nodes.
+    nodes: HashMap<String, Instant>,
 }
 
 /// Streams in process memory (one signaling process).
@@ -152,6 +155,19 @@ impl StreamStore for MemoryStore {
         Box::pin(async { Ok(()) })
     }
 
+    fn heartbeat(&self, node: String, ttl: Duration) -> BoxFuture<'_, Result<(), StoreError>> {
+        let r = self.with(|s| {
+            s.nodes.insert(node, Instant::now() + ttl);
+            Ok(())
+        });
+        Box::pin(async move { r })
+    }
+
+    fn node_alive(&self, node: String) -> BoxFuture<'_, Result<bool, StoreError>> {
+        let r = self.with(|s| Ok(s.nodes.get(&node).is_some_and(|d| *d > Instant::now())));
+        Box::pin(async move { r })
+    }
+
     fn kind(&self) -> &'static str {
         "memory"
     }
@@ -197,6 +213,18 @@ mod tests {
             .expect("other channel");
         assert_eq!(s.channel_streams(a).await.expect("ok").len(), 2);
         assert_eq!(s.user_streams("u3".into()).await.expect("ok").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn nodes_are_alive_until_their_heartbeat_expires() {
+        let s = MemoryStore::default();
+        assert_eq!(s.node_alive("n1".into()).await, Ok(false));
+        s.heartbeat("n1".into(), Duration::from_millis(50))
+            .await
+            .expect("heartbeat");
+        assert_eq!(s.node_alive("n1".into()).await, Ok(true));
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert_eq!(s.node_alive("n1".into()).await, Ok(false));
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@ mod redis;
 mod redis_backend;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use uuid::Uuid;
 
@@ -76,6 +77,12 @@ pub trait StreamStore: Send + Sync + std::fmt::Debug {
     fn viewer_count(&self, stream: Uuid) -> BoxFuture<'_, Result<usize, StoreError>>;
     /// Checks that the backend answers.
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Announces that signaling node `node` is alive for the next `ttl` (nodes renew it well
+    /// within `ttl`).
+    fn heartbeat(&self, node: String, ttl: Duration) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Whether `node` renewed its heartbeat within its `ttl`: streams of a node that is not
+    /// alive have no media anywhere and are removed by whichever node notices.
+    fn node_alive(&self, node: String) -> BoxFuture<'_, Result<bool, StoreError>>;
     /// `memory` or `redis`.
     fn kind(&self) -> &'static str;
 }

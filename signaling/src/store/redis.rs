@@ -5,11 +5,14 @@
 //! stream:{id}:viewers   set of viewer session ids
 //! channel:{id}:streams  set of stream ids of a channel
 //! user:{id}:streams     set of stream ids of a user
+//! node:{id}             a signaling node's heartbeat (expires unless renewed)
 //! ```
 //!
 //! Limits are checked and applied in one Lua script, so concurrent processes cannot overshoot.
 //! The connection is a [`RedisBackend`]: while Redis is unreachable every call fails within
 //! [`super::redis_backend::TIMEOUT`] with [`StoreError::Unavailable`].
+
+use std::time::Duration;
 
 use uuid::Uuid;
 
@@ -50,6 +53,9 @@ fn viewers_key(id: Uuid) -> String {
 }
 fn channel_key(id: Uuid) -> String {
     format!("{PREFIX}channel:{id}:streams")
+}
+fn node_key(id: &str) -> String {
+    format!("{PREFIX}node:{id}")
 }
 fn user_key(id: &str) -> String {
     format!("{PREFIX}user:{id}:streams")
@@ -227,6 +233,34 @@ impl StreamStore for RedisStore {
 
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(self.redis.ping())
+    }
+
+    fn heartbeat(&self, node: String, ttl: Duration) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let ms = ttl.as_millis().max(1).to_string();
+            let _: Option<String> = self
+                .redis
+                .run(
+                    redis::cmd("SET")
+                        .arg(node_key(&node))
+                        .arg("1")
+                        .arg("PX")
+                        .arg(ms)
+                        .clone(),
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn node_alive(&self, node: String) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let n: i64 = self
+                .redis
+                .run(redis::cmd("EXISTS").arg(node_key(&node)).clone())
+                .await?;
+            Ok(n == 1)
+        })
     }
 
     fn kind(&self) -> &'static str {

@@ -74,6 +74,11 @@ pub struct StreamConfig {
     #[arg(long = "node-id", env = "NODE_ID")]
     pub node_id: Option<String>,
 
+    /// Seconds a node's heartbeat in the state store lasts (renewed every third of it). Streams
+    /// of a node silent for longer are removed by the other nodes.
+    #[arg(long = "node-ttl", env = "NODE_TTL", default_value_t = 15)]
+    pub node_ttl: u64,
+
     /// Seconds a viewer has to answer the offer of /stream/watch before it is dropped.
     #[arg(
         long = "watch-answer-timeout",

@@ -23,7 +23,7 @@ use crate::events::subjects;
 use crate::problem::Problem;
 use crate::registry::Role;
 use crate::session_spec;
-use crate::store::StreamRecord;
+use crate::store::{StoreError, StreamRecord};
 
 /// Largest JSON body accepted.
 const MAX_JSON: usize = 16 * 1024;
@@ -103,9 +103,22 @@ pub async fn start(State(svc): Svc, headers: HeaderMap, body: axum::body::Body) 
                 quality,
                 started_at: payload::now_rfc3339(),
             };
-            svc.store
-                .insert_stream(rec.clone(), svc.cfg.max_streams_per_channel)
-                .await?;
+            let max = svc.cfg.max_streams_per_channel;
+            match svc.store.insert_stream(rec.clone(), max).await {
+                Err(StoreError::ChannelFull { .. }) => {
+                    // Streams of nodes that died hold slots until someone notices.
+                    let recs = svc.store.channel_streams(rec.channel_id).await?;
+                    if svc.reap_orphans(recs).await == 0 {
+                        return Err(StoreError::ChannelFull {
+                            channel: rec.channel_id,
+                            limit: max,
+                        }
+                        .into());
+                    }
+                    svc.store.insert_stream(rec.clone(), max).await?;
+                }
+                other => other?,
+            }
             svc.local()?.owned.insert(rec.stream_id);
             tracing::info!(stream = %rec.stream_id, channel = %rec.channel_id, user = %user, "stream started");
             svc.emit(
@@ -178,11 +191,7 @@ pub async fn watch(State(svc): Svc, headers: HeaderMap, body: axum::body::Body) 
             let req: StreamIdRequest = json_body(&headers, body).await?;
             let rec = load(&svc, req.stream_id).await?;
             if rec.node_id != svc.node_id {
-                return Err(ApiError::elsewhere(
-                    rec.stream_id,
-                    &rec.node_id,
-                    &rec.node_url,
-                ));
+                return Err(svc.foreign(&rec).await);
             }
             let session = Uuid::new_v4();
             let count = svc

@@ -220,13 +220,41 @@ impl StreamService {
         Ok(rec)
     }
 
-    /// Stops the streams this node serves among `recs`.
+    /// Stops the streams among `recs` that this node serves, and those whose node is gone.
     async fn stop_own(&self, recs: Vec<StreamRecord>, reason: &str) {
-        for rec in recs.into_iter().filter(|r| r.node_id == self.node_id) {
+        for rec in recs {
+            if rec.node_id != self.node_id && !self.orphaned(&rec).await {
+                continue;
+            }
             if let Err(e) = self.stop_stream(rec.stream_id, reason).await {
                 tracing::error!(stream = %rec.stream_id, reason, error = %e, "cannot stop stream");
             }
         }
+    }
+
+    /// Whether `rec` belongs to another node whose heartbeat has expired (a node that died
+    /// without shutting down). A store error counts as "not known to be orphaned".
+    pub(crate) async fn orphaned(&self, rec: &StreamRecord) -> bool {
+        rec.node_id != self.node_id
+            && matches!(self.store.node_alive(rec.node_id.clone()).await, Ok(false))
+    }
+
+    /// Removes the orphaned streams among `recs` (`stream.stopped`, reason `node_lost`);
+    /// returns how many.
+    pub(crate) async fn reap_orphans(&self, recs: Vec<StreamRecord>) -> usize {
+        let mut n = 0;
+        for rec in recs {
+            if self.orphaned(&rec).await
+                && matches!(
+                    self.stop_stream(rec.stream_id, "node_lost").await,
+                    Ok(Some(_))
+                )
+            {
+                tracing::warn!(stream = %rec.stream_id, node = %rec.node_id, "removed a stream of a node that is gone");
+                n += 1;
+            }
+        }
+        n
     }
 
     async fn on_bus_message(&self, subject: &str, payload: &[u8]) {
@@ -274,8 +302,33 @@ impl StreamService {
     }
 }
 
-/// Subscribes to the events the service acts on and starts the expiry of unanswered offers.
+/// Subscribes to the events the service acts on, starts the node's heartbeat in the store and
+/// the expiry of unanswered offers.
 pub(super) async fn spawn_background(svc: &Arc<StreamService>) -> Result<(), BusError> {
+    let ttl = svc.node_ttl();
+    if let Err(e) = svc.store.heartbeat(svc.node_id.clone(), ttl).await {
+        tracing::warn!(error = %e, "first heartbeat not stored; retrying in the background");
+    }
+    let beat = Arc::clone(svc);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(ttl / 3);
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            match beat.store.heartbeat(beat.node_id.clone(), ttl).await {
+                Ok(()) if failing => {
+                    failing = false;
+                    tracing::info!("heartbeat stored again: the state store is back");
+                }
+                Ok(()) => {}
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "heartbeat not stored");
+                }
+                Err(_) => {}
+            }
+        }
+    });
     for subject in [
         subjects::VOICE_SESSION_ENDED,
         subjects::CHANNEL_DELETED,

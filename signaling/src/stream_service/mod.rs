@@ -43,7 +43,7 @@ use crate::auth::{AuthConfigError, AuthError, JwtVerifier, UserId};
 use crate::events::{BusError, EventBus};
 use crate::problem::Problem;
 use crate::state::AppState;
-use crate::store::{StoreError, StreamStore};
+use crate::store::{StoreError, StreamRecord, StreamStore};
 use server_offer::ServerOffer;
 
 /// Longest the service spends stopping its streams at shutdown.
@@ -191,6 +191,24 @@ impl StreamService {
             ))
         })?;
         auth.authenticate(headers).map_err(|e: AuthError| e.into())
+    }
+
+    /// How long this node's heartbeat lasts in the store.
+    pub(crate) fn node_ttl(&self) -> Duration {
+        Duration::from_secs(self.cfg.node_ttl.max(1))
+    }
+
+    /// The answer to a request that needs the media of a stream served by another node: go
+    /// there (409) — or, when that node is gone, the stream is removed and no longer exists (404).
+    pub(crate) async fn foreign(&self, rec: &StreamRecord) -> ApiError {
+        if self.reap_orphans(vec![rec.clone()]).await > 0 {
+            return Problem::not_found(format!(
+                "stream {} ended: node {} that served it is gone",
+                rec.stream_id, rec.node_id
+            ))
+            .into();
+        }
+        ApiError::elsewhere(rec.stream_id, &rec.node_id, &rec.node_url)
     }
 
     pub(crate) fn local(&self) -> Result<MutexGuard<'_, Local>, ApiError> {

@@ -65,7 +65,7 @@ pub async fn whip(
             )));
         }
         if rec.node_id != svc.node_id {
-            return Err(ApiError::elsewhere(id, &rec.node_id, &rec.node_url));
+            return Err(svc.foreign(&rec).await);
         }
         let bytes = read_body(body, svc.app.cfg.max_sdp_bytes).await?;
         let text = std::str::from_utf8(&bytes)
