@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end suite needs, only where it is missing:
-#   - Debian packages: chromium, chromium-driver, openssl, nodejs/npm, python3-venv
+#   - Debian packages: chromium, chromium-driver, openssl, nodejs/npm, python3-venv,
+#     nats-server and redis-server (the stream-service tests start their own on loopback ports;
+#     the packages' system services are not needed)
 #   - Node packages for tests/browser (npm ci from the committed package-lock.json;
 #     playwright-core drives /usr/bin/chromium, no browser is ever downloaded)
 #   - a Python virtualenv at .venv with the pinned packages of tests/peers/requirements.txt
@@ -35,7 +37,7 @@ apt_install() {
 deb_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
 missing=()
-for pkg in chromium chromium-driver openssl ca-certificates python3-venv; do
+for pkg in chromium chromium-driver openssl ca-certificates python3-venv nats-server redis-server; do
     deb_installed "$pkg" || missing+=("$pkg")
 done
 # Node may come from another source than Debian (e.g. a preinstalled nodesource build that
@@ -47,10 +49,13 @@ if ! command -v python3 >/dev/null 2>&1; then missing+=(python3); fi
 if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
 else
-    log "Debian packages present: chromium chromium-driver openssl python3-venv node npm"
+    log "Debian packages present: chromium chromium-driver openssl python3-venv nats-server redis-server node npm"
 fi
 
 [ -x /usr/bin/chromium ] || die "/usr/bin/chromium missing after install"
+[ -x /usr/sbin/nats-server ] || die "/usr/sbin/nats-server missing after install"
+[ -x /usr/bin/redis-server ] || die "/usr/bin/redis-server missing after install"
+log "$(/usr/sbin/nats-server --version 2>&1), redis-server: $(/usr/bin/redis-server --version | cut -d' ' -f3)"
 log "chromium: $(/usr/bin/chromium --version 2>/dev/null || echo '?')"
 log "node: $(node --version), npm: $(npm --version 2>/dev/null)"
 

@@ -91,6 +91,10 @@ pub struct Config {
     /// Largest accepted SDP body in bytes.
     #[arg(long = "max-sdp-bytes", env = "MAX_SDP_BYTES", default_value_t = 64 * 1024)]
     pub max_sdp_bytes: usize,
+
+    /// The stream service (`/stream/*`).
+    #[command(flatten)]
+    pub stream: crate::stream_service::StreamConfig,
 }
 
 impl Config {

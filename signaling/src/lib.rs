@@ -3,7 +3,9 @@
 //! process (the all-in-one server).
 
 pub mod api;
+pub mod auth;
 pub mod config;
+pub mod events;
 pub mod host_check;
 pub mod media;
 pub mod netif;
@@ -13,6 +15,8 @@ pub mod registry;
 pub mod sdp;
 pub mod session_spec;
 pub mod state;
+pub mod store;
+pub mod stream_service;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -35,6 +39,8 @@ pub enum ServerError {
     Listen(SocketAddr, #[source] std::io::Error),
     #[error("HTTP server: {0}")]
     Http(#[source] std::io::Error),
+    #[error("stream service: {0}")]
+    Stream(#[from] stream_service::StartError),
 }
 
 /// Starts the media node and builds the shared state. Shard events arrive on the returned
@@ -72,13 +78,6 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let (state, mut ev_rx) = build(cfg)?;
-    let events_state = Arc::clone(&state);
-    let events = tokio::spawn(async move {
-        while let Some(ev) = ev_rx.recv().await {
-            handle_event(&events_state, ev);
-        }
-    });
-
     let addr = SocketAddr::new(state.cfg.bind, state.cfg.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -86,14 +85,27 @@ pub async fn serve(
     let local = listener
         .local_addr()
         .map_err(|e| ServerError::Listen(addr, e))?;
+    let streams =
+        stream_service::StreamService::start(Arc::clone(&state), format!("http://{local}")).await?;
+    let events_state = Arc::clone(&state);
+    let events_streams = Arc::clone(&streams);
+    let events = tokio::spawn(async move {
+        while let Some(ev) = ev_rx.recv().await {
+            let copy = ev.clone();
+            handle_event(&events_state, ev);
+            events_streams.on_media_event(&copy);
+        }
+    });
+
     tracing::info!(shards = state.media.shard_count(), candidates = ?state.media.candidate_ips, "listening on http://{local}");
-    let app = api::router(Arc::clone(&state));
+    let app = api::router(Arc::clone(&state)).merge(stream_service::router(Arc::clone(&streams)));
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServerError::Http);
 
-    tracing::info!("shutting down: closing sessions and stopping shards");
+    tracing::info!("shutting down: stopping streams, closing sessions and stopping shards");
+    streams.shutdown().await;
     let st = Arc::clone(&state);
     let _ = tokio::task::spawn_blocking(move || st.media.shutdown()).await;
     events.abort();

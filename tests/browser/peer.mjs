@@ -16,7 +16,10 @@
 //
 // Usage:
 //   node peer.mjs --server http://127.0.0.1:8080 [options] ROLE:STREAM [ROLE:STREAM ...]
-//     ROLE is publish (WHIP, POST /whip/STREAM) or view (WHEP, POST /whep/STREAM).
+//     ROLE is publish (WHIP, POST /whip/STREAM) or view (WHEP, POST /whep/STREAM), or for the
+//     stream service (STREAM is a stream_id from POST /stream/start; --token is the user's JWT):
+//     share (WHIP, POST /stream/STREAM/whip) or watch (POST /stream/watch, the server's offer is
+//     answered by PUT to its answer_url; the session ends with DELETE there).
 //     Peers start in the order given, each once the previous one has its answer (+ --stagger).
 //   node peer.mjs offer publish|view     print an offer SDP from Chromium and exit (no server)
 //   node peer.mjs loopback               publisher page -> viewer page directly (no server): a
@@ -34,6 +37,8 @@
 //   --stagger MS       pause between starting two peers (default 500)
 //   --interval MS      getStats sampling period (default 1000)
 //   --token T          send "Authorization: Bearer T" on WHIP/WHEP requests
+//   --no-delete        end the run by closing the peer connections without DELETE (the server
+//                      sees the sessions end by themselves: DTLS close, ICE consent)
 //   --width W --height H --fps F   capture constraints for publishers (default 640x480@30)
 //   --chromium PATH    browser binary (default $CHROMIUM or /usr/bin/chromium)
 //   --connect-timeout S  give up on a peer whose connection is not up after S seconds (default 15)
@@ -67,7 +72,7 @@ function parseArgs(argv) {
     server: 'http://127.0.0.1:8080', duration: 10, stagger: 500, interval: 1000, token: null,
     width: 640, height: 480, fps: 30, chromium: process.env.CHROMIUM || '/usr/bin/chromium',
     connectTimeout: 15, mode: 'run', peers: [], offerRole: null, codec: null, stream: 'demo', linger: 5,
-    simulcast: false, scalability: null,
+    simulcast: false, scalability: null, noDelete: false,
   };
   const num = (v, name) => { const n = Number(v); if (!Number.isFinite(n) || n < 0) usage(`bad ${name}: ${v}`); return n; };
   for (let i = 0; i < argv.length; i++) {
@@ -79,6 +84,7 @@ function parseArgs(argv) {
       case '--stagger': o.stagger = num(val(), a); break;
       case '--interval': o.interval = Math.max(100, num(val(), a)); break;
       case '--token': o.token = val(); break;
+      case '--no-delete': o.noDelete = true; break;
       case '--width': o.width = num(val(), a); break;
       case '--height': o.height = num(val(), a); break;
       case '--fps': o.fps = num(val(), a); break;
@@ -103,8 +109,8 @@ function parseArgs(argv) {
           o.offerRole = a; break;
         }
         {
-          const m = /^(publish|view):(.+)$/.exec(a);
-          if (!m) usage(`bad peer ${a} (want publish:STREAM or view:STREAM)`);
+          const m = /^(publish|view|share|watch):(.+)$/.exec(a);
+          if (!m) usage(`bad peer ${a} (want publish:STREAM, view:STREAM, share:STREAM_ID or watch:STREAM_ID)`);
           o.peers.push({ role: m[1], stream: m[2] });
         }
     }
@@ -129,7 +135,12 @@ function pageSetup() {
       const log = () => this.states.push({ pc: pc.connectionState, ice: pc.iceConnectionState });
       pc.addEventListener('connectionstatechange', log);
       pc.addEventListener('iceconnectionstatechange', log);
-      if (role === 'publish') {
+      if (role === 'watch') {
+        // The server offers; the page answers in setOffer().
+        this.attachSinks(pc);
+        return null;
+      }
+      if (role === 'publish' || role === 'share') {
         const stream = await navigator.mediaDevices.getUserMedia({
           audio: true,
           video: { width: { ideal: media.width }, height: { ideal: media.height }, frameRate: { ideal: media.fps } },
@@ -308,9 +319,9 @@ async function newPeerPage(context, origin, name) {
   return page;
 }
 
-async function httpExchange(method, url, body) {
+async function httpExchange(method, url, body, contentType = 'application/sdp') {
   const headers = {};
-  if (body !== undefined) headers['content-type'] = 'application/sdp';
+  if (body !== undefined) headers['content-type'] = contentType;
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
   const res = await fetch(url, { method, headers, body, signal: AbortSignal.timeout(10000) });
   const text = await res.text();
@@ -328,6 +339,20 @@ async function waitConnected(peer, timeoutS) {
     await sleep(100);
   }
   return false;
+}
+
+/** Stream-service viewer: POST /stream/watch, answer the server's offer, PUT the answer. */
+async function watchStream(peer, spec) {
+  const watchUrl = `${opts.server}/stream/watch`;
+  const res = await httpExchange('POST', watchUrl, JSON.stringify({ stream_id: spec.stream }), 'application/json');
+  if (res.status !== 200) throw new Error(`POST ${watchUrl} -> ${res.status} ${res.contentType || ''}: ${res.text.slice(0, 500)}`);
+  const body = JSON.parse(res.text);
+  const answer = await peer.page.evaluate((sdp) => window.rc.setOffer(sdp), body.sdp_offer);
+  const answerUrl = new URL(body.answer_url, watchUrl).toString();
+  const put = await httpExchange('PUT', answerUrl, answer);
+  peer.location = new URL(body.session_url, watchUrl).toString();
+  emit({ type: 'peer', peer: peer.name, role: spec.role, stream: spec.stream, t: now(), status: put.status, location: peer.location, session_id: body.session_id, offer_status: res.status });
+  if (put.status !== 204) throw new Error(`PUT ${answerUrl} -> ${put.status} ${put.contentType || ''}: ${put.text.slice(0, 500)}`);
 }
 
 async function runPeers() {
@@ -349,7 +374,7 @@ async function runPeers() {
   try {
     browser = await launch();
     emit({ type: 'browser', version: browser.version, chromium: opts.chromium });
-    const counts = { publish: 0, view: 0 };
+    const counts = { publish: 0, view: 0, share: 0, watch: 0 };
     for (const spec of opts.peers) {
       const name = `${spec.role}-${counts[spec.role]++}`;
       const peer = { name, ...spec, page: null, location: null, ok: false, connected: false, samples: 0 };
@@ -358,7 +383,14 @@ async function runPeers() {
         peer.page = await newPeerPage(browser.context, origin, name);
         const offer = await peer.page.evaluate(({ role, media }) => window.rc.makePeer(role, media),
           { role: spec.role, media: { width: opts.width, height: opts.height, fps: opts.fps, codec: opts.codec, simulcast: opts.simulcast, scalability: opts.scalability } });
-        const url = `${opts.server}/${spec.role === 'publish' ? 'whip' : 'whep'}/${encodeURIComponent(spec.stream)}`;
+        if (spec.role === 'watch') {
+          await watchStream(peer, spec);
+          peer.ok = true;
+          continue;
+        }
+        const url = spec.role === 'share'
+          ? `${opts.server}/stream/${encodeURIComponent(spec.stream)}/whip`
+          : `${opts.server}/${spec.role === 'publish' ? 'whip' : 'whep'}/${encodeURIComponent(spec.stream)}`;
         const res = await httpExchange('POST', url, offer);
         peer.location = res.location ? new URL(res.location, url).toString() : null;
         emit({ type: 'peer', peer: name, role: spec.role, stream: spec.stream, t: now(), status: res.status, location: peer.location, link: res.link, content_type: res.contentType });
@@ -406,7 +438,7 @@ async function runPeers() {
     for (const p of peers) {
       if (!p.ok) continue;
       let deleteStatus = null;
-      if (p.location) {
+      if (p.location && !opts.noDelete) {
         try { deleteStatus = (await httpExchange('DELETE', p.location)).status; } catch (e) { deleteStatus = String(e.message); }
       }
       await p.page.evaluate(() => window.rc.close()).catch(() => {});
