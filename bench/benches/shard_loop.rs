@@ -740,6 +740,9 @@ fn raw_forwarder(
 }
 
 fn measure_raw(o: &Opts, io: IoKind, viewers: usize) -> Result<RawRow, String> {
+    if viewers == 0 {
+        return Err("the raw ceiling needs at least one viewer".into());
+    }
     let (fwd_core, sender_core) = pin_cores();
     let sinks: Vec<UdpSocket> = (0..viewers)
         .map(|_| UdpSocket::bind("127.0.0.1:0"))
