@@ -151,6 +151,8 @@ fn auth_matrix_and_limits_answer_problem_json() {
         Some(("text/plain", b"{}")),
     );
     assert_problem(&r, 415);
+    assert_problem(&get(&server, "/stream/start", Some(&bob)), 405);
+    assert_problem(&get(&server, "/stream/nowhere/else", Some(&bob)), 404);
 
     // The owner stops; the stream is gone.
     let r = post_json(

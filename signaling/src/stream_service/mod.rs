@@ -286,8 +286,19 @@ pub fn router(svc: Arc<StreamService>) -> Router {
                 .delete(sessions::delete)
                 .options(sessions::options),
         )
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(cors))
         .with_state(svc)
+}
+
+/// A method the endpoint does not have: 405 as a problem, like every other error.
+async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    Problem::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "Method Not Allowed",
+        format!("{method} is not allowed here"),
+    )
+    .into()
 }
 
 /// `OPTIONS` on the JSON endpoints (CORS preflight).
