@@ -75,6 +75,8 @@ impl StreamService {
             }
             Event::CommandFailed { id: Some(id), .. } => self.spawn_closed(*id, "failed"),
             Event::CommandFailed { id: None, .. } => {}
+            // Layer order is media-plane bookkeeping; the stream service has nothing to record.
+            Event::LayerOrder { .. } => {}
         }
     }
 
