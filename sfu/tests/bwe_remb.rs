@@ -59,6 +59,7 @@ fn add_publisher(h: &mut Harness, abs_send_time: bool, transport_cc: bool) -> us
         rtcp: Vec::new(),
         sent: HashMap::new(),
         publisher: None,
+        simulcast: None,
         record: true,
     });
     h.peers.len() - 1
