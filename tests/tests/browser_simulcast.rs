@@ -231,10 +231,21 @@ fn switch_encodings(opts: ServerOptions, cross_shard: bool) {
 /// the top again after `{"spatialLayerId":null}` (from the next keyframe, which it requests).
 #[test]
 fn viewer_selects_vp9_svc_spatial_layers_through_the_whep_layer_api() {
+    svc_layers("vp9");
+}
+
+/// The same with AV1 (`L3T3_KEY`), whose layers the SFU reads from the dependency descriptor.
+#[test]
+fn viewer_selects_av1_svc_layers_through_the_whep_layer_api() {
+    svc_layers("av1");
+}
+
+fn svc_layers(codec: &str) {
     deps::require_browser();
     let _media = media_lock();
     let mut server = Server::start(ServerOptions::new(1, Io::Mmsg)).expect("server starts");
-    let stream = "svc";
+    let stream = format!("svc-{codec}");
+    let stream = stream.as_str();
     let peers = [PeerSpec::publish(stream), PeerSpec::view(stream)];
     let mut run = PeerProcess::spawn(
         Stack::Chromium,
@@ -243,7 +254,7 @@ fn viewer_selects_vp9_svc_spatial_layers_through_the_whep_layer_api() {
         RUN,
         &[
             "--codec",
-            "vp9",
+            codec,
             "--scalability",
             "L3T3_KEY",
             "--width",
@@ -280,7 +291,10 @@ fn viewer_selects_vp9_svc_spatial_layers_through_the_whep_layer_api() {
         Duration::from_secs(15),
         "spatial layer 0",
     );
-    eprintln!("VP9 SVC: down to spatial layer 0 in {:?}", asked.elapsed());
+    eprintln!(
+        "{codec} SVC: down to spatial layer 0 in {:?}",
+        asked.elapsed()
+    );
     std::thread::sleep(Duration::from_secs(3));
     let (w, _) = viewer_video(&run.events()).expect("viewer stats");
     assert!(
@@ -295,7 +309,7 @@ fn viewer_selects_vp9_svc_spatial_layers_through_the_whep_layer_api() {
         Duration::from_secs(15),
         "all spatial layers",
     );
-    eprintln!("VP9 SVC: back to the top in {:?}", asked.elapsed());
+    eprintln!("{codec} SVC: back to the top in {:?}", asked.elapsed());
     std::thread::sleep(Duration::from_secs(3));
     // Temporal layers of the SVC stream: down to the base, back up at a switching-up point.
     let full = viewer_fps(&mut run, Duration::from_secs(2));
@@ -305,7 +319,7 @@ fn viewer_selects_vp9_svc_spatial_layers_through_the_whep_layer_api() {
     post_layer(&server, &layer_path, r#"{"temporalLayerId":null}"#);
     std::thread::sleep(Duration::from_secs(3));
     let back = viewer_fps(&mut run, Duration::from_secs(2));
-    eprintln!("VP9 SVC decoded fps: all {full:.1}, base {base:.1}, all again {back:.1}");
+    eprintln!("{codec} SVC decoded fps: all {full:.1}, base {base:.1}, all again {back:.1}");
     assert!(
         base > 1.0 && base < full * 0.6,
         "base: {base:.1} against {full:.1}"
@@ -332,7 +346,7 @@ fn viewer_selects_vp9_svc_spatial_layers_through_the_whep_layer_api() {
         }
     }
     eprintln!(
-        "VP9 SVC viewer: {} frames, freezeCount {:?}, publisher mode {:?}",
+        "{codec} SVC viewer: {} frames, freezeCount {:?}, publisher mode {:?}",
         samples.last().map_or(0.0, |s| s.1),
         snapshot.last("view-0", &["video", "freezeCount"]),
         snapshot.last_str("publish-0", &["video", "scalabilityMode"]),

@@ -144,6 +144,9 @@ impl ShardCore {
             track.keyframes.on_keyframe(now);
         }
         track.last_arrival = Some(pkt.arrival);
+        if pkt.codec == Codec::Av1 {
+            track.learn_templates(data);
+        }
         track
             .cache
             .insert(ext, data, pkt.arrival, pkt.keyframe_start);

@@ -223,6 +223,9 @@ impl ShardCore {
             track.keyframes.on_keyframe(now);
         }
         rtp::remap_extensions(buf, &hdr, &track.ext_to_canonical);
+        if codec == crate::Codec::Av1 {
+            track.learn_templates(buf);
+        }
         if !track.cache.insert(ext, buf, now, keyframe) {
             return self.drop_packet(DropReason::RtpMalformed);
         }
