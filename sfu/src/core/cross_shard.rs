@@ -144,7 +144,7 @@ impl ShardCore {
             track.keyframes.on_keyframe(now);
         }
         track.last_arrival = Some(pkt.arrival);
-        if pkt.codec == Codec::Av1 {
+        if pkt.kind == crate::MediaKind::Video {
             track.learn_templates(data);
         }
         track

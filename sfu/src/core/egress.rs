@@ -158,13 +158,20 @@ impl ShardCore {
                 } else {
                     PacketLayers::default()
                 };
-                let dd = if codec == crate::Codec::Av1 {
-                    read_dependency_descriptor(
+                // The dependency descriptor names AV1's layers; for VP8 and VP9 it fills in what
+                // their own descriptor leaves out (Chromium drops the VP8 TID when it sends one).
+                let dd = if track.kind == MediaKind::Video {
+                    let own = layers;
+                    let dd = read_dependency_descriptor(
                         pkt.data,
                         &hdr,
                         track.templates.as_ref(),
                         &mut layers,
-                    )
+                    );
+                    if codec != crate::Codec::Av1 && own.tid.is_some() {
+                        layers = own;
+                    }
+                    dd
                 } else {
                     None
                 };
@@ -280,7 +287,10 @@ impl ShardCore {
                             let tl0 = rp.layers.vp8_tl0_pic_idx.unwrap_or(0);
                             edit.vp8 = vp8_numbers(&rp.layers, sub.pictures.map(pid, tl0));
                         }
-                        if let Some((offset, frame)) = rp.dd {
+                        // Only AV1 viewers get the descriptor (see `ext::egress_map_av1`).
+                        if let Some((offset, frame)) = rp.dd
+                            && rp.codec == crate::Codec::Av1
+                        {
                             let out = sub.frame_numbers.map(frame);
                             edit.dd_frame = (out != frame).then_some((offset, out));
                         }

@@ -223,7 +223,7 @@ impl ShardCore {
             track.keyframes.on_keyframe(now);
         }
         rtp::remap_extensions(buf, &hdr, &track.ext_to_canonical);
-        if codec == crate::Codec::Av1 {
+        if track.kind == MediaKind::Video {
             track.learn_templates(buf);
         }
         if !track.cache.insert(ext, buf, now, keyframe) {

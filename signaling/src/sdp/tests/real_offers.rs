@@ -547,7 +547,11 @@ fn chromium_156_offers_generated_headless_are_answered() {
     assert!(simulcast.text.contains("a=extmap-allow-mixed\r\n"));
     let without = CHROMIUM156_SIMULCAST.replace("a=extmap-allow-mixed\n", "");
     assert_ne!(without, CHROMIUM156_SIMULCAST);
-    assert!(!answer(&without, Role::Publisher).text.contains("a=extmap-allow-mixed"));
+    assert!(
+        !answer(&without, Role::Publisher)
+            .text
+            .contains("a=extmap-allow-mixed")
+    );
 
     // The receive-side offer also lists VP9 profiles 1 and 3, H.264 High 4:4:4 (f4001f), AV1
     // profile 1 and FlexFEC: VP9 1/3, AV1 1 and FlexFEC are refused, f4001f mode 1 is kept.
