@@ -145,7 +145,7 @@ impl ShardCore {
         }
         track.last_arrival = Some(pkt.arrival);
         if pkt.kind == crate::MediaKind::Video {
-            track.learn_templates(data);
+            track.learn_templates(&hdr, data);
         }
         track
             .cache

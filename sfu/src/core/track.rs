@@ -240,11 +240,8 @@ impl Track {
     }
 
     /// Learns the template structure a packet's dependency descriptor carries (keyframes).
-    /// `pkt` is the packet as cached (canonical extension ids).
-    pub fn learn_templates(&mut self, pkt: &[u8]) {
-        let Ok(hdr) = crate::wire::rtp::RtpHeader::parse(pkt) else {
-            return;
-        };
+    /// `pkt` is the packet as cached (canonical extension ids), `hdr` its header.
+    pub fn learn_templates(&mut self, hdr: &crate::wire::rtp::RtpHeader, pkt: &[u8]) {
         if let Some(dd) = hdr.extension(pkt, super::ext::DEPENDENCY_DESCRIPTOR)
             && let Ok(d) = crate::wire::codec::DependencyDescriptor::parse(dd)
             && let Some(t) = d.structure
