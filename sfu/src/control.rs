@@ -22,6 +22,8 @@ pub struct ExtMap {
     pub abs_send_time: Option<u8>,
     pub transport_cc: Option<u8>,
     pub audio_level: Option<u8>,
+    /// AV1 RTP dependency descriptor (the AV1 RTP specification's appendix A).
+    pub dependency_descriptor: Option<u8>,
 }
 
 /// RTCP feedback negotiated for a codec (RFC 4585 `a=rtcp-fb`).

@@ -415,6 +415,49 @@ mod tests {
     }
 
     #[test]
+    fn a_viewer_finds_its_sources_layers_and_learns_a_measured_order() {
+        let mut r = reg(1, Placement::Stream);
+        let p = r
+            .admit(SessionId(1), "s", Role::Publisher, "e".into(), "u".into())
+            .unwrap();
+        let rids = |v: &[&str]| v.iter().map(|x| Rid((*x).into())).collect::<Vec<_>>();
+        r.set_published_video(
+            "s",
+            vec![PublishedVideo {
+                track: TrackId(7),
+                mid: Mid("1".into()),
+                layers: rids(&["a", "b", "c"]),
+                order: LayerOrder::Measured,
+            }],
+        );
+        r.admit(SessionId(2), "s", Role::Viewer, "e".into(), "u".into())
+            .unwrap();
+        r.set_video_mids(SessionId(2), vec![Mid("v".into())]);
+        let src = r
+            .published_video_for(SessionId(2), &Mid("v".into()))
+            .unwrap();
+        assert_eq!(src.order, LayerOrder::Measured);
+        assert!(
+            r.published_video_for(SessionId(2), &Mid("x".into()))
+                .is_none()
+        );
+        r.set_layer_order(p.key, TrackId(7), rids(&["c", "b", "a"]));
+        let src = r
+            .published_video_for(SessionId(2), &Mid("v".into()))
+            .unwrap();
+        assert_eq!(
+            (src.layers.clone(), src.order),
+            (rids(&["c", "b", "a"]), LayerOrder::Named)
+        );
+        // The publisher leaves: nothing to select from until the next one.
+        r.remove(SessionId(1));
+        assert!(
+            r.published_video_for(SessionId(2), &Mid("v".into()))
+                .is_none()
+        );
+    }
+
+    #[test]
     fn full_shards_refuse_with_503() {
         let mut r = Registry::new(
             1,

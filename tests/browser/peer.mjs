@@ -163,7 +163,15 @@ function pageSetup() {
         }
       } else {
         pc.addTransceiver('audio', { direction: 'recvonly' });
-        pc.addTransceiver('video', { direction: 'recvonly' });
+        const video = pc.addTransceiver('video', { direction: 'recvonly' });
+        // Offer the AV1 dependency descriptor, which Chromium leaves out of recvonly offers by
+        // default (AV1 SVC cannot be decoded without it).
+        if (video.getHeaderExtensionsToNegotiate) {
+          const dd = 'https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension';
+          const exts = video.getHeaderExtensionsToNegotiate()
+            .map((e) => (e.uri === dd && e.direction === 'stopped' ? { ...e, direction: 'recvonly' } : e));
+          try { video.setHeaderExtensionsToNegotiate(exts); } catch (e) { /* older Chromium */ }
+        }
         this.attachSinks(pc);
       }
       const offer = await pc.createOffer();
@@ -477,7 +485,7 @@ async function runLoopback() {
   let ok = true;
   try {
     emit({ type: 'browser', version: browser.version, chromium: opts.chromium });
-    const media = { width: opts.width, height: opts.height, fps: opts.fps, codec: opts.codec };
+    const media = { width: opts.width, height: opts.height, fps: opts.fps, codec: opts.codec, scalability: opts.scalability };
     const pub = await newPeerPage(browser.context, origin, 'publish-0');
     const view = await newPeerPage(browser.context, origin, 'view-0');
     const offer = await pub.evaluate(({ media }) => window.rc.makePeer('publish', media), { media });

@@ -231,10 +231,21 @@ fn switch_encodings(opts: ServerOptions, cross_shard: bool) {
 /// the top again after `{"spatialLayerId":null}` (from the next keyframe, which it requests).
 #[test]
 fn viewer_selects_vp9_svc_spatial_layers_through_the_whep_layer_api() {
+    svc_layers("vp9");
+}
+
+/// The same with AV1 (`L3T3_KEY`), whose layers the SFU reads from the dependency descriptor.
+#[test]
+fn viewer_selects_av1_svc_layers_through_the_whep_layer_api() {
+    svc_layers("av1");
+}
+
+fn svc_layers(codec: &str) {
     deps::require_browser();
     let _media = media_lock();
     let mut server = Server::start(ServerOptions::new(1, Io::Mmsg)).expect("server starts");
-    let stream = "svc";
+    let stream = format!("svc-{codec}");
+    let stream = stream.as_str();
     let peers = [PeerSpec::publish(stream), PeerSpec::view(stream)];
     let mut run = PeerProcess::spawn(
         Stack::Chromium,
@@ -243,7 +254,7 @@ fn viewer_selects_vp9_svc_spatial_layers_through_the_whep_layer_api() {
         RUN,
         &[
             "--codec",
-            "vp9",
+            codec,
             "--scalability",
             "L3T3_KEY",
             "--width",
@@ -280,7 +291,10 @@ fn viewer_selects_vp9_svc_spatial_layers_through_the_whep_layer_api() {
         Duration::from_secs(15),
         "spatial layer 0",
     );
-    eprintln!("VP9 SVC: down to spatial layer 0 in {:?}", asked.elapsed());
+    eprintln!(
+        "{codec} SVC: down to spatial layer 0 in {:?}",
+        asked.elapsed()
+    );
     std::thread::sleep(Duration::from_secs(3));
     let (w, _) = viewer_video(&run.events()).expect("viewer stats");
     assert!(
@@ -295,7 +309,7 @@ fn viewer_selects_vp9_svc_spatial_layers_through_the_whep_layer_api() {
         Duration::from_secs(15),
         "all spatial layers",
     );
-    eprintln!("VP9 SVC: back to the top in {:?}", asked.elapsed());
+    eprintln!("{codec} SVC: back to the top in {:?}", asked.elapsed());
     std::thread::sleep(Duration::from_secs(3));
     // Temporal layers of the SVC stream: down to the base, back up at a switching-up point.
     let full = viewer_fps(&mut run, Duration::from_secs(2));
@@ -305,7 +319,7 @@ fn viewer_selects_vp9_svc_spatial_layers_through_the_whep_layer_api() {
     post_layer(&server, &layer_path, r#"{"temporalLayerId":null}"#);
     std::thread::sleep(Duration::from_secs(3));
     let back = viewer_fps(&mut run, Duration::from_secs(2));
-    eprintln!("VP9 SVC decoded fps: all {full:.1}, base {base:.1}, all again {back:.1}");
+    eprintln!("{codec} SVC decoded fps: all {full:.1}, base {base:.1}, all again {back:.1}");
     assert!(
         base > 1.0 && base < full * 0.6,
         "base: {base:.1} against {full:.1}"
@@ -332,11 +346,106 @@ fn viewer_selects_vp9_svc_spatial_layers_through_the_whep_layer_api() {
         }
     }
     eprintln!(
-        "VP9 SVC viewer: {} frames, freezeCount {:?}, publisher mode {:?}",
+        "{codec} SVC viewer: {} frames, freezeCount {:?}, publisher mode {:?}",
         samples.last().map_or(0.0, |s| s.1),
         snapshot.last("view-0", &["video", "freezeCount"]),
         snapshot.last_str("publish-0", &["video", "scalabilityMode"]),
     );
     drop(run);
+    server.assert_alive();
+}
+
+/// An independent stack behind the layer selection: Chromium publishes three simulcast
+/// encodings (1280x720 camera: 320, 640 and 1280 wide), an aiortc viewer (libvpx through PyAV)
+/// is moved to the middle one, the lowest, and the middle again, and decodes each — through the
+/// rewritten sequence numbers, timestamps and VP8 picture ids. (The middle one, because on a busy
+/// machine Chromium's CPU adaptation may stop sending the top one, and then the SFU rightly
+/// forwards the highest that is sent.)
+#[test]
+fn aiortc_viewer_follows_simulcast_switches() {
+    deps::require_browser();
+    deps::require_aiortc();
+    let _media = media_lock();
+    let mut server = Server::start(ServerOptions::new(1, Io::Mmsg)).expect("server starts");
+    let stream = "simulcast-aiortc";
+    let mut publisher = PeerProcess::spawn(
+        Stack::Chromium,
+        &server.base_url(),
+        &[PeerSpec::publish(stream)],
+        Duration::from_secs(60),
+        &[
+            "--simulcast",
+            "--width",
+            "1280",
+            "--height",
+            "720",
+            "--fps",
+            "20",
+        ],
+    )
+    .expect("Chromium starts");
+    assert!(
+        publisher.wait_until(Duration::from_secs(40), |ev| ev
+            .iter()
+            .any(|e| e.value["type"] == "state" && e.value["pc"] == "connected")),
+        "publisher never connected"
+    );
+    let mut viewer = PeerProcess::spawn(
+        Stack::Aiortc,
+        &server.base_url(),
+        &[PeerSpec::view(stream)],
+        Duration::from_secs(40),
+        &["--interval", "0.25"],
+    )
+    .expect("aiortc starts");
+    let width_is = |w: f64| {
+        move |ev: &[PeerEvent]| {
+            ev.iter().rev().find_map(|e| {
+                (e.value["type"] == "stats" && e.value["peer"] == "view-0")
+                    .then(|| e.value["video"]["frameWidth"].as_f64())
+                    .flatten()
+            }) == Some(w)
+        }
+    };
+    assert!(
+        viewer.wait_until(Duration::from_secs(30), |ev| ev
+            .iter()
+            .any(|e| e.value["type"] == "peer" && e.value["location"].is_string())),
+        "aiortc got no session\n{}",
+        viewer.snapshot().describe()
+    );
+    let info = viewer
+        .snapshot()
+        .peer_info("view-0")
+        .cloned()
+        .expect("viewer info");
+    let location = info["location"].as_str().expect("viewer Location");
+    let layer_path = format!(
+        "{}/layer",
+        &location[location.find("/whep/").expect("WHEP")..]
+    );
+    for (rid, width) in [("h", 640.0), ("q", 320.0), ("h", 640.0)] {
+        post_layer(
+            &server,
+            &layer_path,
+            &format!(r#"{{"encodingId":"{rid}"}}"#),
+        );
+        assert!(
+            viewer.wait_until(Duration::from_secs(20), width_is(width)),
+            "aiortc never decoded {rid} ({width} wide)\n{}",
+            viewer.snapshot().describe()
+        );
+    }
+    let frames = |r: &ringcast_tests::PeerReport| r.last("view-0", &["video", "framesDecoded"]);
+    let before = frames(&viewer.snapshot());
+    std::thread::sleep(Duration::from_secs(2));
+    let after = frames(&viewer.snapshot());
+    assert!(
+        after > before,
+        "aiortc keeps decoding: {before:?} -> {after:?}"
+    );
+    eprintln!("aiortc viewer: {after:?} frames decoded through three switches");
+    drop(viewer);
+    drop(publisher);
     server.assert_alive();
 }

@@ -166,11 +166,13 @@ impl ShardCore {
             self.attach_track(p.stream, tidx);
         }
         let egress = ext::egress_map(&spec.extmap);
+        let egress_av1 = ext::egress_map_av1(&spec.extmap);
         let mut ordinals = [0u8; 2];
         for s in &spec.subscribe {
             let k = kind_index(s.kind);
             let seed = self.next_random();
-            let sub = Subscription::new(s, ordinals[k], idx, egress, &self.cfg, now, seed);
+            let mut sub = Subscription::new(s, ordinals[k], idx, egress, &self.cfg, now, seed);
+            sub.ext_map_av1 = egress_av1;
             ordinals[k] += 1;
             let sidx = self.subs.insert(sub);
             self.sessions[idx].subs.push(sidx);

@@ -144,6 +144,9 @@ impl ShardCore {
             track.keyframes.on_keyframe(now);
         }
         track.last_arrival = Some(pkt.arrival);
+        if pkt.kind == crate::MediaKind::Video {
+            track.learn_templates(&hdr, data);
+        }
         track
             .cache
             .insert(ext, data, pkt.arrival, pkt.keyframe_start);

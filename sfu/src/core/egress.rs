@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::io::TxBatch;
 use crate::metrics::DropReason;
 use crate::route::layer_selector::{SimulcastStep, Verdict, simulcast_step};
-use crate::wire::codec::{PacketLayers, vp8};
+use crate::wire::codec::{DependencyDescriptor, PacketLayers, TemplateLayers, vp8};
 use crate::wire::rtcp;
 use crate::wire::rtp::{self, RtpHeader};
 use crate::{ExtSeq, MediaKind, PayloadType, SeqNo, Ssrc};
@@ -26,6 +26,8 @@ struct RunPacket {
     keyframe: bool,
     arrival: Instant,
     layers: PacketLayers,
+    /// The dependency descriptor: offset of its data in the packet, and its frame number.
+    dd: Option<(usize, u16)>,
 }
 
 /// Codec-level changes to a forwarded packet beyond the RTP header.
@@ -35,6 +37,8 @@ struct PayloadEdit {
     marker: bool,
     /// New VP8 picture id and TL0PICIDX.
     vp8: Option<(u16, u8)>,
+    /// New dependency-descriptor frame number, at this offset of the packet.
+    dd_frame: Option<(usize, u16)>,
 }
 
 impl PayloadEdit {
@@ -49,7 +53,35 @@ impl PayloadEdit {
         {
             vp8::rewrite_picture_numbers(&mut slot[hdr.header_len()..n], pid, tl0);
         }
+        if let Some((offset, frame)) = self.dd_frame {
+            let at = offset + DependencyDescriptor::FRAME_NUMBER_OFFSET;
+            if let Some(b) = slot.get_mut(at..at + 2).filter(|_| at + 2 <= n) {
+                b.copy_from_slice(&frame.to_be_bytes());
+            }
+        }
     }
+}
+
+/// Reads an AV1 packet's dependency descriptor (as cached, canonical id): the offset of its data
+/// and its frame number, and, with the source's template layers, the packet's spatial and
+/// temporal layer and frame boundaries into `layers`.
+fn read_dependency_descriptor(
+    pkt: &[u8],
+    hdr: &RtpHeader,
+    templates: Option<&TemplateLayers>,
+    layers: &mut PacketLayers,
+) -> Option<(usize, u16)> {
+    let data = hdr.extension(pkt, super::ext::DEPENDENCY_DESCRIPTOR)?;
+    // `data` is a subslice of `pkt`.
+    let offset = data.as_ptr() as usize - pkt.as_ptr() as usize;
+    let d = DependencyDescriptor::parse(data).ok()?;
+    if let Some((sid, tid)) = templates.and_then(|t| t.layer_of(d.template_id)) {
+        layers.sid = Some(sid);
+        layers.tid = Some(tid);
+        layers.end_of_layer_frame = d.end_of_frame;
+        layers.picture_start = d.start_of_frame && sid == 0;
+    }
+    Some((offset, d.frame_number))
 }
 
 /// The VP8 picture numbers a viewer gets for a packet, when they differ from the publisher's.
@@ -121,10 +153,27 @@ impl ShardCore {
                 let Some(codec) = track.pts.codec(hdr.payload_type) else {
                     continue;
                 };
-                let layers = if track.kind == MediaKind::Video {
+                let mut layers = if track.kind == MediaKind::Video {
                     PacketLayers::parse(codec, hdr.payload(pkt.data), pkt.keyframe)
                 } else {
                     PacketLayers::default()
+                };
+                // The dependency descriptor names AV1's layers; for VP8 and VP9 it fills in what
+                // their own descriptor leaves out (Chromium drops the VP8 TID when it sends one).
+                let dd = if track.kind == MediaKind::Video {
+                    let own = layers;
+                    let dd = read_dependency_descriptor(
+                        pkt.data,
+                        &hdr,
+                        track.templates.as_ref(),
+                        &mut layers,
+                    );
+                    if codec != crate::Codec::Av1 && own.tid.is_some() {
+                        layers = own;
+                    }
+                    dd
+                } else {
+                    None
                 };
                 *slot = Some(RunPacket {
                     ext,
@@ -133,6 +182,7 @@ impl ShardCore {
                     keyframe: pkt.keyframe,
                     arrival: pkt.arrival,
                     layers,
+                    dd,
                 });
             }
             let needed = job.count as usize;
@@ -197,6 +247,9 @@ impl ShardCore {
                                     sub.pictures
                                         .switch(pid, rp.layers.vp8_tl0_pic_idx.unwrap_or(0));
                                 }
+                                if let Some((_, frame)) = rp.dd {
+                                    sub.frame_numbers.switch(frame);
+                                }
                                 self.counters.layer_switches += 1;
                             }
                         }
@@ -213,6 +266,9 @@ impl ShardCore {
                         if let Some((pid, _)) = rp.layers.vp8_picture_id {
                             sub.pictures
                                 .switch(pid, rp.layers.vp8_tl0_pic_idx.unwrap_or(0));
+                        }
+                        if let Some((_, frame)) = rp.dd {
+                            sub.frame_numbers.switch(frame);
                         }
                     }
                     let mut edit = PayloadEdit::default();
@@ -231,6 +287,13 @@ impl ShardCore {
                             let tl0 = rp.layers.vp8_tl0_pic_idx.unwrap_or(0);
                             edit.vp8 = vp8_numbers(&rp.layers, sub.pictures.map(pid, tl0));
                         }
+                        // Only AV1 viewers get the descriptor (see `ext::egress_map_av1`).
+                        if let Some((offset, frame)) = rp.dd
+                            && rp.codec == crate::Codec::Av1
+                        {
+                            let out = sub.frame_numbers.map(frame);
+                            edit.dd_frame = (out != frame).then_some((offset, out));
+                        }
                     }
                     let Some((seq, ts)) = sub.rewriter.forward(rp.ext, rp.hdr.timestamp) else {
                         continue;
@@ -240,7 +303,12 @@ impl ShardCore {
                     let Some(data) = track.cache.get(rp.ext).map(|p| p.data) else {
                         continue;
                     };
-                    let (ssrc, ext_map, hdr) = (sub.ssrc, &sub.ext_map, &rp.hdr);
+                    let ext_map = if rp.codec == crate::Codec::Av1 {
+                        &sub.ext_map_av1
+                    } else {
+                        &sub.ext_map
+                    };
+                    let (ssrc, hdr) = (sub.ssrc, &rp.hdr);
                     let mut protect_failed = false;
                     let pushed = batch.push_with(dest, |slot| {
                         let n = write_forwarded(slot, data, hdr, ssrc, seq, ts, pt, ext_map);
@@ -301,6 +369,20 @@ impl ShardCore {
             };
             let ts = sub.rewriter.map_timestamp(hdr.timestamp);
             let mut edit = PayloadEdit::default();
+            if codec == crate::Codec::Av1 {
+                let mut layers = PacketLayers::default();
+                if let Some((offset, frame)) =
+                    read_dependency_descriptor(pkt.data, &hdr, None, &mut layers)
+                {
+                    let out = sub.frame_numbers.peek(frame);
+                    edit.dd_frame = (out != frame).then_some((offset, out));
+                }
+            }
+            let ext_map = if codec == crate::Codec::Av1 {
+                &sub.ext_map_av1
+            } else {
+                &sub.ext_map
+            };
             if codec == crate::Codec::Vp8 {
                 let layers = PacketLayers::parse(codec, hdr.payload(pkt.data), pkt.keyframe);
                 if let Some((pid, _)) = layers.vp8_picture_id {
@@ -318,7 +400,7 @@ impl ShardCore {
                         out_seq,
                         ts,
                         pt,
-                        &sub.ext_map,
+                        ext_map,
                     );
                     edit.apply(&mut self.scratch[..], &hdr, m);
                     let Ok(h2) = RtpHeader::parse(&self.scratch[..m]) else {
@@ -334,16 +416,8 @@ impl ShardCore {
                     })
                 }
                 _ => self.control.push_with(dest, |slot| {
-                    let k = write_forwarded(
-                        slot,
-                        pkt.data,
-                        &hdr,
-                        sub.ssrc,
-                        out_seq,
-                        ts,
-                        pt,
-                        &sub.ext_map,
-                    );
+                    let k =
+                        write_forwarded(slot, pkt.data, &hdr, sub.ssrc, out_seq, ts, pt, ext_map);
                     edit.apply(slot, &hdr, k);
                     srtp.tx.protect_rtp(slot, k).ok()
                 }),
@@ -449,6 +523,7 @@ mod tests {
         let edit = PayloadEdit {
             marker: true,
             vp8: numbers,
+            dd_frame: None,
         };
         let n = pkt.len();
         edit.apply(&mut pkt, &hdr, n);
@@ -458,5 +533,54 @@ mod tests {
         assert_eq!((d.picture_id, d.tl0_pic_idx), (Some(5), Some(6)));
         assert_eq!(&out.payload(&pkt)[6..], &[0x11, 0xaa]);
         assert_eq!(out.extension(&pkt, 2), Some(&b"f"[..]));
+    }
+
+    #[test]
+    fn dependency_descriptor_gives_av1_layers_and_its_frame_number_is_rewritten() {
+        use crate::core::ext::DEPENDENCY_DESCRIPTOR;
+        // A keyframe's descriptor with a structure: S0T0, S0T1, S1T0, S1T1 (idc 1, 2, 1, 3),
+        // template offset 0, 2 decode targets; then a packet of template 3 (S1T1), end of frame.
+        let structure = [0x80, 0x00, 0x07, 0x80, 0x01, 0x67];
+        let f = RtpFields {
+            marker: false,
+            payload_type: PayloadType(45),
+            seq: SeqNo(1),
+            timestamp: 0,
+            ssrc: Ssrc(5),
+            extensions: &[(DEPENDENCY_DESCRIPTOR, &structure)],
+        };
+        let mut buf = vec![0u8; 64];
+        let n = write_rtp(&mut buf, &f, &[0x18, 0x0a]).unwrap();
+        buf.truncate(n);
+        let templates = DependencyDescriptor::parse(&structure)
+            .unwrap()
+            .structure
+            .unwrap();
+        assert_eq!(templates.count, 4);
+
+        let dd = [0x40 | 3, 0x12, 0x34];
+        let f = RtpFields {
+            extensions: &[(DEPENDENCY_DESCRIPTOR, &dd)],
+            ..f
+        };
+        let mut pkt = vec![0u8; 64];
+        let n = write_rtp(&mut pkt, &f, &[0x10, 0x00]).unwrap();
+        pkt.truncate(n);
+        let hdr = RtpHeader::parse(&pkt).unwrap();
+        let mut layers = PacketLayers::default();
+        let (offset, frame) =
+            read_dependency_descriptor(&pkt, &hdr, Some(&templates), &mut layers).unwrap();
+        assert_eq!(frame, 0x1234);
+        assert_eq!((layers.sid, layers.tid), (Some(1), Some(1)));
+        assert!(layers.end_of_layer_frame && !layers.picture_start);
+        let edit = PayloadEdit {
+            dd_frame: Some((offset, 0x0102)),
+            ..PayloadEdit::default()
+        };
+        let n = pkt.len();
+        edit.apply(&mut pkt, &hdr, n);
+        let out = RtpHeader::parse(&pkt).unwrap();
+        let d = DependencyDescriptor::parse(out.extension(&pkt, DEPENDENCY_DESCRIPTOR).unwrap());
+        assert_eq!(d.unwrap().frame_number, 0x0102);
     }
 }

@@ -9,6 +9,7 @@ pub const REPAIRED_RID: u8 = 3;
 pub const ABS_SEND_TIME: u8 = 4;
 pub const TRANSPORT_CC: u8 = 5;
 pub const AUDIO_LEVEL: u8 = 6;
+pub const DEPENDENCY_DESCRIPTOR: u8 = 7;
 
 /// Publisher ids → canonical ids. Extensions that only make sense per hop (abs-send-time,
 /// transport-wide sequence numbers) and mid (the viewer's mids differ) are blanked.
@@ -23,6 +24,9 @@ pub fn ingress_map(ext: &ExtMap) -> [u8; 256] {
     if let Some(id) = ext.audio_level {
         m[id as usize] = AUDIO_LEVEL;
     }
+    if let Some(id) = ext.dependency_descriptor {
+        m[id as usize] = DEPENDENCY_DESCRIPTOR;
+    }
     m
 }
 
@@ -31,6 +35,17 @@ pub fn egress_map(ext: &ExtMap) -> [u8; 256] {
     let mut m = [0u8; 256];
     if let Some(id) = ext.audio_level {
         m[AUDIO_LEVEL as usize] = id;
+    }
+    m
+}
+
+/// Canonical ids → a viewer's ids for AV1 packets: [`egress_map`] plus the dependency
+/// descriptor, which AV1 receivers use to find frame dependencies and layers. (For VP8 and VP9
+/// it is dropped: their payload descriptors say the same, and those are what the SFU rewrites.)
+pub fn egress_map_av1(ext: &ExtMap) -> [u8; 256] {
+    let mut m = egress_map(ext);
+    if let Some(id) = ext.dependency_descriptor {
+        m[DEPENDENCY_DESCRIPTOR as usize] = id;
     }
     m
 }
@@ -48,10 +63,12 @@ mod tests {
             audio_level: Some(1),
             rid: Some(10),
             repaired_rid: Some(11),
+            dependency_descriptor: Some(12),
         };
         let viewer = ExtMap {
             audio_level: Some(9),
             mid: Some(1),
+            dependency_descriptor: Some(2),
             ..ExtMap::default()
         };
         let i = ingress_map(&publisher);
@@ -61,5 +78,7 @@ mod tests {
         assert_eq!(i[3], 0);
         assert_eq!(i[4], 0);
         assert_eq!(e[i[10] as usize], 0, "rid is not sent to viewers");
+        assert_eq!(e[i[12] as usize], 0, "no dependency descriptor on VP8/VP9");
+        assert_eq!(egress_map_av1(&viewer)[i[12] as usize], 2, "but on AV1");
     }
 }

@@ -18,6 +18,9 @@ use super::track::Origin;
 /// learned.
 const ORDER_SAMPLES: u32 = 3;
 
+/// How long a viewer waits for a temporal switching point before asking for a keyframe.
+const TEMPORAL_UP_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl ShardCore {
     /// Runs timers that are due: call when `poll_timeout` has passed (extra calls are cheap).
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -214,10 +217,19 @@ impl ShardCore {
             let Some(sub) = self.subs.get_mut(sidx) else {
                 continue;
             };
+            // Temporal layers wanted for a while without a switching point (codecs without
+            // one, such as AV1 with a dependency descriptor): a keyframe brings them.
+            let temporal_up = if sub.selector.wants_temporal_up() {
+                let since = *sub.temporal_up_since.get_or_insert(now);
+                now.saturating_duration_since(since) >= TEMPORAL_UP_WAIT
+            } else {
+                sub.temporal_up_since = None;
+                false
+            };
             let (source, gate_waits, spatial_up) = (
                 sub.source,
                 sub.gate.wants_keyframe(),
-                sub.selector.wants_spatial_up(),
+                sub.selector.wants_spatial_up() || temporal_up,
             );
             // A simulcast viewer waiting to switch needs a keyframe of the encoding it wants.
             if let Some(w) = self.wanted_layer_track(now, sidx)

@@ -229,6 +229,10 @@ impl ShardCore {
             track.keyframes.on_keyframe(now);
         }
         rtp::remap_extensions(buf, &hdr, &track.ext_to_canonical);
+        if track.kind == MediaKind::Video {
+            // Remapping changed ids only, so the header still describes the packet.
+            track.learn_templates(&hdr, buf);
+        }
         if !track.cache.insert(ext, buf, now, keyframe) {
             return self.drop_packet(DropReason::RtpMalformed);
         }

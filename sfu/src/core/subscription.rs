@@ -5,7 +5,9 @@
 use std::time::Instant;
 
 use crate::control::SubscribeSpec;
-use crate::route::{KeyframeGate, LayerSelector, PictureIdRewriter, SeqRewriter};
+use crate::route::{
+    FrameNumberRewriter, KeyframeGate, LayerSelector, PictureIdRewriter, SeqRewriter,
+};
 use crate::stream::{RetransmitLimiter, SendStats};
 use crate::{Codec, MediaKind, Mid, PayloadType, SeqNo, Ssrc, StreamKey, TrackId};
 
@@ -46,6 +48,8 @@ pub struct Subscription {
     pub rtx_pt: [Option<PayloadType>; CODECS],
     /// Canonical extension id → the viewer's id.
     pub ext_map: [u8; 256],
+    /// The same for AV1 packets (with the dependency descriptor).
+    pub ext_map_av1: [u8; 256],
     /// The source track (index into the core's tracks) once the publisher is there; for a
     /// simulcast source, the encoding being forwarded (None until the first keyframe).
     pub source: Option<usize>,
@@ -54,6 +58,9 @@ pub struct Subscription {
     pub layers: [Option<usize>; MAX_LAYERS],
     pub selector: LayerSelector,
     pub pictures: PictureIdRewriter,
+    pub frame_numbers: FrameNumberRewriter,
+    /// Since when temporal layers are wanted that have not come (see `LayerSelector`).
+    pub temporal_up_since: Option<Instant>,
     /// Arrival time of the newest forwarded packet (spaces timestamps across a switch).
     pub last_arrival: Option<Instant>,
     pub gate: KeyframeGate,
@@ -104,11 +111,14 @@ impl Subscription {
             out_pt,
             rtx_pt,
             ext_map,
+            ext_map_av1: ext_map,
             source: None,
             group: None,
             layers: [None; MAX_LAYERS],
             selector: LayerSelector::new(),
             pictures: PictureIdRewriter::new(),
+            frame_numbers: FrameNumberRewriter::new(),
+            temporal_up_since: None,
             last_arrival: None,
             gate: KeyframeGate::for_kind(spec.kind),
             rewriter: SeqRewriter::new(

@@ -115,6 +115,8 @@ pub struct Track {
     pub rate_bps: u64,
     /// Rate measurements taken (for learning the layer order).
     pub rate_samples: u32,
+    /// The layers of the dependency-descriptor templates the publisher last announced.
+    pub templates: Option<crate::wire::codec::TemplateLayers>,
     pub stream: StreamKey,
     pub kind: MediaKind,
     /// Position among the stream's tracks of this kind (binds viewers' media sections).
@@ -174,6 +176,7 @@ impl Track {
             rate_mark: 0,
             rate_bps: 0,
             rate_samples: 0,
+            templates: None,
             stream: spec.stream,
             kind: spec.kind,
             ordinal,
@@ -213,6 +216,7 @@ impl Track {
             rate_mark: 0,
             rate_bps: 0,
             rate_samples: 0,
+            templates: None,
             stream: first.stream,
             kind,
             ordinal: first.ordinal,
@@ -232,6 +236,17 @@ impl Track {
             last_sr: None,
             next_report: now + cfg.report_interval,
             ext_to_canonical: [0; 256],
+        }
+    }
+
+    /// Learns the template structure a packet's dependency descriptor carries (keyframes).
+    /// `pkt` is the packet as cached (canonical extension ids), `hdr` its header.
+    pub fn learn_templates(&mut self, hdr: &crate::wire::rtp::RtpHeader, pkt: &[u8]) {
+        if let Some(dd) = hdr.extension(pkt, super::ext::DEPENDENCY_DESCRIPTOR)
+            && let Ok(d) = crate::wire::codec::DependencyDescriptor::parse(dd)
+            && let Some(t) = d.structure
+        {
+            self.templates = Some(t);
         }
     }
 

@@ -68,6 +68,8 @@ pub struct LayerSelector {
     cur_temporal: u8,
     /// VP9 spatial layers forwarded now (sid ≤ this).
     cur_spatial: u8,
+    /// Highest temporal layer id seen in the stream.
+    max_tid: u8,
 }
 
 impl Default for LayerSelector {
@@ -86,6 +88,7 @@ impl LayerSelector {
             max_temporal: HIGHEST,
             cur_temporal: HIGHEST,
             cur_spatial: HIGHEST,
+            max_tid: 0,
         }
     }
 
@@ -122,6 +125,12 @@ impl LayerSelector {
         self.spatial() > self.cur_spatial
     }
 
+    /// Whether temporal layers the stream has are wanted but not yet forwarded (waiting for a
+    /// switching point; codecs without one need a keyframe).
+    pub fn wants_temporal_up(&self) -> bool {
+        self.cur_temporal < self.temporal() && self.cur_temporal < self.max_tid
+    }
+
     /// Decides for a packet of the encoding being forwarded, updating the current layers at
     /// switching points. `spatial_select`: whether VP9 SIDs select spatial layers (a single SVC
     /// stream; in simulcast the encoding is the spatial layer).
@@ -132,6 +141,9 @@ impl LayerSelector {
         } else {
             HIGHEST
         };
+        if let Some(tid) = p.tid {
+            self.max_tid = self.max_tid.max(tid);
+        }
         if p.keyframe {
             self.cur_temporal = want_t;
             self.cur_spatial = want_s;
@@ -256,9 +268,11 @@ mod tests {
             s.filter(&vp8(2, true, false, false), false),
             Verdict::Drop { .. }
         ));
+        assert!(s.wants_temporal_up(), "TID 2 exists and is wanted");
         // A keyframe brings everything.
         s.filter(&vp8(0, true, false, true), false);
         assert_eq!(s.filter(&vp8(2, true, false, false), false), FWD);
+        assert!(!s.wants_temporal_up());
     }
 
     #[test]

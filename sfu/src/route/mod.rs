@@ -7,5 +7,5 @@ pub mod seq_rewriter;
 
 pub use keyframe_gate::KeyframeGate;
 pub use layer_selector::{LayerSelector, SimulcastStep, Verdict};
-pub use picture_id_rewriter::PictureIdRewriter;
+pub use picture_id_rewriter::{FrameNumberRewriter, PictureIdRewriter};
 pub use seq_rewriter::{DropOutcome, REWRITE_WINDOW, RewriteStats, SeqRewriter};

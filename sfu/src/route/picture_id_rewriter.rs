@@ -1,7 +1,9 @@
-//! Per-subscriber VP8 picture numbering (RFC 7741 §4.2): keeps the picture id and TL0PICIDX a
+//! Per-subscriber picture numbering: keeps the VP8 picture id and TL0PICIDX (RFC 7741 §4.2) a
 //! viewer sees continuous when the SFU drops pictures (temporal layers) or switches between
-//! simulcast encodings, each of which numbers its pictures on its own. A receiver that sees a
-//! picture id jump treats the pictures in between as lost and may wait for them.
+//! simulcast encodings, each of which numbers its pictures on its own; and keeps the dependency
+//! descriptor's frame number (AV1 RTP specification, appendix A) moving forward across such a
+//! switch. A receiver that sees a picture id jump treats the pictures in between as lost and may
+//! wait for them; one that sees frame numbers go back takes the frames for old ones.
 
 /// Maps one encoding's picture ids and TL0PICIDX to the viewer's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -64,9 +66,58 @@ impl PictureIdRewriter {
     }
 }
 
+/// Maps one encoding's dependency-descriptor frame numbers to the viewer's: an offset that a
+/// switch sets so the new encoding's first frame follows the last one forwarded. Frames dropped
+/// within an encoding leave gaps, which the descriptor's frame diffs expect.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameNumberRewriter {
+    started: bool,
+    offset: u16,
+    last_out: u16,
+}
+
+impl FrameNumberRewriter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A new encoding starts with frame `frame`.
+    pub fn switch(&mut self, frame: u16) {
+        if self.started {
+            self.offset = self.last_out.wrapping_add(1).wrapping_sub(frame);
+        }
+    }
+
+    /// The number a packet would get now, without recording it (retransmissions).
+    pub fn peek(&self, frame: u16) -> u16 {
+        frame.wrapping_add(self.offset)
+    }
+
+    /// The viewer's number for a forwarded packet's frame number.
+    pub fn map(&mut self, frame: u16) -> u16 {
+        let out = frame.wrapping_add(self.offset);
+        if !self.started || (out.wrapping_sub(self.last_out) as i16) > 0 {
+            self.last_out = out;
+        }
+        self.started = true;
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frame_numbers_follow_on_across_a_switch() {
+        let mut r = FrameNumberRewriter::new();
+        assert_eq!(r.map(100), 100);
+        assert_eq!(r.map(101), 101);
+        assert_eq!(r.map(101), 101, "packets of one frame share its number");
+        r.switch(9000);
+        assert_eq!(r.map(9000), 102);
+        assert_eq!(r.map(9003), 105, "gaps within an encoding stay");
+    }
 
     #[test]
     fn untouched_until_something_is_dropped_or_switched() {

@@ -66,6 +66,9 @@ pub fn write_answer(neg: &Negotiated, local: &LocalDescription) -> String {
             format_args!("a=group:BUNDLE {}", bundle.join(" ")),
         );
     }
+    if neg.extmap_allow_mixed {
+        line(&mut out, format_args!("a=extmap-allow-mixed"));
+    }
 
     // Audio/video lines and other lines are each in offer order; merge them by position.
     let mut media = neg.media.iter().enumerate().peekable();

@@ -20,17 +20,21 @@ pub enum HeaderExtension {
     TransportCc,
     /// Client-to-mixer audio level (RFC 6464, `ssrc-audio-level`).
     AudioLevel,
+    /// The AV1 RTP dependency descriptor (the AV1 RTP specification, appendix A): frame
+    /// dependencies and the spatial/temporal layer of each frame, for any codec.
+    DependencyDescriptor,
 }
 
 impl HeaderExtension {
     /// All extensions, in the order they are answered.
-    pub const ALL: [HeaderExtension; 6] = [
+    pub const ALL: [HeaderExtension; 7] = [
         HeaderExtension::Mid,
         HeaderExtension::Rid,
         HeaderExtension::RepairedRid,
         HeaderExtension::AbsSendTime,
         HeaderExtension::TransportCc,
         HeaderExtension::AudioLevel,
+        HeaderExtension::DependencyDescriptor,
     ];
 
     /// The URI that names the extension in `a=extmap`.
@@ -48,6 +52,9 @@ impl HeaderExtension {
                 "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
             }
             HeaderExtension::AudioLevel => "urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+            HeaderExtension::DependencyDescriptor => {
+                "https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension"
+            }
         }
     }
 
@@ -63,6 +70,7 @@ impl HeaderExtension {
         match self {
             HeaderExtension::AbsSendTime | HeaderExtension::TransportCc => role == Role::Publisher,
             HeaderExtension::AudioLevel => kind == MediaKind::Audio,
+            HeaderExtension::DependencyDescriptor => kind == MediaKind::Video,
             HeaderExtension::Mid | HeaderExtension::Rid | HeaderExtension::RepairedRid => true,
         }
     }
@@ -76,6 +84,7 @@ impl HeaderExtension {
             HeaderExtension::AbsSendTime => map.abs_send_time,
             HeaderExtension::TransportCc => map.transport_cc,
             HeaderExtension::AudioLevel => map.audio_level,
+            HeaderExtension::DependencyDescriptor => map.dependency_descriptor,
         }
     }
 
@@ -88,6 +97,7 @@ impl HeaderExtension {
             HeaderExtension::AbsSendTime => &mut map.abs_send_time,
             HeaderExtension::TransportCc => &mut map.transport_cc,
             HeaderExtension::AudioLevel => &mut map.audio_level,
+            HeaderExtension::DependencyDescriptor => &mut map.dependency_descriptor,
         };
         *slot = Some(id);
     }

@@ -36,6 +36,8 @@ pub struct Negotiated {
     pub(crate) other_lines: Vec<OtherLine>,
     /// Whether the offer had an `a=group:BUNDLE` (the answer only has one if it did).
     pub(crate) bundle_offered: bool,
+    /// Whether the offer allowed two-byte header extensions (answered in kind).
+    pub(crate) extmap_allow_mixed: bool,
 }
 
 impl Negotiated {
@@ -160,6 +162,7 @@ pub fn negotiate(offer: &Offer, role: Role, caps: &Capabilities) -> Result<Negot
         media,
         other_lines,
         bundle_offered: !offer.bundle.is_empty(),
+        extmap_allow_mixed: offer.extmap_allow_mixed,
     })
 }
 

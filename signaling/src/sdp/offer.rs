@@ -39,6 +39,9 @@ pub struct Offer {
     pub media: Vec<OfferedMedia>,
     /// `a=ice-options:trickle` at session or media level.
     pub ice_options_trickle: bool,
+    /// `a=extmap-allow-mixed` (RFC 8285 §6): the offerer may send two-byte header extensions
+    /// (needed for elements over 16 bytes, such as a dependency descriptor with its structure).
+    pub extmap_allow_mixed: bool,
 }
 
 /// Parses and checks an offer. Never panics; linear in the length of `text`.
@@ -53,6 +56,7 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
     let mut session_setup = None;
     let mut bundle: Option<Vec<String>> = None;
     let mut trickle = false;
+    let mut allow_mixed = false;
     let mut defaults = SessionDefaults::default();
     let mut extmap_seen = [false; 256];
     for attr in &desc.attributes {
@@ -69,6 +73,7 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
                 session_setup.get_or_insert_with(|| value.to_owned());
             }
             "ice-lite" => return Err(SdpError::OffererIceLite),
+            "extmap-allow-mixed" => allow_mixed = true,
             "ice-options" => trickle |= value.split([' ', '\t', ',']).any(|o| o == "trickle"),
             "group" => {
                 let mut tokens = value.split_whitespace();
@@ -228,6 +233,7 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
         bundle: bundle.into_iter().map(Mid).collect(),
         media: sections.into_iter().map(|s| s.media).collect(),
         ice_options_trickle: trickle,
+        extmap_allow_mixed: allow_mixed,
     })
 }
 

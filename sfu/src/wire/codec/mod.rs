@@ -4,11 +4,13 @@
 //! never a keyframe.
 
 pub mod av1;
+pub mod dependency_descriptor;
 pub mod h264;
 pub mod layers;
 pub mod vp8;
 pub mod vp9;
 
+pub use dependency_descriptor::{DependencyDescriptor, TemplateLayers};
 pub use layers::PacketLayers;
 pub use vp8::Vp8Descriptor;
 pub use vp9::Vp9Descriptor;

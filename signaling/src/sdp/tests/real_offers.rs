@@ -80,6 +80,7 @@ fn chrome_publisher_gets_vp8_first_42e01f_before_other_h264_and_no_fec() {
             abs_send_time: Some(2),
             transport_cc: Some(3),
             audio_level: Some(1),
+            dependency_descriptor: None,
         }
     );
     let audio_line = line(&a.answer, "0");
@@ -540,6 +541,17 @@ fn chromium_156_offers_generated_headless_are_answered() {
         Some("send q;h;f")
     );
     assert_eq!(simulcast.neg.media[1].rids.len(), 3);
+    // Its dependency descriptor is accepted, and two-byte extensions (which a descriptor with
+    // its template structure needs) allowed as offered.
+    assert_eq!(simulcast.neg.extmap.dependency_descriptor, Some(12));
+    assert!(simulcast.text.contains("a=extmap-allow-mixed\r\n"));
+    let without = CHROMIUM156_SIMULCAST.replace("a=extmap-allow-mixed\n", "");
+    assert_ne!(without, CHROMIUM156_SIMULCAST);
+    assert!(
+        !answer(&without, Role::Publisher)
+            .text
+            .contains("a=extmap-allow-mixed")
+    );
 
     // The receive-side offer also lists VP9 profiles 1 and 3, H.264 High 4:4:4 (f4001f), AV1
     // profile 1 and FlexFEC: VP9 1/3, AV1 1 and FlexFEC are refused, f4001f mode 1 is kept.
