@@ -24,6 +24,8 @@ pub struct SessionRecord {
     pub shard: ShardId,
     pub etag: String,
     pub remote_ufrag: String,
+    /// The shard's latest send-side estimate toward this session (viewers with transport-cc).
+    pub bwe: Option<sfu::control::ViewerBweStats>,
 }
 
 #[derive(Debug)]
@@ -83,6 +85,18 @@ impl Registry {
 
     pub fn session(&self, id: SessionId) -> Option<&SessionRecord> {
         self.sessions.get(&id)
+    }
+
+    /// Records a shard's estimate toward a session (ignored for an unknown session).
+    pub fn set_bwe(&mut self, id: SessionId, stats: sfu::control::ViewerBweStats) {
+        if let Some(r) = self.sessions.get_mut(&id) {
+            r.bwe = Some(stats);
+        }
+    }
+
+    /// The latest estimates of every session that has one.
+    pub fn bwe_estimates(&self) -> impl Iterator<Item = &sfu::control::ViewerBweStats> {
+        self.sessions.values().filter_map(|r| r.bwe.as_ref())
     }
 
     pub fn loads(&self) -> &[usize] {
@@ -194,6 +208,7 @@ impl Registry {
                 shard,
                 etag,
                 remote_ufrag,
+                bwe: None,
             },
         );
         Ok(Admission {

@@ -53,6 +53,7 @@ impl ShardCore {
                 shard,
                 linked,
             } => self.link_shard(stream, shard, linked),
+            Command::SetDesiredMax { session, max } => self.set_desired_max(now, session, max),
             Command::Shutdown => {
                 self.shutting_down = true;
                 let all: Vec<usize> = self.sessions.iter().map(|(i, _)| i).collect();
@@ -88,7 +89,7 @@ impl ShardCore {
         let rtcp_ssrc = Ssrc(self.next_random() as u32);
         let idx = self
             .sessions
-            .insert(Session::new(&spec, ice, dtls, rtcp_ssrc));
+            .insert(Session::new(&spec, ice, dtls, rtcp_ssrc, now));
         self.by_id.insert(spec.id, idx);
         self.by_ufrag
             .insert(spec.local_ice.ufrag.as_bytes().to_vec(), idx);

@@ -8,10 +8,11 @@ use crate::io::TxBatch;
 use crate::metrics::DropReason;
 use crate::wire::rtcp;
 use crate::wire::rtp::{self, RtpHeader};
-use crate::{ExtSeq, MediaKind, PayloadType, SeqNo, Ssrc};
+use crate::{ExtSeq, MediaKind, SeqNo, Ssrc};
 
 use super::shard_msg::ShardMsg;
 use super::track::Origin;
+use super::viewer_bwe::write_stamped;
 use super::{MAX_RUN, ShardCore};
 
 /// A packet of a fan-out run, parsed once.
@@ -21,31 +22,6 @@ struct RunPacket {
     hdr: RtpHeader,
     codec: crate::Codec,
     keyframe: bool,
-}
-
-/// Copies a cached packet into `slot` with a viewer's SSRC, sequence number, timestamp, payload
-/// type and extension ids. Returns its length.
-#[inline]
-#[allow(clippy::too_many_arguments)]
-fn write_forwarded(
-    slot: &mut [u8],
-    pkt: &[u8],
-    hdr: &RtpHeader,
-    ssrc: Ssrc,
-    seq: SeqNo,
-    ts: u32,
-    pt: PayloadType,
-    ext_map: &[u8; 256],
-) -> usize {
-    let n = pkt.len();
-    slot[..n].copy_from_slice(pkt);
-    let out = &mut slot[..n];
-    rtp::set_ssrc(out, ssrc);
-    rtp::set_seq(out, seq);
-    rtp::set_timestamp(out, ts);
-    rtp::set_payload_type(out, pt);
-    rtp::remap_extensions(out, hdr, ext_map);
-    n
 }
 
 impl ShardCore {
@@ -109,6 +85,7 @@ impl ShardCore {
                 let (Some(dest), Some(srtp)) = (session.dest, session.srtp.as_mut()) else {
                     continue;
                 };
+                let mut vb = session.viewer_bwe.as_deref_mut();
                 for rp in run.iter().take(needed).flatten() {
                     let Some(pt) = sub.payload_type_for(rp.codec) else {
                         sub.codec_drops += 1;
@@ -134,16 +111,26 @@ impl ShardCore {
                         continue;
                     };
                     let (ssrc, ext_map, hdr) = (sub.ssrc, &sub.ext_map, &rp.hdr);
+                    let stamp = vb.as_deref().map(|v| (v.ext_id, v.next_seq()));
                     let mut protect_failed = false;
+                    let (mut len, mut stamped) = (0, false);
                     let pushed = batch.push_with(dest, |slot| {
-                        let n = write_forwarded(slot, data, hdr, ssrc, seq, ts, pt, ext_map);
-                        let r = srtp.tx.protect_rtp(slot, n).ok();
+                        (len, stamped) =
+                            write_stamped(slot, data, hdr, ssrc, seq, ts, pt, ext_map, stamp);
+                        let r = srtp.tx.protect_rtp(slot, len).ok();
                         protect_failed = r.is_none();
                         r
                     });
                     if pushed {
                         sub.send.on_packet(now, ts, rp.hdr.payload_len);
                         self.counters.rtp_out += 1;
+                        if stamped
+                            && let Some(v) = vb.as_deref_mut()
+                            && v.on_sent(now, len, None)
+                        {
+                            self.probing.push(sub.session);
+                            self.probe_wake = Some(now);
+                        }
                     } else if protect_failed {
                         self.counters.drop(DropReason::SrtpProtect);
                     }
@@ -171,6 +158,7 @@ impl ShardCore {
         let (Some(dest), Some(srtp)) = (session.dest, session.srtp.as_mut()) else {
             return;
         };
+        let mut vb = session.viewer_bwe.as_deref_mut();
         for &out_seq in &self.nack_scratch[..n] {
             let Some(in_ext) = sub.rewriter.reverse(out_seq) else {
                 continue;
@@ -191,9 +179,11 @@ impl ShardCore {
                 continue;
             };
             let ts = sub.rewriter.map_timestamp(hdr.timestamp);
+            let stamp = vb.as_deref().map(|v| (v.ext_id, v.next_seq()));
+            let (mut len, mut stamped) = (0, false);
             let queued = match (sub.rtx_ssrc, sub.rtx_payload_type_for(codec)) {
                 (Some(rtx_ssrc), Some(rtx_pt)) => {
-                    let m = write_forwarded(
+                    let (m, st) = write_stamped(
                         &mut self.scratch[..],
                         pkt.data,
                         &hdr,
@@ -202,7 +192,9 @@ impl ShardCore {
                         ts,
                         pt,
                         &sub.ext_map,
+                        stamp,
                     );
+                    stamped = st;
                     let Ok(h2) = RtpHeader::parse(&self.scratch[..m]) else {
                         continue;
                     };
@@ -212,11 +204,12 @@ impl ShardCore {
                     self.control.push_with(dest, |slot| {
                         let k =
                             rtp::write_rtx(original, &h2, slot, rtx_ssrc, rtx_pt, rtx_seq).ok()?;
+                        len = k;
                         srtp.tx.protect_rtp(slot, k).ok()
                     })
                 }
                 _ => self.control.push_with(dest, |slot| {
-                    let k = write_forwarded(
+                    let (k, st) = write_stamped(
                         slot,
                         pkt.data,
                         &hdr,
@@ -225,12 +218,18 @@ impl ShardCore {
                         ts,
                         pt,
                         &sub.ext_map,
+                        stamp,
                     );
+                    (len, stamped) = (k, st);
                     srtp.tx.protect_rtp(slot, k).ok()
                 }),
             };
             if queued {
                 self.counters.retransmits += 1;
+                if stamped && let Some(v) = vb.as_deref_mut() {
+                    // The session is already primed: media went out before this NACK.
+                    v.on_sent(now, len, None);
+                }
             } else {
                 self.counters.drop(DropReason::TxQueueFull);
             }
