@@ -12,7 +12,7 @@ use crate::{ExtSeq, MediaKind, SeqNo, Ssrc};
 
 use super::shard_msg::ShardMsg;
 use super::track::Origin;
-use super::viewer_bwe::write_stamped;
+use super::viewer_bwe::{udp_overhead, write_stamped};
 use super::{MAX_RUN, ShardCore};
 
 /// A packet of a fan-out run, parsed once.
@@ -119,6 +119,7 @@ impl ShardCore {
                             write_stamped(slot, data, hdr, ssrc, seq, ts, pt, ext_map, stamp);
                         let r = srtp.tx.protect_rtp(slot, len).ok();
                         protect_failed = r.is_none();
+                        len = r.unwrap_or(len);
                         r
                     });
                     if pushed {
@@ -126,7 +127,7 @@ impl ShardCore {
                         self.counters.rtp_out += 1;
                         if stamped
                             && let Some(v) = vb.as_deref_mut()
-                            && v.on_sent(now, len, None)
+                            && v.on_sent(now, len + udp_overhead(dest), None)
                         {
                             self.probing.push(sub.session);
                             self.probe_wake = Some(now);
@@ -204,8 +205,9 @@ impl ShardCore {
                     self.control.push_with(dest, |slot| {
                         let k =
                             rtp::write_rtx(original, &h2, slot, rtx_ssrc, rtx_pt, rtx_seq).ok()?;
-                        len = k;
-                        srtp.tx.protect_rtp(slot, k).ok()
+                        let r = srtp.tx.protect_rtp(slot, k).ok();
+                        len = r.unwrap_or(k);
+                        r
                     })
                 }
                 _ => self.control.push_with(dest, |slot| {
@@ -220,15 +222,16 @@ impl ShardCore {
                         &sub.ext_map,
                         stamp,
                     );
-                    (len, stamped) = (k, st);
-                    srtp.tx.protect_rtp(slot, k).ok()
+                    let r = srtp.tx.protect_rtp(slot, k).ok();
+                    (len, stamped) = (r.unwrap_or(k), st);
+                    r
                 }),
             };
             if queued {
                 self.counters.retransmits += 1;
                 if stamped && let Some(v) = vb.as_deref_mut() {
                     // The session is already primed: media went out before this NACK.
-                    v.on_sent(now, len, None);
+                    v.on_sent(now, len + udp_overhead(dest), None);
                 }
             } else {
                 self.counters.drop(DropReason::TxQueueFull);

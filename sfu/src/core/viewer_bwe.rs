@@ -19,6 +19,9 @@ use super::ShardCore;
 
 /// Largest padding a padding-only packet carries (RFC 3550 §5.1: the count is one byte).
 const MAX_PAD: usize = 255;
+/// About what a padding packet adds to its padding on the wire: RTP header and transport-wide
+/// element (20), SRTP tag (10–16), IPv4 and UDP (28).
+const PADDING_OVERHEAD: usize = 64;
 /// How often a viewer's estimate is reported to signaling.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Sent packets remembered per viewer for feedback (about 2 s at 1000 packets per second).
@@ -126,6 +129,14 @@ impl ViewerBwe {
             feedback_received: self.feedback,
         }
     }
+}
+
+/// Bytes an IP and UDP header add to a datagram toward `dest`: the estimator counts packets as
+/// they are on the wire (SRTP tag and these headers included), as libwebrtc does with its
+/// send-side estimation "with overhead", so the target is a wire rate.
+#[inline]
+pub(super) fn udp_overhead(dest: std::net::SocketAddr) -> usize {
+    if dest.is_ipv4() { 20 + 8 } else { 40 + 8 }
 }
 
 /// Copies a cached packet into `slot` with a viewer's SSRC, sequence number, timestamp, payload
@@ -323,10 +334,10 @@ impl ShardCore {
         ) else {
             return false;
         };
+        // `size` is on-wire bytes: each packet's headers, tag and IP/UDP count toward it.
         let mut left = size;
         while left > 0 {
-            let pad = left.min(MAX_PAD);
-            left -= pad;
+            let pad = left.saturating_sub(PADDING_OVERHEAD).clamp(1, MAX_PAD);
             let id = vb.ext_id;
             let tseq = vb.next_seq();
             let rtx_seq = SeqNo(sub.rtx_seq);
@@ -336,14 +347,16 @@ impl ShardCore {
                     slot, rtx_ssrc, rtx_pt, rtx_seq, 0, id, tseq, pad as u8,
                 )
                 .ok()?;
-                written = n;
-                srtp.tx.protect_rtp(slot, n).ok()
+                let r = srtp.tx.protect_rtp(slot, n).ok();
+                written = r.unwrap_or(n) + udp_overhead(dest);
+                r
             });
             if !queued {
                 self.counters.drop(crate::metrics::DropReason::TxQueueFull);
                 return true;
             }
             sub.rtx_seq = sub.rtx_seq.wrapping_add(1);
+            left = left.saturating_sub(written);
             vb.on_sent(now, written, probe);
             vb.padding_packets += 1;
             vb.padding_bytes += written as u64;
