@@ -258,14 +258,11 @@ impl ShardCore {
             let mut next = None;
             let mut keep = false;
             let mut failed = false;
-            loop {
-                let Some(vb) = self
-                    .sessions
-                    .get_mut(idx)
-                    .and_then(|s| s.viewer_bwe.as_deref_mut())
-                else {
-                    break;
-                };
+            while let Some(vb) = self
+                .sessions
+                .get_mut(idx)
+                .and_then(|s| s.viewer_bwe.as_deref_mut())
+            {
                 match vb.pacer.poll_send(now) {
                     Some(Paced::Padding { size, probe }) => {
                         if !self.send_padding(now, idx, size, probe) {
