@@ -233,7 +233,8 @@ impl ShardCore {
             let Some(vb) = s.viewer_bwe.as_deref_mut() else {
                 continue;
             };
-            if vb.bwe.poll_timeout().is_some_and(|t| t <= now) {
+            let due = vb.bwe.poll_timeout().is_some_and(|t| t <= now);
+            if due {
                 vb.bwe.handle_timeout(now);
             }
             if now >= vb.next_report {
@@ -245,7 +246,10 @@ impl ShardCore {
                     stats,
                 });
             }
-            self.refresh_viewer(now, idx);
+            if due {
+                // An ALR probe may have been scheduled.
+                self.refresh_viewer(now, idx);
+            }
         }
     }
 
