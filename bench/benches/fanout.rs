@@ -23,12 +23,23 @@ const CHUNK: usize = 64;
 
 fn bench_fanout(c: &mut Criterion) {
     let mut g = c.benchmark_group("fanout");
-    for n in [1usize, 10, 100] {
-        let mut f = Fanout::new(n);
+    let cases = [1usize, 10, 100]
+        .into_iter()
+        .map(|n| (n, false))
+        .chain([(10, true), (100, true)]);
+    for (n, twcc) in cases {
+        let mut f = Fanout::with_twcc(n, twcc);
         let mut bufs = vec![[0u8; SLOT_SIZE]; CHUNK];
         let mut lens = [0usize; CHUNK];
         g.throughput(Throughput::Elements(n as u64));
-        g.bench_function(BenchmarkId::new("ingress_packet", n), |b| {
+        // `ingress_packet_twcc`: viewers with send-side estimation (transport-wide sequence
+        // number stamped, packet recorded for feedback).
+        let name = if twcc {
+            "ingress_packet_twcc"
+        } else {
+            "ingress_packet"
+        };
+        g.bench_function(BenchmarkId::new(name, n), |b| {
             b.iter_custom(|iters| {
                 let mut spent = 0;
                 let mut left = iters as usize;
@@ -52,7 +63,7 @@ fn bench_fanout(c: &mut Criterion) {
         let c = f.h.cores[0].counters();
         let dropped: u64 = c.drops.iter().sum();
         eprintln!(
-            "fanout/{n}: rtp_in {} rtp_out {} (ratio {:.2}) drops {dropped}",
+            "fanout/{name}/{n}: rtp_in {} rtp_out {} (ratio {:.2}) drops {dropped}",
             c.rtp_in,
             c.rtp_out,
             c.rtp_out as f64 / c.rtp_in.max(1) as f64

@@ -3,7 +3,7 @@
 
 use crate::dtls::Fingerprint;
 use crate::{
-    Codec, MediaKind, Mid, PayloadType, Rid, SessionId, ShardId, Ssrc, StreamKey, TrackId,
+    Bitrate, Codec, MediaKind, Mid, PayloadType, Rid, SessionId, ShardId, Ssrc, StreamKey, TrackId,
 };
 
 /// ICE username fragment and password (RFC 8445 §5.3).
@@ -149,8 +149,40 @@ pub enum Command {
         mid: Option<Mid>,
         selection: LayerSelection,
     },
+    /// The most the allocator would send viewer session `session` (the sum of the layers it
+    /// wants); raising it above the estimate makes the send-side estimator probe toward it.
+    SetDesiredMax { session: SessionId, max: Bitrate },
     /// Close every session and stop the shard loop.
     Shutdown,
+}
+
+/// The send-side bandwidth estimate toward one viewer session (GoogCC, `sfu/src/bwe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViewerBweStats {
+    /// The rate to send the viewer now.
+    pub target: Bitrate,
+    /// The delay-based estimate.
+    pub delay_based: Bitrate,
+    /// The rate the viewer acknowledged in its feedback.
+    pub acked: Option<Bitrate>,
+    /// Loss of the last loss report, in thousandths.
+    pub loss_permille: u16,
+    pub rtt: std::time::Duration,
+    /// The over-use detector's hypothesis.
+    pub usage: crate::bwe::BandwidthUsage,
+    /// The rate controller's state.
+    pub rate_state: crate::bwe::aimd::RateControlState,
+    /// The sender is application-limited.
+    pub in_alr: bool,
+    /// The last probe result.
+    pub last_probe: Option<Bitrate>,
+    /// Packets stamped with a transport-wide sequence number.
+    pub packets_sent: u64,
+    /// Padding-only packets sent (probes).
+    pub padding_packets: u64,
+    pub padding_bytes: u64,
+    /// Transport-cc feedback messages received from the viewer.
+    pub feedback_received: u64,
 }
 
 /// Why a session ended.
@@ -188,6 +220,12 @@ pub enum Event {
         track: TrackId,
         mid: Mid,
         layers: Vec<Rid>,
+    },
+    /// The send-side estimate toward a viewer session, once a second.
+    ViewerEstimate {
+        id: SessionId,
+        shard: ShardId,
+        stats: ViewerBweStats,
     },
     /// A command could not be applied.
     CommandFailed {

@@ -158,3 +158,74 @@ fn simulcast_forwarding_and_layer_switches_allocate_nothing() {
     assert!(switched >= 6, "switched {switched}");
     assert_eq!(allocs, 0, "allocations on the simulcast forwarding path");
 }
+
+#[test]
+fn forwarding_to_viewers_with_send_side_estimation_allocates_nothing_per_packet() {
+    use sfu::bwe::{TwccReceiver, TwccReceiverConfig};
+    use sfu::io::RecvMeta;
+    use sfu::wire::rtp::{RtpHeader, parse_transport_cc_seq};
+
+    const TWCC_ID: u8 = 9;
+    let mut h = Harness::new(1);
+    let _p = h.add_publisher(0, 1);
+    let viewers: Vec<usize> = (0..4).map(|_| h.add_twcc_viewer(0, 1, TWCC_ID)).collect();
+    let mut twcc: Vec<TwccReceiver> = viewers
+        .iter()
+        .map(|_| TwccReceiver::new(TwccReceiverConfig::default()))
+        .collect();
+    let mut seen = vec![0usize; viewers.len()];
+    // Every viewer acknowledges what it received (stamps, feedback every 50 ms), so the
+    // estimators, probe controllers and pacers all run.
+    let mut run = |h: &mut Harness, ms: u64| {
+        for _ in 0..ms {
+            h.step();
+            let now = h.now;
+            for (k, &v) in viewers.iter().enumerate() {
+                for b in &h.peers[v].rtp[seen[k]..] {
+                    let hd = RtpHeader::parse(b).unwrap();
+                    let seq = parse_transport_cc_seq(hd.extension(b, TWCC_ID).unwrap()).unwrap();
+                    twcc[k].on_packet(now, seq.0);
+                }
+                seen[k] = h.peers[v].rtp.len();
+                let mut buf = vec![0u8; 1500];
+                while let Some(n) =
+                    twcc[k].poll_feedback(now, sfu::Ssrc(7), sfu::Ssrc(1), &mut buf[..1400])
+                {
+                    let mut pkt = buf[..n].to_vec();
+                    pkt.resize(n + 64, 0);
+                    let n = h.peers[v].client.protect_rtcp(&mut pkt, n).unwrap();
+                    pkt.truncate(n);
+                    let src = h.peers[v].addr;
+                    sfu::sim::in_core(|| {
+                        h.cores[0].handle_datagram(now, RecvMeta { src, dst_ip: None }, &mut pkt)
+                    });
+                }
+            }
+            // The shard loop hands events to signaling every iteration.
+            while h.cores[0].poll_event().is_some() {}
+            h.now += Duration::from_millis(1);
+        }
+    };
+    run(&mut h, 3000);
+    for &v in &viewers {
+        assert!(h.peers[v].connected);
+    }
+    let out_before = h.cores[0].counters().rtp_out;
+    let allocs_before = allocs();
+    run(&mut h, 6000);
+    let allocs = allocs() - allocs_before;
+    let forwarded = h.cores[0].counters().rtp_out - out_before;
+    let est = h.cores[0]
+        .viewer_estimate(h.peers[viewers[0]].session)
+        .unwrap();
+    println!("forwarded {forwarded} packets with {allocs} allocations; {est:?}");
+    assert!(
+        est.feedback_received > 100,
+        "feedback reached the estimator"
+    );
+    assert!(forwarded > 3000, "forwarded {forwarded}");
+    assert_eq!(
+        allocs, 0,
+        "allocations on the forwarding and estimation path"
+    );
+}

@@ -138,6 +138,11 @@ pub fn handle_event(st: &AppState, ev: Event) {
                 reg.set_layer_order(stream, track, layers);
             }
         }
+        Event::ViewerEstimate { id, stats, .. } => {
+            if let Ok(mut reg) = st.registry.lock() {
+                reg.set_bwe(id, stats);
+            }
+        }
         Event::CommandFailed { id, shard, error } => {
             tracing::warn!(session = ?id, %shard, %error, "shard refused a command");
             if let Some(id) = id {

@@ -28,6 +28,8 @@ pub struct SessionRecord {
     pub video_mids: Vec<Mid>,
     /// A viewer's last layer selection per video mid.
     pub selections: Vec<(Mid, LayerSelection)>,
+    /// The shard's latest send-side estimate toward this session (viewers with transport-cc).
+    pub bwe: Option<sfu::control::ViewerBweStats>,
 }
 
 /// The encodings of one published video track, lowest first (empty: not simulcast).
@@ -98,6 +100,18 @@ impl Registry {
 
     pub fn session(&self, id: SessionId) -> Option<&SessionRecord> {
         self.sessions.get(&id)
+    }
+
+    /// Records a shard's estimate toward a session (ignored for an unknown session).
+    pub fn set_bwe(&mut self, id: SessionId, stats: sfu::control::ViewerBweStats) {
+        if let Some(r) = self.sessions.get_mut(&id) {
+            r.bwe = Some(stats);
+        }
+    }
+
+    /// The latest estimates of every session that has one.
+    pub fn bwe_estimates(&self) -> impl Iterator<Item = &sfu::control::ViewerBweStats> {
+        self.sessions.values().filter_map(|r| r.bwe.as_ref())
     }
 
     pub fn loads(&self) -> &[usize] {
@@ -212,6 +226,7 @@ impl Registry {
                 remote_ufrag,
                 video_mids: Vec::new(),
                 selections: Vec::new(),
+                bwe: None,
             },
         );
         Ok(Admission {

@@ -80,9 +80,23 @@ pub struct Fanout {
 
 impl Fanout {
     pub fn new(viewers: usize) -> Self {
+        Self::with_twcc(viewers, false)
+    }
+
+    /// Like [`Fanout::new`]; with `twcc` the viewers negotiated transport-wide congestion
+    /// control, so every egress packet is stamped and recorded by the viewer's estimator.
+    pub fn with_twcc(viewers: usize, twcc: bool) -> Self {
         let mut h = Harness::new(1);
         let publisher = h.add_publisher(0, 1);
-        let viewers: Vec<usize> = (0..viewers).map(|_| h.add_viewer(0, 1)).collect();
+        let viewers: Vec<usize> = (0..viewers)
+            .map(|_| {
+                if twcc {
+                    h.add_twcc_viewer(0, 1, 9)
+                } else {
+                    h.add_viewer(0, 1)
+                }
+            })
+            .collect();
         for &v in &viewers {
             h.peers[v].record = false;
         }

@@ -203,6 +203,14 @@ impl<H: Copy> Pacer<H> {
         }
     }
 
+    /// A packet of `size` bytes was sent without passing through this pacer (media the caller
+    /// does not pace): it counts against the budget, and probes may start once media flows.
+    pub fn on_sent_unpaced(&mut self, now: Instant, size: usize) {
+        self.drain_budgets(now);
+        self.charge(size);
+        self.sent_media = true;
+    }
+
     /// Queues a packet; a full queue gives the handle back.
     pub fn enqueue(
         &mut self,

@@ -113,7 +113,12 @@ impl ProbeController {
         }
         if estimate.0 as f64 > self.cfg.further_fraction * rate.0 as f64 {
             self.waiting = None;
-            self.schedule(now, &[Bitrate(estimate.0.saturating_mul(2))]);
+            // Once a probe at the ceiling succeeded there is nothing higher to learn
+            // (libwebrtc probes further only below its maximum).
+            let next = Bitrate(estimate.0.saturating_mul(2)).min(self.ceiling());
+            if next > rate {
+                self.schedule(now, &[next]);
+            }
         }
     }
 
@@ -215,6 +220,25 @@ mod tests {
         assert_eq!(drain(&mut p), [900_000, 1_800_000]);
         p.on_start(t0, Bitrate::kbps(300));
         assert!(drain(&mut p).is_empty(), "only once");
+    }
+
+    #[test]
+    fn further_probing_stops_once_a_probe_at_the_ceiling_succeeded() {
+        let t0 = Instant::now();
+        let mut p = ProbeController::new(ProbeConfig::default(), Bitrate::kbps(2_000));
+        p.on_start(t0, Bitrate::kbps(300));
+        assert_eq!(drain(&mut p), [900_000, 1_800_000]);
+        p.on_estimate(t0 + Duration::from_millis(100), Bitrate::kbps(1_700));
+        assert_eq!(
+            drain(&mut p),
+            [2_000_000],
+            "twice the result, capped at the maximum"
+        );
+        p.on_estimate(t0 + Duration::from_millis(200), Bitrate::kbps(2_000));
+        assert!(
+            drain(&mut p).is_empty(),
+            "nothing above the maximum to probe"
+        );
     }
 
     #[test]

@@ -72,6 +72,7 @@ impl ShardCore {
                     });
                 }
             }
+            Command::SetDesiredMax { session, max } => self.set_desired_max(now, session, max),
             Command::Shutdown => {
                 self.shutting_down = true;
                 let all: Vec<usize> = self.sessions.iter().map(|(i, _)| i).collect();
@@ -107,7 +108,7 @@ impl ShardCore {
         let rtcp_ssrc = Ssrc(self.next_random() as u32);
         let idx = self
             .sessions
-            .insert(Session::new(&spec, ice, dtls, rtcp_ssrc));
+            .insert(Session::new(&spec, ice, dtls, rtcp_ssrc, now));
         self.by_id.insert(spec.id, idx);
         self.by_ufrag
             .insert(spec.local_ice.ufrag.as_bytes().to_vec(), idx);
@@ -199,6 +200,7 @@ impl ShardCore {
             }
         }
         self.by_id.remove(&session.id);
+        self.probing.retain(|&i| i != idx);
         self.by_ufrag.remove(session.ice.local_ufrag().as_bytes());
         for addr in session.ice.validated() {
             if self.by_addr.get(&addr) == Some(&idx) {

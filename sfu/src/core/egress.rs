@@ -10,11 +10,12 @@ use crate::route::layer_selector::{SimulcastStep, Verdict, simulcast_step};
 use crate::wire::codec::{DependencyDescriptor, PacketLayers, TemplateLayers, vp8};
 use crate::wire::rtcp;
 use crate::wire::rtp::{self, RtpHeader};
-use crate::{ExtSeq, MediaKind, PayloadType, SeqNo, Ssrc};
+use crate::{ExtSeq, MediaKind, SeqNo, Ssrc};
 
 use super::shard_msg::ShardMsg;
 use super::subscription::arrival_gap;
 use super::track::Origin;
+use super::viewer_bwe::{udp_overhead, write_stamped};
 use super::{MAX_RUN, ShardCore};
 
 /// A packet of a fan-out run, parsed once.
@@ -42,16 +43,20 @@ struct PayloadEdit {
 }
 
 impl PayloadEdit {
-    /// Applies the edit to a packet of length `n` in `slot` whose header is `hdr`.
+    /// Applies the edit to a packet written to `slot` (`n` bytes) from a source packet of
+    /// `src_len` bytes whose header is `hdr`. A transport-wide sequence number added by
+    /// [`write_stamped`] grows the extension block, so the payload starts `n - src_len` bytes
+    /// later than in the source; extension data keeps its offsets.
     #[inline]
-    fn apply(self, slot: &mut [u8], hdr: &RtpHeader, n: usize) {
+    fn apply(self, slot: &mut [u8], hdr: &RtpHeader, src_len: usize, n: usize) {
         if self.marker {
             rtp::set_marker(&mut slot[..n], true);
         }
+        let payload = hdr.header_len() + n.saturating_sub(src_len);
         if let Some((pid, tl0)) = self.vp8
-            && hdr.header_len() < n
+            && payload < n
         {
-            vp8::rewrite_picture_numbers(&mut slot[hdr.header_len()..n], pid, tl0);
+            vp8::rewrite_picture_numbers(&mut slot[payload..n], pid, tl0);
         }
         if let Some((offset, frame)) = self.dd_frame {
             let at = offset + DependencyDescriptor::FRAME_NUMBER_OFFSET;
@@ -90,31 +95,6 @@ fn vp8_numbers(layers: &PacketLayers, mapped: (u16, u8)) -> Option<(u16, u8)> {
     let (pid, _) = layers.vp8_picture_id?;
     let tl0 = layers.vp8_tl0_pic_idx.unwrap_or(0);
     (mapped != (pid, tl0)).then_some(mapped)
-}
-
-/// Copies a cached packet into `slot` with a viewer's SSRC, sequence number, timestamp, payload
-/// type and extension ids. Returns its length.
-#[inline]
-#[allow(clippy::too_many_arguments)]
-fn write_forwarded(
-    slot: &mut [u8],
-    pkt: &[u8],
-    hdr: &RtpHeader,
-    ssrc: Ssrc,
-    seq: SeqNo,
-    ts: u32,
-    pt: PayloadType,
-    ext_map: &[u8; 256],
-) -> usize {
-    let n = pkt.len();
-    slot[..n].copy_from_slice(pkt);
-    let out = &mut slot[..n];
-    rtp::set_ssrc(out, ssrc);
-    rtp::set_seq(out, seq);
-    rtp::set_timestamp(out, ts);
-    rtp::set_payload_type(out, pt);
-    rtp::remap_extensions(out, hdr, ext_map);
-    n
 }
 
 impl ShardCore {
@@ -211,6 +191,7 @@ impl ShardCore {
                 let (Some(dest), Some(srtp)) = (session.dest, session.srtp.as_mut()) else {
                     continue;
                 };
+                let mut vb = session.viewer_bwe.as_deref_mut();
                 for rp in run.iter().take(needed).flatten() {
                     let Some(pt) = sub.payload_type_for(rp.codec) else {
                         sub.codec_drops += 1;
@@ -309,18 +290,29 @@ impl ShardCore {
                         &sub.ext_map
                     };
                     let (ssrc, hdr) = (sub.ssrc, &rp.hdr);
+                    let stamp = vb.as_deref().map(|v| (v.ext_id, v.next_seq()));
                     let mut protect_failed = false;
+                    let (mut len, mut stamped) = (0, false);
                     let pushed = batch.push_with(dest, |slot| {
-                        let n = write_forwarded(slot, data, hdr, ssrc, seq, ts, pt, ext_map);
-                        edit.apply(slot, hdr, n);
-                        let r = srtp.tx.protect_rtp(slot, n).ok();
+                        (len, stamped) =
+                            write_stamped(slot, data, hdr, ssrc, seq, ts, pt, ext_map, stamp);
+                        edit.apply(slot, hdr, data.len(), len);
+                        let r = srtp.tx.protect_rtp(slot, len).ok();
                         protect_failed = r.is_none();
+                        len = r.unwrap_or(len);
                         r
                     });
                     if pushed {
                         sub.last_arrival = Some(rp.arrival);
                         sub.send.on_packet(now, ts, rp.hdr.payload_len);
                         self.counters.rtp_out += 1;
+                        if stamped
+                            && let Some(v) = vb.as_deref_mut()
+                            && v.on_sent(now, len + udp_overhead(dest), None)
+                        {
+                            self.probing.push(sub.session);
+                            self.probe_wake = Some(now);
+                        }
                     } else if protect_failed {
                         self.counters.drop(DropReason::SrtpProtect);
                     }
@@ -348,6 +340,7 @@ impl ShardCore {
         let (Some(dest), Some(srtp)) = (session.dest, session.srtp.as_mut()) else {
             return;
         };
+        let mut vb = session.viewer_bwe.as_deref_mut();
         for &out_seq in &self.nack_scratch[..n] {
             let Some(in_ext) = sub.rewriter.reverse(out_seq) else {
                 continue;
@@ -390,9 +383,11 @@ impl ShardCore {
                     edit.vp8 = vp8_numbers(&layers, sub.pictures.peek(pid, tl0));
                 }
             }
+            let stamp = vb.as_deref().map(|v| (v.ext_id, v.next_seq()));
+            let (mut len, mut stamped) = (0, false);
             let queued = match (sub.rtx_ssrc, sub.rtx_payload_type_for(codec)) {
                 (Some(rtx_ssrc), Some(rtx_pt)) => {
-                    let m = write_forwarded(
+                    let (m, st) = write_stamped(
                         &mut self.scratch[..],
                         pkt.data,
                         &hdr,
@@ -401,8 +396,10 @@ impl ShardCore {
                         ts,
                         pt,
                         ext_map,
+                        stamp,
                     );
-                    edit.apply(&mut self.scratch[..], &hdr, m);
+                    stamped = st;
+                    edit.apply(&mut self.scratch[..], &hdr, pkt.data.len(), m);
                     let Ok(h2) = RtpHeader::parse(&self.scratch[..m]) else {
                         continue;
                     };
@@ -412,18 +409,27 @@ impl ShardCore {
                     self.control.push_with(dest, |slot| {
                         let k =
                             rtp::write_rtx(original, &h2, slot, rtx_ssrc, rtx_pt, rtx_seq).ok()?;
-                        srtp.tx.protect_rtp(slot, k).ok()
+                        let r = srtp.tx.protect_rtp(slot, k).ok();
+                        len = r.unwrap_or(k);
+                        r
                     })
                 }
                 _ => self.control.push_with(dest, |slot| {
-                    let k =
-                        write_forwarded(slot, pkt.data, &hdr, sub.ssrc, out_seq, ts, pt, ext_map);
-                    edit.apply(slot, &hdr, k);
-                    srtp.tx.protect_rtp(slot, k).ok()
+                    let (k, st) = write_stamped(
+                        slot, pkt.data, &hdr, sub.ssrc, out_seq, ts, pt, ext_map, stamp,
+                    );
+                    edit.apply(slot, &hdr, pkt.data.len(), k);
+                    let r = srtp.tx.protect_rtp(slot, k).ok();
+                    (len, stamped) = (r.unwrap_or(k), st);
+                    r
                 }),
             };
             if queued {
                 self.counters.retransmits += 1;
+                if stamped && let Some(v) = vb.as_deref_mut() {
+                    // The session is already primed: media went out before this NACK.
+                    v.on_sent(now, len + udp_overhead(dest), None);
+                }
             } else {
                 self.counters.drop(DropReason::TxQueueFull);
             }
@@ -489,9 +495,9 @@ impl ShardCore {
 #[allow(clippy::unwrap_used)] // in tests an unwrap is an assertion
 mod tests {
     use super::*;
-    use crate::Codec;
     use crate::wire::codec::Vp8Descriptor;
     use crate::wire::rtp::{RtpFields, write_rtp};
+    use crate::{Codec, PayloadType};
 
     fn packet(payload: &[u8]) -> Vec<u8> {
         let f = RtpFields {
@@ -526,13 +532,48 @@ mod tests {
             dd_frame: None,
         };
         let n = pkt.len();
-        edit.apply(&mut pkt, &hdr, n);
+        edit.apply(&mut pkt, &hdr, n, n);
         let out = RtpHeader::parse(&pkt).unwrap();
         assert!(out.marker);
         let d = Vp8Descriptor::parse(out.payload(&pkt)).unwrap();
         assert_eq!((d.picture_id, d.tl0_pic_idx), (Some(5), Some(6)));
         assert_eq!(&out.payload(&pkt)[6..], &[0x11, 0xaa]);
         assert_eq!(out.extension(&pkt, 2), Some(&b"f"[..]));
+    }
+
+    #[test]
+    fn payload_edit_finds_the_vp8_descriptor_after_a_stamped_transport_sequence_number() {
+        let src = packet(&[0x90, 0xe0, 0xab, 0xb9, 0xd3, 0x00, 0x11, 0xaa]);
+        let hdr = RtpHeader::parse(&src).unwrap();
+        let layers = PacketLayers::parse(Codec::Vp8, hdr.payload(&src), false);
+        let mut identity = [0u8; 256];
+        for (i, v) in identity.iter_mut().enumerate() {
+            *v = i as u8;
+        }
+        let mut slot = vec![0u8; 128];
+        let (n, stamped) = write_stamped(
+            &mut slot,
+            &src,
+            &hdr,
+            Ssrc(9),
+            SeqNo(1),
+            0,
+            PayloadType(96),
+            &identity,
+            Some((3, 0x0102)),
+        );
+        assert!(stamped);
+        assert_eq!(n, src.len() + 4, "a word added to the extension block");
+        let edit = PayloadEdit {
+            vp8: vp8_numbers(&layers, (5, 6)),
+            ..PayloadEdit::default()
+        };
+        edit.apply(&mut slot, &hdr, src.len(), n);
+        let out = RtpHeader::parse(&slot[..n]).unwrap();
+        let d = Vp8Descriptor::parse(out.payload(&slot[..n])).unwrap();
+        assert_eq!((d.picture_id, d.tl0_pic_idx), (Some(5), Some(6)));
+        assert_eq!(&out.payload(&slot[..n])[6..], &[0x11, 0xaa]);
+        assert_eq!(out.extension(&slot[..n], 2), Some(&b"f"[..]));
     }
 
     #[test]
@@ -578,7 +619,7 @@ mod tests {
             ..PayloadEdit::default()
         };
         let n = pkt.len();
-        edit.apply(&mut pkt, &hdr, n);
+        edit.apply(&mut pkt, &hdr, n, n);
         let out = RtpHeader::parse(&pkt).unwrap();
         let d = DependencyDescriptor::parse(out.extension(&pkt, DEPENDENCY_DESCRIPTOR).unwrap());
         assert_eq!(d.unwrap().frame_number, 0x0102);

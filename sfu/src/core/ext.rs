@@ -11,10 +11,15 @@ pub const TRANSPORT_CC: u8 = 5;
 pub const AUDIO_LEVEL: u8 = 6;
 pub const DEPENDENCY_DESCRIPTOR: u8 = 7;
 
-/// Publisher ids → canonical ids. Extensions that only make sense per hop (abs-send-time,
-/// transport-wide sequence numbers) and mid (the viewer's mids differ) are blanked.
+/// Publisher ids → canonical ids. Extensions that only make sense per hop (abs-send-time) and
+/// mid (the viewer's mids differ) are blanked. The publisher's transport-wide sequence number
+/// is kept under its canonical id: the egress overwrites its value with the viewer's own
+/// sequence number in place, instead of adding an element (viewer_bwe.rs).
 pub fn ingress_map(ext: &ExtMap) -> [u8; 256] {
     let mut m = [0u8; 256];
+    if let Some(id) = ext.transport_cc {
+        m[id as usize] = TRANSPORT_CC;
+    }
     if let Some(id) = ext.rid {
         m[id as usize] = RID;
     }
@@ -30,9 +35,13 @@ pub fn ingress_map(ext: &ExtMap) -> [u8; 256] {
     m
 }
 
-/// Canonical ids → a viewer's ids. Only what is meaningful end to end is kept: the audio level.
+/// Canonical ids → a viewer's ids. Only what is meaningful end to end is kept: the audio level,
+/// and the transport-wide sequence number's place (its value is rewritten per viewer).
 pub fn egress_map(ext: &ExtMap) -> [u8; 256] {
     let mut m = [0u8; 256];
+    if let Some(id) = ext.transport_cc {
+        m[TRANSPORT_CC as usize] = id;
+    }
     if let Some(id) = ext.audio_level {
         m[AUDIO_LEVEL as usize] = id;
     }
@@ -75,7 +84,14 @@ mod tests {
         let e = egress_map(&viewer);
         assert_eq!(e[i[1] as usize], 9, "audio level survives end to end");
         assert_eq!(i[2], 0);
-        assert_eq!(i[3], 0);
+        assert_eq!(
+            i[3], TRANSPORT_CC,
+            "kept so the egress can overwrite it in place"
+        );
+        assert_eq!(
+            e[TRANSPORT_CC as usize], 0,
+            "not sent to a viewer without it"
+        );
         assert_eq!(i[4], 0);
         assert_eq!(e[i[10] as usize], 0, "rid is not sent to viewers");
         assert_eq!(e[i[12] as usize], 0, "no dependency descriptor on VP8/VP9");

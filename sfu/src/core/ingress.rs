@@ -371,6 +371,7 @@ impl ShardCore {
                     }
                     self.retransmit(now, idx, media, n);
                 }
+                RtcpPacket::TransportCc(fb) => self.on_transport_feedback(now, idx, &fb),
                 RtcpPacket::Pli { media, .. } => self.on_keyframe_request(now, idx, media),
                 RtcpPacket::Fir(fir) => {
                     for (ssrc, _) in fir.entries() {
@@ -433,16 +434,18 @@ impl ShardCore {
             return;
         };
         let sub = &mut self.subs[sidx];
-        if let Some(rtt) = sub.send.on_receiver_report(
+        let rtt = sub.send.on_receiver_report(
             now,
             block.last_sr,
             block.delay_since_last_sr,
             block.fraction_lost,
             block.cumulative_lost,
             block.jitter,
-        ) {
+        );
+        if let Some(rtt) = rtt {
             self.sessions[idx].rtt = rtt;
         }
+        self.on_viewer_report(now, idx, block.fraction_lost, rtt);
     }
 
     /// A viewer asked for a keyframe of the stream it receives on `media`.

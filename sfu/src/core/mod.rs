@@ -13,6 +13,7 @@ mod session;
 mod shard_msg;
 mod subscription;
 mod track;
+mod viewer_bwe;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -92,6 +93,10 @@ pub struct ShardCore {
     /// Scratch for building packets before they are copied into a slot.
     scratch: Box<[u8; crate::io::SLOT_SIZE]>,
     nack_scratch: Box<[crate::SeqNo; 256]>,
+    /// Viewer sessions with probe clusters to send (see `viewer_bwe`).
+    probing: Vec<usize>,
+    /// When the next probe padding is due.
+    probe_wake: Option<Instant>,
 }
 
 impl std::fmt::Debug for ShardCore {
@@ -143,6 +148,8 @@ impl ShardCore {
             shutting_down: false,
             scratch: Box::new([0u8; crate::io::SLOT_SIZE]),
             nack_scratch: Box::new([crate::SeqNo(0); 256]),
+            probing: Vec::with_capacity(64),
+            probe_wake: None,
         }
     }
 
@@ -181,7 +188,10 @@ impl ShardCore {
         if self.sessions.is_empty() && self.tracks.is_empty() {
             None
         } else {
-            Some(self.next_tick)
+            Some(
+                self.probe_wake
+                    .map_or(self.next_tick, |p| p.min(self.next_tick)),
+            )
         }
     }
 

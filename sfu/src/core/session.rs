@@ -2,13 +2,15 @@
 //! tracks it publishes and media sections it views.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::bwe::{RembConfig, RembEstimator, TwccReceiver};
 use crate::control::{ExtMap, SessionSpec};
 use crate::dtls::DtlsConn;
 use crate::ice::IceLite;
 use crate::srtp::SrtpSession;
+
+use super::viewer_bwe::ViewerBwe;
 use crate::{SessionId, Ssrc};
 
 /// Most SSRCs one session may send (media and RTX of every track, simulcast included).
@@ -46,11 +48,20 @@ pub struct Session {
     /// Receive-side estimation reported with REMB: only for a peer that negotiated
     /// abs-send-time but not transport-cc (boxed: most sessions have none).
     pub remb: Option<Box<RembEstimator>>,
+    /// Send-side estimation toward a viewer that negotiated transport-wide sequence numbers
+    /// (boxed: publishers have none).
+    pub viewer_bwe: Option<Box<ViewerBwe>>,
     pub rtt: Duration,
 }
 
 impl Session {
-    pub fn new(spec: &SessionSpec, ice: IceLite, dtls: DtlsConn, rtcp_ssrc: Ssrc) -> Self {
+    pub fn new(
+        spec: &SessionSpec,
+        ice: IceLite,
+        dtls: DtlsConn,
+        rtcp_ssrc: Ssrc,
+        now: Instant,
+    ) -> Self {
         Session {
             id: spec.id,
             ice,
@@ -66,6 +77,10 @@ impl Session {
             twcc: spec.extmap.transport_cc.map(|_| TwccReceiver::default()),
             remb: (spec.extmap.abs_send_time.is_some() && spec.extmap.transport_cc.is_none())
                 .then(|| Box::new(RembEstimator::new(RembConfig::default()))),
+            viewer_bwe: match spec.extmap.transport_cc {
+                Some(id) if !spec.subscribe.is_empty() => Some(ViewerBwe::new(id, now)),
+                _ => None,
+            },
             rtt: Duration::from_millis(100),
         }
     }

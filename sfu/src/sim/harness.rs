@@ -207,6 +207,24 @@ impl Harness {
         })
     }
 
+    /// A viewer like [`Harness::add_viewer`] that negotiated transport-wide sequence numbers
+    /// under extension id `twcc_id`, so the shard estimates its downlink.
+    pub fn add_twcc_viewer(&mut self, shard: usize, stream: u64, twcc_id: u8) -> usize {
+        let fp = self.client_cert.fingerprint();
+        self.new_peer(shard, |id, local_ice, remote_ice| {
+            let mut spec = viewer_spec(
+                id,
+                local_ice,
+                remote_ice,
+                fp,
+                StreamKey(stream),
+                id.0 as u32,
+            );
+            spec.extmap.transport_cc = Some(twcc_id);
+            spec
+        })
+    }
+
     /// Runs until every peer is connected or `limit` passes; returns whether all connected.
     pub fn connect_all(&mut self, limit: Duration) -> bool {
         let end = self.now + limit;

@@ -165,6 +165,7 @@ pub fn render_text(st: &AppState) -> String {
         );
     }
     if let Ok(reg) = st.registry.lock() {
+        render_bwe(&mut out, reg.bwe_estimates().map(|b| b.target.0));
         let (p, v) = reg.counts();
         let _ = writeln!(
             out,
@@ -178,6 +179,50 @@ pub fn render_text(st: &AppState) -> String {
     out
 }
 
+/// Upper bounds (bit/s) of the estimate histogram's buckets.
+const BWE_BUCKETS: [u64; 10] = [
+    100_000, 300_000, 500_000, 1_000_000, 1_500_000, 2_500_000, 4_000_000, 6_000_000, 10_000_000,
+    20_000_000,
+];
+/// Viewers estimated below this are counted apart (too little for a usable video layer).
+const BWE_LOW_BPS: u64 = 300_000;
+
+/// The distribution of the send-side estimates toward viewers (histogram of the latest
+/// target of each viewer) and how many viewers are below 300 kbit/s.
+fn render_bwe(out: &mut String, targets: impl Iterator<Item = u64>) {
+    let mut counts = [0u64; BWE_BUCKETS.len()];
+    let (mut n, mut sum, mut low) = (0u64, 0u64, 0u64);
+    for t in targets {
+        n += 1;
+        sum = sum.saturating_add(t);
+        if t < BWE_LOW_BPS {
+            low += 1;
+        }
+        for (c, &b) in counts.iter_mut().zip(&BWE_BUCKETS) {
+            if t <= b {
+                *c += 1;
+            }
+        }
+    }
+    let name = "ringcast_viewer_bwe_target_bps";
+    let _ = writeln!(
+        out,
+        "# HELP {name} send-side bandwidth estimate toward each viewer (latest target)
+# TYPE {name} histogram"
+    );
+    for (c, b) in counts.iter().zip(BWE_BUCKETS) {
+        let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {c}");
+    }
+    let _ = writeln!(
+        out,
+        "{name}_bucket{{le=\"+Inf\"}} {n}\n{name}_sum {sum}\n{name}_count {n}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP ringcast_viewers_below_300kbps viewers whose estimate is below 300 kbit/s\n# TYPE ringcast_viewers_below_300kbps gauge\nringcast_viewers_below_300kbps {low}"
+    );
+}
+
 pub async fn render(State(st): State<Arc<AppState>>) -> Response {
     let mut resp = render_text(&st).into_response();
     resp.headers_mut().insert(
@@ -185,4 +230,25 @@ pub async fn render(State(st): State<Arc<AppState>>) -> Response {
         header::HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     resp
+}
+
+#[cfg(test)]
+mod bwe_tests {
+    use super::render_bwe;
+
+    #[test]
+    fn estimate_histogram_counts_viewers_per_bucket_and_below_300_kbps() {
+        let mut out = String::new();
+        render_bwe(
+            &mut out,
+            [50_000u64, 250_000, 800_000, 30_000_000].into_iter(),
+        );
+        assert!(out.contains("ringcast_viewer_bwe_target_bps_bucket{le=\"100000\"} 1\n"));
+        assert!(out.contains("ringcast_viewer_bwe_target_bps_bucket{le=\"300000\"} 2\n"));
+        assert!(out.contains("ringcast_viewer_bwe_target_bps_bucket{le=\"1000000\"} 3\n"));
+        assert!(out.contains("ringcast_viewer_bwe_target_bps_bucket{le=\"20000000\"} 3\n"));
+        assert!(out.contains("ringcast_viewer_bwe_target_bps_bucket{le=\"+Inf\"} 4\n"));
+        assert!(out.contains("ringcast_viewer_bwe_target_bps_count 4\n"));
+        assert!(out.contains("ringcast_viewers_below_300kbps 2\n"));
+    }
 }

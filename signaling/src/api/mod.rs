@@ -46,6 +46,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .patch(resource::patch)
                 .options(resource::options),
         )
+        .route("/whep/{stream}/{session}/stats", get(resource::stats))
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .layer(axum::middleware::from_fn(cors))
         .with_state(state)

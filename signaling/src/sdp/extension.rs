@@ -64,11 +64,14 @@ impl HeaderExtension {
     }
 
     /// Whether the extension may be negotiated on a line of `kind` with a peer in `role`.
-    /// Transport-wide sequence numbers and absolute send time are accepted from publishers only:
-    /// the egress toward viewers does not stamp them yet. The audio level belongs on audio lines.
+    /// Transport-wide sequence numbers are negotiated with everyone: publishers get feedback
+    /// on them, and the egress toward viewers stamps them so their feedback drives the send-side
+    /// estimate. Absolute send time is accepted from publishers only (the egress does not stamp
+    /// it). The audio level belongs on audio lines.
     pub fn allowed(self, role: Role, kind: MediaKind) -> bool {
         match self {
-            HeaderExtension::AbsSendTime | HeaderExtension::TransportCc => role == Role::Publisher,
+            HeaderExtension::TransportCc => true,
+            HeaderExtension::AbsSendTime => role == Role::Publisher,
             HeaderExtension::AudioLevel => kind == MediaKind::Audio,
             HeaderExtension::DependencyDescriptor => kind == MediaKind::Video,
             HeaderExtension::Mid | HeaderExtension::Rid | HeaderExtension::RepairedRid => true,
@@ -119,11 +122,13 @@ mod tests {
     }
 
     #[test]
-    fn transport_cc_and_abs_send_time_are_publisher_only() {
-        for ext in [HeaderExtension::TransportCc, HeaderExtension::AbsSendTime] {
-            assert!(ext.allowed(Role::Publisher, MediaKind::Video));
-            assert!(!ext.allowed(Role::Viewer, MediaKind::Video));
+    fn transport_cc_is_for_everyone_and_abs_send_time_publisher_only() {
+        for kind in [MediaKind::Audio, MediaKind::Video] {
+            assert!(HeaderExtension::TransportCc.allowed(Role::Publisher, kind));
+            assert!(HeaderExtension::TransportCc.allowed(Role::Viewer, kind));
         }
+        assert!(HeaderExtension::AbsSendTime.allowed(Role::Publisher, MediaKind::Video));
+        assert!(!HeaderExtension::AbsSendTime.allowed(Role::Viewer, MediaKind::Video));
         assert!(HeaderExtension::Mid.allowed(Role::Viewer, MediaKind::Audio));
         assert!(!HeaderExtension::AudioLevel.allowed(Role::Publisher, MediaKind::Video));
     }

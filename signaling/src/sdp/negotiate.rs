@@ -256,8 +256,9 @@ fn accept_line(
                     nack: oc.feedback.nack,
                     nack_pli: oc.feedback.nack_pli,
                     ccm_fir: oc.feedback.ccm_fir,
-                    // Toward publishers only, and only with the extension it reports on.
-                    transport_cc: oc.feedback.transport_cc && role == Role::Publisher && twcc,
+                    // Only with the extension it reports on: publishers get feedback from us,
+                    // viewers send feedback on what we send them.
+                    transport_cc: oc.feedback.transport_cc && twcc,
                     goog_remb: false,
                 },
             }

@@ -75,8 +75,9 @@ impl StreamService {
             }
             Event::CommandFailed { id: Some(id), .. } => self.spawn_closed(*id, "failed"),
             Event::CommandFailed { id: None, .. } => {}
-            // Layer order is media-plane bookkeeping; the stream service has nothing to record.
-            Event::LayerOrder { .. } => {}
+            // Layer order and estimates are media-plane bookkeeping (the registry keeps them);
+            // the stream service has nothing to record.
+            Event::LayerOrder { .. } | Event::ViewerEstimate { .. } => {}
         }
     }
 

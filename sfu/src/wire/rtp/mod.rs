@@ -4,12 +4,14 @@
 
 mod ext;
 mod rtx;
+mod transport_seq;
 mod writer;
 
 pub use ext::{
     AbsSendTime, AudioLevel, ExtBlock, ExtForm, ExtIter, parse_transport_cc_seq, remap_extensions,
 };
 pub use rtx::{unwrap_rtx, write_rtx};
+pub use transport_seq::{copy_with_transport_seq, write_padding_packet};
 pub use writer::{RtpFields, write_rtp};
 
 use super::be::{put_u16, put_u32, u16_at, u32_at};

@@ -165,7 +165,7 @@ fn obs_style_rids_are_accepted_in_offer_order() {
 }
 
 #[test]
-fn chrome_whep_viewer_gets_sendonly_ssrcs_and_no_transport_cc_or_abs_send_time() {
+fn chrome_whep_viewer_gets_sendonly_ssrcs_and_transport_cc_but_no_abs_send_time() {
     let a = answer(CHROME_WHEP_VIEWER, Role::Viewer);
     // Every supported codec, in the offer's order, with H.264 42e01f moved ahead of the other H.264.
     assert_eq!(pts(&a.neg, "1"), vec![96, 109, 103, 117, 45, 98, 100, 119]);
@@ -176,15 +176,20 @@ fn chrome_whep_viewer_gets_sendonly_ssrcs_and_no_transport_cc_or_abs_send_time()
             rid: Some(10),
             repaired_rid: Some(11),
             audio_level: Some(1),
+            transport_cc: Some(3),
             ..ExtMap::default()
         }
     );
     for m in &a.neg.media {
         assert_eq!(m.direction, Direction::SendOnly);
-        assert!(m.codecs.iter().all(|c| !c.feedback.transport_cc));
+        // Chromium offers transport-cc feedback on every codec of this fixture.
+        assert!(m.codecs.iter().all(|c| c.feedback.transport_cc));
         assert_eq!(m.remote_ssrc, None);
     }
-    assert!(!a.text.contains("transport-cc") && !a.text.contains("abs-send-time"));
+    assert!(a.text.contains(
+        "a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+    ));
+    assert!(a.text.contains("transport-cc") && !a.text.contains("abs-send-time"));
     let video = line(&a.answer, "1");
     let sender = a.local.send_ssrcs[1]
         .as_ref()
