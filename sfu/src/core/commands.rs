@@ -73,6 +73,7 @@ impl ShardCore {
                 }
             }
             Command::SetDesiredMax { session, max } => self.set_desired_max(now, session, max),
+            Command::SetQuality { session, cap } => self.set_quality(now, session, cap),
             Command::Shutdown => {
                 self.shutting_down = true;
                 let all: Vec<usize> = self.sessions.iter().map(|(i, _)| i).collect();

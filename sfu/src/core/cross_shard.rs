@@ -41,6 +41,7 @@ impl ShardCore {
             layer_slot: track.layer.slot,
             layer_rank: track.layer.rank,
             layer_count: track.layer.count,
+            content: track.content,
             codec,
             clock_rate: track.clock_rate,
             ext_seq: ext.0,

@@ -33,6 +33,7 @@ impl ShardCore {
         self.next_tick = now + self.cfg.tick;
         self.session_timers(now);
         self.viewer_bwe_tick(now);
+        self.allocation_tick(now);
         self.track_feedback(now);
         self.subscription_reports(now);
     }

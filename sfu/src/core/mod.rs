@@ -1,6 +1,7 @@
 //! The sans-IO shard core: sessions, tracks and subscriptions of one shard, driven by `handle_*`
 //! and drained by `poll_*` (DESIGN.md "The sans-IO core"). It never touches a socket or a clock.
 
+mod allocation;
 mod commands;
 pub mod config;
 mod control_queue;

@@ -21,6 +21,8 @@ pub struct MediaPacket {
     pub layer_slot: u8,
     pub layer_rank: u8,
     pub layer_count: u8,
+    /// What the track shows.
+    pub content: crate::control::TrackContent,
     pub codec: Codec,
     pub clock_rate: u32,
     /// The publisher's extended sequence number (shared numbering, so NACKs translate the same

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use crate::control::{CodecParams, PublishSpec};
+use crate::control::{CodecParams, PublishSpec, TrackContent};
 use crate::stream::{KeyframeRequester, NackGenerator, PacketCache, RecvStats, SeqUnwrapper};
 use crate::{Codec, MediaKind, Mid, PayloadType, Rid, ShardId, Ssrc, StreamKey, TrackId};
 
@@ -108,6 +108,8 @@ impl LayerIdentity {
 pub struct Track {
     pub id: TrackId,
     pub layer: LayerIdentity,
+    /// What the track shows (screen content is kept before camera under a shortage).
+    pub content: TrackContent,
     /// When the last media packet arrived (whether the encoding is being sent).
     pub last_arrival: Option<Instant>,
     /// Bytes received when the bit rate was last measured, and the rate measured then.
@@ -172,6 +174,7 @@ impl Track {
         Track {
             id: spec.track,
             layer,
+            content: spec.content,
             last_arrival: None,
             rate_mark: 0,
             rate_bps: 0,
@@ -212,6 +215,7 @@ impl Track {
                 rid: None,
                 order_pending: false,
             },
+            content: first.content,
             last_arrival: None,
             rate_mark: 0,
             rate_bps: 0,

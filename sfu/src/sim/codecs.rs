@@ -112,6 +112,7 @@ pub fn publisher_spec(
                 codecs: vec![vp8(PUB_VP8, Some(PUB_VP8_RTX))],
                 layers: Vec::new(),
                 layer_order: LayerOrder::Named,
+                content: crate::control::TrackContent::Camera,
             },
             PublishSpec {
                 stream,
@@ -123,6 +124,7 @@ pub fn publisher_spec(
                 codecs: vec![opus(PUB_OPUS)],
                 layers: Vec::new(),
                 layer_order: LayerOrder::Named,
+                content: crate::control::TrackContent::Camera,
             },
         ],
         subscribe: vec![],
@@ -209,6 +211,7 @@ pub fn simulcast_publisher_spec(
             codecs: vec![vp8(PUB_VP8, Some(PUB_VP8_RTX))],
             layers: rids.iter().map(|r| Rid((*r).into())).collect(),
             layer_order: order,
+            content: crate::control::TrackContent::Camera,
         }],
         subscribe: vec![],
     }
