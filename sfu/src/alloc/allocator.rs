@@ -21,6 +21,9 @@ pub struct AllocatorConfig {
     pub up_headroom: f64,
     /// No step up (or resume) this long after a step down (or pause).
     pub up_hold: Duration,
+    /// Whether video whose lowest step does not fit is paused; when false it keeps its lowest
+    /// step over the budget (a deployment that would rather congest than freeze).
+    pub pause_video: bool,
 }
 
 impl Default for AllocatorConfig {
@@ -28,6 +31,7 @@ impl Default for AllocatorConfig {
         AllocatorConfig {
             up_headroom: 0.10,
             up_hold: Duration::from_secs(2),
+            pause_video: true,
         }
     }
 }
@@ -45,16 +49,40 @@ pub struct Allocation {
     pub video_desired: Bitrate,
 }
 
-/// Allocates `budget` (`None`: unlimited, the viewer has no estimate) among `sections`, with
-/// at most `video_cap` for all video together, writing one result per section into `out`
-/// (which must be at least as long; sections past [`MAX_SECTIONS`] are left `Unset`).
+/// What one viewer may be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Budget {
+    /// The send-side estimate; `None`: unlimited (the viewer has no estimate).
+    pub estimate: Option<Bitrate>,
+    /// The most the whole allocation may reach through a step up, when the estimate is not
+    /// backed by a measurement of the path; `None`: the estimate alone.
+    pub up_limit: Option<Bitrate>,
+    /// The same for a resume from a pause (which costs a keyframe, so is not tried on an
+    /// untested estimate); `None`: the estimate alone.
+    pub resume_limit: Option<Bitrate>,
+    /// The most for all video together (the viewer's quality preset).
+    pub video_cap: Option<Bitrate>,
+}
+
+impl Budget {
+    /// An estimate and nothing else.
+    pub fn estimate(estimate: Bitrate) -> Self {
+        Budget {
+            estimate: Some(estimate),
+            ..Budget::default()
+        }
+    }
+}
+
+/// Allocates `budget` among `sections`, writing one result per section into `out` (which must
+/// be at least as long; sections past [`MAX_SECTIONS`] are left `Unset`).
 pub fn allocate(
     cfg: &AllocatorConfig,
-    budget: Option<Bitrate>,
-    video_cap: Option<Bitrate>,
+    budget: &Budget,
     sections: &[SectionInput],
     out: &mut [SectionResult],
 ) -> Allocation {
+    let video_cap = budget.video_cap;
     let n = sections.len().min(MAX_SECTIONS).min(out.len());
     let sections = &sections[..n];
     let mut audio = 0u64;
@@ -82,9 +110,16 @@ pub fn allocate(
         (!screen, i)
     });
 
-    let video_budget = match (budget.map(|b| b.0.saturating_sub(audio)), video_cap) {
+    let video_budget = match (
+        budget.estimate.map(|b| b.0.saturating_sub(audio)),
+        video_cap,
+    ) {
         (Some(b), Some(c)) => Some(b.min(c.0)),
         (b, c) => b.or(c.map(|c| c.0)),
+    };
+    let limits = Limits {
+        up: budget.up_limit.map(|u| u.0.saturating_sub(audio)),
+        resume: budget.resume_limit.map(|u| u.0.saturating_sub(audio)),
     };
     let mut chosen = [Choice::Unset; MAX_SECTIONS];
     let mut rates = [Bitrate::ZERO; MAX_SECTIONS];
@@ -93,7 +128,7 @@ pub fn allocate(
         sections,
         order,
         video_budget,
-        true,
+        Some(limits),
         &mut chosen,
         &mut rates,
     );
@@ -110,7 +145,7 @@ pub fn allocate(
         sections,
         order,
         video_cap.map(|c| c.0),
-        false,
+        None,
         &mut chosen,
         &mut rates,
     );
@@ -129,35 +164,55 @@ pub fn allocate(
     }
 }
 
+/// Bounds on the video total a step up (or a resume) may reach.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    up: Option<u64>,
+    resume: Option<u64>,
+}
+
 /// One pass over the video sections in `order`: base steps, then upgrades, within `budget`
-/// (`None`: unlimited); with `hysteresis`, the rules for going up apply.
+/// (`None`: unlimited). `hysteresis`: the rules for going up apply, within its limits.
 fn fill(
     cfg: &AllocatorConfig,
     sections: &[SectionInput],
     order: &[u8],
     budget: Option<u64>,
-    hysteresis: bool,
+    hysteresis: Option<Limits>,
     chosen: &mut [Choice; MAX_SECTIONS],
     rates: &mut [Bitrate; MAX_SECTIONS],
 ) {
     let mut ladders = [Ladder::default(); MAX_SECTIONS];
     let mut at: [Option<usize>; MAX_SECTIONS] = [None; MAX_SECTIONS];
     let mut remaining = budget;
-    let fits = |s: &SectionInput, l: &Ladder, j: usize, available: Option<u64>| -> bool {
+    // Video allocated so far.
+    let mut spent = 0u64;
+    // Whether section `s` may take step `j` of ladder `l` with `available` left for it, the
+    // video total becoming `total`.
+    let fits = |s: &SectionInput, l: &Ladder, j: usize, available: Option<u64>, total: u64| {
         let rate = l.steps()[j].rate.0;
         let Some(available) = available else {
             return true;
         };
-        if !hysteresis {
+        let Some(limits) = hysteresis else {
             return rate <= available;
-        }
+        };
         let current = l.position(s.current);
         if current.is_some_and(|c| j <= c) {
             return rate <= available;
         }
-        let held = s.current != Choice::Unset && s.since_down.is_some_and(|d| d < cfg.up_hold);
-        !held && rate as f64 * (1.0 + cfg.up_headroom) <= available as f64
+        let hold = s.hold.unwrap_or(cfg.up_hold);
+        let held = s.current != Choice::Unset && s.since_down.is_some_and(|d| d < hold);
+        // A first step of a new section is how its rate gets measured: no limit on it.
+        let limit = match s.current {
+            Choice::Unset if j == 0 => None,
+            Choice::Paused => limits.resume.or(limits.up),
+            _ => limits.up,
+        };
+        let confirmed = limit.is_none_or(|u| total <= u);
+        !held && confirmed && rate as f64 * (1.0 + cfg.up_headroom) <= available as f64
     };
+    let hysteresis = hysteresis.is_some();
     // Everyone's lowest step first.
     for &i in order {
         let i = usize::from(i);
@@ -169,13 +224,14 @@ fn fill(
         if l.is_empty() {
             continue;
         }
-        if fits(s, l, 0, remaining) {
+        let rate = l.steps()[0].rate;
+        if fits(s, l, 0, remaining, spent + rate.0) || (hysteresis && !cfg.pause_video) {
             at[i] = Some(0);
-            let rate = l.steps()[0].rate;
             rates[i] = rate;
             chosen[i] = l.steps()[0].choice();
+            spent += rate.0;
             if let Some(r) = remaining.as_mut() {
-                *r -= rate.0;
+                *r = r.saturating_sub(rate.0);
             }
         } else {
             chosen[i] = Choice::Paused;
@@ -188,13 +244,15 @@ fn fill(
         let (s, l) = (&sections[i], &ladders[i]);
         let held = rates[i].0;
         let available = remaining.map(|r| r + held);
+        let others = spent - held;
         if let Some(j) = (base + 1..l.steps().len())
             .rev()
-            .find(|&j| fits(s, l, j, available))
+            .find(|&j| fits(s, l, j, available, others + l.steps()[j].rate.0))
         {
             let step = l.steps()[j];
             chosen[i] = step.choice();
             rates[i] = step.rate;
+            spent = others + step.rate.0;
             remaining = available.map(|a| a - step.rate.0);
         }
     }
@@ -224,8 +282,7 @@ mod tests {
         let mut out = vec![SectionResult::default(); sections.len()];
         let a = allocate(
             &AllocatorConfig::default(),
-            Some(Bitrate::kbps(budget)),
-            None,
+            &Budget::estimate(Bitrate::kbps(budget)),
             sections,
             &mut out,
         );
@@ -254,6 +311,24 @@ mod tests {
         // Audio is never paused, even when it alone does not fit.
         let (out, _) = run(10, &[camera(), SectionInput::audio(kbps(50))]);
         assert_eq!(out[1].allocated, Bitrate::kbps(50));
+    }
+
+    #[test]
+    fn without_pausing_the_lowest_layer_stays_over_the_budget() {
+        let cfg = AllocatorConfig {
+            pause_video: false,
+            ..AllocatorConfig::default()
+        };
+        let mut out = vec![SectionResult::default(); 2];
+        let a = allocate(
+            &cfg,
+            &Budget::estimate(Bitrate::kbps(100)),
+            &[camera(), camera()],
+            &mut out,
+        );
+        assert_eq!(out[0].choice, layer(0));
+        assert_eq!(out[1].choice, layer(0));
+        assert_eq!(a.video_allocated, Bitrate::kbps(300));
     }
 
     #[test]
@@ -306,10 +381,55 @@ mod tests {
         assert_eq!(run(5000, &[s]).0[0].choice, Choice::Paused);
         s.since_down = Some(Duration::from_secs(3));
         assert_eq!(run(5000, &[s]).0[0].choice, layer(2));
+        // A section may have a longer hold of its own.
+        s.hold = Some(Duration::from_secs(8));
+        assert_eq!(run(5000, &[s]).0[0].choice, Choice::Paused);
+        s.since_down = Some(Duration::from_secs(8));
+        assert_eq!(run(5000, &[s]).0[0].choice, layer(2));
         // The hold never keeps a section from going down.
         s.current = layer(2);
         s.since_down = Some(Duration::ZERO);
         assert_eq!(run(600, &[s]).0[0].choice, layer(1));
+    }
+
+    #[test]
+    fn an_unconfirmed_estimate_allows_no_step_up_beyond_the_up_limit() {
+        let mut s = camera();
+        s.current = layer(0);
+        s.since_down = Some(Duration::from_secs(10));
+        let audio = SectionInput::audio(kbps(50));
+        let mut out = vec![SectionResult::default(); 2];
+        let mut budget = Budget {
+            estimate: Some(Bitrate::kbps(5000)),
+            up_limit: Some(Bitrate::kbps(700)),
+            ..Budget::default()
+        };
+        let cfg = AllocatorConfig::default();
+        allocate(&cfg, &budget, &[s, audio], &mut out);
+        assert_eq!(out[0].choice, layer(1), "500 + 50 ≤ 700");
+        budget.up_limit = Some(Bitrate::kbps(540));
+        allocate(&cfg, &budget, &[s, audio], &mut out);
+        assert_eq!(out[0].choice, layer(0), "no step up past it");
+        // Staying needs no confirmation, nor does a new section's first step.
+        s.current = layer(2);
+        allocate(&cfg, &budget, &[s, audio], &mut out);
+        assert_eq!(out[0].choice, layer(2));
+        s.current = Choice::Paused;
+        budget.up_limit = Some(Bitrate::kbps(100));
+        allocate(&cfg, &budget, &[s, audio], &mut out);
+        assert_eq!(out[0].choice, Choice::Paused, "a resume is a step up");
+        // A resume has a limit of its own, even where steps up have none.
+        budget.up_limit = None;
+        budget.resume_limit = Some(Bitrate::kbps(150));
+        allocate(&cfg, &budget, &[s, audio], &mut out);
+        assert_eq!(out[0].choice, Choice::Paused);
+        budget.resume_limit = Some(Bitrate::kbps(300));
+        allocate(&cfg, &budget, &[s, audio], &mut out);
+        assert_eq!(out[0].choice, layer(0));
+        budget.up_limit = Some(Bitrate::kbps(100));
+        s.current = Choice::Unset;
+        allocate(&cfg, &budget, &[s, audio], &mut out);
+        assert_eq!(out[0].choice, layer(0), "a first step is not");
     }
 
     #[test]
@@ -342,10 +462,14 @@ mod tests {
     #[test]
     fn the_video_cap_limits_every_video_section_together() {
         let mut out = vec![SectionResult::default(); 2];
+        let budget = Budget {
+            estimate: Some(Bitrate::kbps(10_000)),
+            video_cap: Some(Bitrate::kbps(1000)),
+            ..Budget::default()
+        };
         let a = allocate(
             &AllocatorConfig::default(),
-            Some(Bitrate::kbps(10_000)),
-            Some(Bitrate::kbps(1000)),
+            &budget,
             &[camera(), camera()],
             &mut out,
         );
@@ -364,7 +488,12 @@ mod tests {
         let mut s = SectionInput::video(TrackContent::Camera, &[None, None, None]);
         s.max_spatial = Some(1);
         let mut out = vec![SectionResult::default(); 1];
-        allocate(&AllocatorConfig::default(), None, None, &[s], &mut out);
+        allocate(
+            &AllocatorConfig::default(),
+            &Budget::default(),
+            &[s],
+            &mut out,
+        );
         assert_eq!(out[0].choice, layer(1), "unmeasured layers need no budget");
     }
 

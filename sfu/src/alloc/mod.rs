@@ -10,7 +10,7 @@ mod demand;
 mod ladder;
 mod section;
 
-pub use allocator::{Allocation, AllocatorConfig, allocate};
+pub use allocator::{Allocation, AllocatorConfig, Budget, allocate};
 pub use degradation::DegradationTracker;
 pub use demand::{DEMAND_OFF_DELAY, DemandTracker};
 pub use ladder::{Ladder, MAX_STEPS, Step};

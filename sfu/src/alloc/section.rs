@@ -62,6 +62,8 @@ pub struct SectionInput {
     pub current: Choice,
     /// Time since the section last went down (or paused); `None`: never.
     pub since_down: Option<Duration>,
+    /// How long after going down it may not go up; `None`: the configured hold.
+    pub hold: Option<Duration>,
 }
 
 impl SectionInput {
@@ -79,6 +81,7 @@ impl SectionInput {
             max_temporal: None,
             current: Choice::Unset,
             since_down: None,
+            hold: None,
         }
     }
 
@@ -98,6 +101,7 @@ impl SectionInput {
             max_temporal: None,
             current: Choice::Unset,
             since_down: None,
+            hold: None,
         }
     }
 
