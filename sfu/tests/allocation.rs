@@ -137,7 +137,7 @@ fn run(h: &mut Harness, v: usize, t0: std::time::Instant, secs: f64, log: &mut L
                 log.layers.push((t, layer));
             }
         }
-        if t.as_millis() % 100 == 0 {
+        if t.as_millis().is_multiple_of(100) {
             log.audio.push((t, h.audio_received(v)));
         }
         h.now += Duration::from_millis(1);
