@@ -24,9 +24,20 @@ use super::ShardCore;
 const RUN_INTERVAL: Duration = Duration::from_millis(500);
 /// How often a viewer's allocation is reported to signaling.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
-/// The estimator is asked to probe this much above the desired rate: a step up needs its
-/// headroom (10 %) and probe results come out a little under the probed rate.
-const PROBE_MARGIN: f64 = 0.2;
+/// The estimator is asked to probe this much above what the next step up needs (headroom
+/// included): probe results come out a little under the probed rate.
+const PROBE_MARGIN: f64 = 0.1;
+/// While a step up is wanted and the estimator is not application-limited (when it probes
+/// on its own every 5 s), a probe is asked for this often at first, twice as long after each
+/// that brought no step up and after each step down (the path just refused more), at most
+/// [`MAX_PROBE_INTERVAL`]; a step up resets it.
+const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(60);
+/// A raise of the desired maximum is asked again after this long if nothing came of it (the
+/// estimator awaits a probe result for up to 1 s).
+const RAISE_RETRY: Duration = Duration::from_millis(1500);
+/// A rise of the estimate by this share allocates again at once.
+const ESTIMATE_RISE: f64 = 0.02;
 /// How long a probe result confirms the path for steps up while the sender is
 /// application-limited (probes come every 5 s then).
 const PROBE_RESULT_VALID: Duration = Duration::from_secs(10);
@@ -54,8 +65,12 @@ pub struct ViewerAllocation {
     budget: Option<Bitrate>,
     /// The totals of the last run.
     pub totals: Allocation,
-    /// What the estimator was last asked to probe toward.
+    /// What the estimator was last asked to probe toward, when a probe was last asked for,
+    /// and the interval before the next.
     probe_to: Option<Bitrate>,
+    /// When to ask for a probe again, and whether that is the retry of a raise.
+    next_probe: Option<(Instant, bool)>,
+    probe_interval: Duration,
     /// The estimator's last probe result and when it was first seen.
     probe_result: Option<(Bitrate, Instant)>,
     degradation: DegradationTracker,
@@ -72,6 +87,8 @@ impl ViewerAllocation {
             budget: None,
             totals: Allocation::default(),
             probe_to: None,
+            next_probe: None,
+            probe_interval: PROBE_INTERVAL,
             probe_result: None,
             degradation: DegradationTracker::default(),
         }
@@ -196,13 +213,19 @@ impl ShardCore {
         }
     }
 
-    /// The estimate toward a viewer may have changed: allocate again if it did.
+    /// The estimate toward a viewer may have changed: allocate again if it fell, or rose by
+    /// more than [`ESTIMATE_RISE`] (small rises come with nearly every feedback and cannot
+    /// matter to a step up that needs 10 % headroom; the periodic run catches up with them).
     pub(super) fn on_estimate(&mut self, now: Instant, idx: usize) {
         let Some(s) = self.sessions.get(idx) else {
             return;
         };
         let target = s.viewer_bwe.as_deref().map(|v| v.bwe.target());
-        if target != s.alloc.budget {
+        let rerun = match (target, s.alloc.budget) {
+            (Some(t), Some(b)) => t < b || t.0 as f64 > b.0 as f64 * (1.0 + ESTIMATE_RISE),
+            (t, b) => t != b,
+        };
+        if rerun {
             self.run_allocation(now, idx);
         }
     }
@@ -274,9 +297,11 @@ impl ShardCore {
             })
         });
         let s = &mut self.sessions[idx];
+        let mut in_alr = false;
         let (estimate, up_limit, resume_limit) = match s.viewer_bwe.as_deref() {
             Some(vb) => {
                 let st = vb.bwe.stats();
+                in_alr = st.in_alr;
                 if let Some(p) = st.last_probe
                     && s.alloc.probe_result.is_none_or(|(q, _)| q != p)
                 {
@@ -312,8 +337,11 @@ impl ShardCore {
         }
         let mut out = [SectionResult::default(); MAX_SECTIONS];
         let totals = allocate(&self.cfg.allocator, &budget, &inputs[..n], &mut out[..n]);
+        let (mut stepped_up, mut stepped_down) = (false, false);
         for k in 0..n {
-            self.apply_section(now, subs[k], &inputs[k], &out[k]);
+            let (up, down) = self.apply_section(now, subs[k], &inputs[k], &out[k]);
+            stepped_up |= up;
+            stepped_down |= down;
         }
         let s = &mut self.sessions[idx];
         let a = &mut s.alloc;
@@ -321,17 +349,46 @@ impl ShardCore {
         a.totals = totals;
         a.next_run = now + RUN_INTERVAL;
         a.rerun = false;
-        // Probe toward what the best allowed layers need, with their headroom.
+        // The estimator's desired maximum: what the next step up needs. Raising it makes the
+        // estimator probe there; in steps, a narrow path is not flooded with a probe at the
+        // top layers' rate (which sets a GCC estimate back to 0.85 × what is acknowledged).
         if let Some(vb) = s.viewer_bwe.as_deref_mut()
             && totals.desired.0 > 0
         {
-            let want = Bitrate((totals.desired.0 as f64 * (1.0 + PROBE_MARGIN)) as u64);
+            if stepped_up {
+                a.probe_interval = PROBE_INTERVAL;
+            } else if stepped_down {
+                // The path just refused more: wait longer before asking it again.
+                a.probe_interval = (a.probe_interval * 2).min(MAX_PROBE_INTERVAL);
+                a.next_probe = Some((now + a.probe_interval, false));
+            }
+            let want = totals.next_up.map_or(totals.desired, |n| {
+                Bitrate((n.0 as f64 * (1.0 + PROBE_MARGIN)) as u64)
+            });
             let moved = a.probe_to.is_none_or(|p| {
                 (want.0 as f64 - p.0 as f64).abs() > PROBE_TARGET_CHANGE * p.0 as f64
             });
+            let raised = moved && a.probe_to.is_none_or(|p| want > p);
+            let below = totals.next_up.is_some() && estimate.is_some_and(|e| e < want);
+            // Application-limited, the estimator probes by itself every 5 s; only a raise it
+            // may have missed is retried then.
+            let due = below
+                && a.next_probe
+                    .is_none_or(|(t, retry)| now >= t && (retry || !in_alr));
             if moved {
                 a.probe_to = Some(want);
                 vb.bwe.set_desired_max(now, want);
+                if raised && below {
+                    // The estimator ignores a raise while it awaits an earlier result.
+                    a.next_probe = Some((now + RAISE_RETRY, true));
+                }
+                self.refresh_viewer(now, idx);
+            } else if due {
+                // Ask again: lower the maximum to what is sent, then raise it.
+                vb.bwe.set_desired_max(now, totals.allocated);
+                vb.bwe.set_desired_max(now, want);
+                a.next_probe = Some((now + a.probe_interval, false));
+                a.probe_interval = (a.probe_interval * 2).min(MAX_PROBE_INTERVAL);
                 self.refresh_viewer(now, idx);
             }
         }
@@ -398,22 +455,24 @@ impl ShardCore {
         input
     }
 
-    /// Applies the allocator's result to section `sidx`.
+    /// Applies the allocator's result to section `sidx`; says whether it stepped up, and
+    /// whether down.
     fn apply_section(
         &mut self,
         now: Instant,
         sidx: usize,
         input: &SectionInput,
         r: &SectionResult,
-    ) {
+    ) -> (bool, bool) {
         let Some(sub) = self.subs.get_mut(sidx) else {
-            return;
+            return (false, false);
         };
         sub.alloc.allocated = r.allocated;
         if sub.kind == MediaKind::Audio {
-            return;
+            return (false, false);
         }
         let a = &mut sub.alloc;
+        let (up, down) = (is_higher(r.choice, a.choice), is_lower(r.choice, a.choice));
         if is_lower(r.choice, a.choice) {
             a.down_at = Some(now);
             let failed_up = a
@@ -438,13 +497,14 @@ impl ShardCore {
             if !sub.alloc.paused {
                 self.pause_section(sidx);
             }
-            return;
+            return (up, down);
         }
         let resumed = std::mem::replace(&mut sub.alloc.paused, false);
         let selection = effective_selection(&sub.alloc.explicit, r.choice, sub.group.is_some());
         if resumed || sub.alloc.applied != Some(selection) {
             self.apply_selection(now, sidx, &selection, resumed);
         }
+        (up, down)
     }
 
     /// Stops forwarding video to section `sidx`; it resumes on a keyframe.
