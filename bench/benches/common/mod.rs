@@ -85,8 +85,13 @@ impl Fanout {
 
     /// Like [`Fanout::new`]; with `twcc` the viewers negotiated transport-wide congestion
     /// control, so every egress packet is stamped and recorded by the viewer's estimator.
+    /// The viewers send no feedback, so their estimates stay at the start value, below the
+    /// stream's rate: the allocator's pausing is off, or it would pause their video and the
+    /// bench would measure nothing.
     pub fn with_twcc(viewers: usize, twcc: bool) -> Self {
-        let mut h = Harness::new(1);
+        let mut cfg = sfu::core::CoreConfig::default();
+        cfg.allocator.pause_video = false;
+        let mut h = Harness::with_config(1, cfg);
         let publisher = h.add_publisher(0, 1);
         let viewers: Vec<usize> = (0..viewers)
             .map(|_| {
