@@ -62,8 +62,13 @@ fn bench_fanout(c: &mut Criterion) {
         });
         let c = f.h.cores[0].counters();
         let dropped: u64 = c.drops.iter().sum();
+        let reasons: Vec<String> = sfu::metrics::DropReason::ALL
+            .iter()
+            .filter(|r| c.drops[**r as usize] > 0)
+            .map(|r| format!("{}={}", r.label(), c.drops[*r as usize]))
+            .collect();
         eprintln!(
-            "fanout/{name}/{n}: rtp_in {} rtp_out {} (ratio {:.2}) drops {dropped}",
+            "fanout/{name}/{n}: rtp_in {} rtp_out {} (ratio {:.2}) drops {dropped} {reasons:?}",
             c.rtp_in,
             c.rtp_out,
             c.rtp_out as f64 / c.rtp_in.max(1) as f64
