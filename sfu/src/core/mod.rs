@@ -10,6 +10,7 @@ pub mod ext;
 mod feedback;
 mod ingress;
 mod session;
+mod session_tracks;
 mod shard_msg;
 mod subscription;
 mod track;
@@ -23,6 +24,7 @@ use rustc_hash::FxHashMap;
 use slab::Slab;
 
 pub use config::CoreConfig;
+pub use session_tracks::{TrackError, merge_extmap};
 pub use shard_msg::{CROSS_SHARD_MTU, MediaPacket, ShardMsg};
 
 use crate::control::Event;
