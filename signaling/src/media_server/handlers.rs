@@ -88,6 +88,18 @@ impl MediaServer {
                 return Ok(id);
             }
         }
+        if let Some(c) = self.local()?.closed.get(&id) {
+            if c.user_id != user {
+                return Err(ApiError::forbidden(format!(
+                    "session {id} belongs to another user"
+                )));
+            }
+            return Err(ApiError::from(Problem::not_found(format!(
+                "session {id} has closed ({})",
+                c.reason
+            )))
+            .with("reason", json!(c.reason)));
+        }
         match self.store.get_session(id).await.map_err(store_problem)? {
             Some(rec) if rec.user_id != user => Err(ApiError::forbidden(format!(
                 "session {id} belongs to another user"
@@ -412,6 +424,19 @@ pub async fn delete_session(
     respond(
         async {
             let user = ms.user(&headers)?;
+            // Closed by the server already (its transports ended first): the same answer.
+            if let Ok(id) = session_id.parse::<Uuid>() {
+                let closed = ms.local()?.closed.get(&id).cloned();
+                if let Some(c) = closed.filter(|c| c.user_id == user.0) {
+                    return Ok(Json(json!({
+                        "session_id": id,
+                        "status": "closed",
+                        "reason": c.reason,
+                        "duration": c.duration,
+                    }))
+                    .into_response());
+                }
+            }
             let id = ms.find(&session_id, &user.0).await?;
             let s = ms
                 .close_session(id, "deleted")
@@ -420,6 +445,7 @@ pub async fn delete_session(
             Ok(Json(json!({
                 "session_id": id,
                 "status": "closed",
+                "reason": "deleted",
                 "duration": s.created.elapsed().as_secs(),
             }))
             .into_response())
@@ -561,6 +587,12 @@ pub async fn publish(
                     ))
                     .into());
                 }
+                if s.send.state == TransportState::Closed {
+                    return Err(Problem::conflict(
+                        "the send transport has closed: create a new session to publish",
+                    )
+                    .into());
+                }
                 if s.kind == SessionType::Audio && kind == MediaKind::Video {
                     return Err(Problem::unprocessable(
                         "an audio session publishes audio only: create a video session for video",
@@ -681,6 +713,12 @@ pub async fn subscribe(
                     "transport {t} is not this session's receive transport {}",
                     s.recv.id
                 ))
+                .into());
+            }
+            if s.recv.state == TransportState::Closed {
+                return Err(Problem::conflict(
+                    "the receive transport has closed: create a new session to subscribe",
+                )
                 .into());
             }
             let psession = local

@@ -5,7 +5,7 @@
 //! close publishes `media.track.removed` for its published tracks and `media.session.closed`.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sfu::control::{CloseReason, Event};
 use uuid::Uuid;
@@ -13,13 +13,16 @@ use uuid::Uuid;
 use super::MediaServer;
 use super::payload::{SessionClosed, TrackEvent};
 use super::router_caps::kind_name;
-use super::session::{MediaSession, SessionType, TransportState};
+use super::session::{ClosedSession, MediaSession, SessionType, TransportState};
 use super::store::{SessionRecord, TrackRecord};
 use crate::events::payload::{StreamStopped, VoiceSessionEnded, now_rfc3339};
 use crate::events::{BusError, subjects};
 
 /// How often sessions without a connected transport are looked for.
 const SWEEP: Duration = Duration::from_secs(1);
+
+/// How long a closed session is remembered (for a late `DELETE`).
+const REMEMBER_CLOSED: Duration = Duration::from_secs(600);
 
 /// Longest shutdown spends closing sessions.
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(3);
@@ -68,6 +71,18 @@ impl MediaServer {
             self.send(cmds);
             (s, elsewhere)
         };
+        let duration = s.created.elapsed().as_secs();
+        if let Ok(mut local) = self.local.lock() {
+            local.closed.insert(
+                id,
+                ClosedSession {
+                    user_id: s.user_id.clone(),
+                    reason: reason.to_string(),
+                    duration,
+                    at: Instant::now(),
+                },
+            );
+        }
         self.release(&s);
         if let Err(e) = self.store.remove_session(self.record_of(&s)).await {
             tracing::warn!(session = %id, error = %e, "media session left in the store");
@@ -87,7 +102,6 @@ impl MediaServer {
             )
             .await;
         }
-        let duration = s.created.elapsed().as_secs();
         tracing::info!(session = %id, reason, duration, "media session closed");
         self.emit(
             subjects::MEDIA_SESSION_CLOSED,
@@ -121,9 +135,22 @@ impl MediaServer {
                 .get(&session)
                 .map(|s| (p, s.channel_id, s.user_id.clone()))
         };
-        let Some((p, channel_id, user_id)) = removed else {
-            return;
-        };
+        if let Some((p, channel_id, user_id)) = removed {
+            self.track_removed(session, &p, channel_id, user_id, reason)
+                .await;
+        }
+    }
+
+    /// Forgets a removed producer in the store and publishes `media.track.removed`.
+    async fn track_removed(
+        &self,
+        session: Uuid,
+        p: &super::session::Producer,
+        channel_id: Uuid,
+        user_id: String,
+        reason: &str,
+    ) {
+        let track = p.id;
         let kind = kind_name(p.kind()).to_string();
         let rec = TrackRecord {
             track_id: p.id,
@@ -176,19 +203,29 @@ impl MediaServer {
             }
             Event::LayerOrder { .. } | Event::ViewerEstimate { .. } => return,
         };
-        // A transport ended that this server did not end: the session cannot carry media any
-        // more, so it closes as a whole.
-        let session = self
-            .local
-            .lock()
-            .ok()
-            .and_then(|l| l.transport_of(id).map(|(s, _)| s));
-        if let Some(session) = session {
-            let ms = Arc::clone(self);
-            tokio::spawn(async move {
+        // A transport ended that this server did not end: its tracks end with it, and the
+        // session when it has no other transport running.
+        let ended = self.local.lock().ok().and_then(|mut l| {
+            let (session, d) = l.transport_of(id)?;
+            let (cmds, producers, done) = l.end_transport(session, d)?;
+            self.send(cmds);
+            let s = l.sessions.get(&session)?;
+            Some((session, d, producers, done, s.channel_id, s.user_id.clone()))
+        });
+        let Some((session, d, producers, done, channel_id, user_id)) = ended else {
+            return;
+        };
+        tracing::info!(%session, direction = ?d, reason, "transport ended");
+        let ms = Arc::clone(self);
+        tokio::spawn(async move {
+            for p in &producers {
+                ms.track_removed(session, p, channel_id, user_id.clone(), reason)
+                    .await;
+            }
+            if done {
                 ms.close_session(session, reason).await;
-            });
-        }
+            }
+        });
     }
 
     async fn on_bus_message(&self, subject: &str, payload: &[u8]) {
@@ -275,6 +312,9 @@ pub(super) async fn spawn_background(ms: &Arc<MediaServer>) -> Result<(), BusErr
             };
             for id in idle {
                 ms.close_session(id, "connect_timeout").await;
+            }
+            if let Ok(mut l) = ms.local.lock() {
+                l.closed.retain(|_, c| c.at.elapsed() < REMEMBER_CLOSED);
             }
         }
     });

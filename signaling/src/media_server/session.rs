@@ -58,6 +58,9 @@ pub enum TransportState {
     Connecting,
     /// The shard reported ICE and DTLS done.
     Connected,
+    /// The shard session ended (the client closed it, consent lapsed, DTLS failed); it cannot
+    /// be connected again.
+    Closed,
 }
 
 /// One transport: one shard session.
@@ -74,7 +77,10 @@ pub struct Transport {
 impl Transport {
     /// Whether the shard has (or is about to have) its session.
     pub fn is_running(&self) -> bool {
-        self.state != TransportState::New
+        matches!(
+            self.state,
+            TransportState::Connecting | TransportState::Connected
+        )
     }
 }
 
@@ -167,6 +173,8 @@ pub enum ConnectError {
     NoSession(Uuid),
     #[error("the {0:?} transport is already connected")]
     AlreadyConnected(Direction),
+    #[error("the {0:?} transport has closed; create a new session")]
+    Closed(Direction),
 }
 
 fn add_publish(t: &Transport, p: &Producer) -> (ShardId, Command) {
@@ -191,6 +199,22 @@ fn add_subscribe(t: &Transport, c: &Consumer) -> (ShardId, Command) {
     )
 }
 
+/// What is kept of a closed session for a while.
+#[derive(Debug, Clone)]
+pub struct ClosedSession {
+    pub user_id: String,
+    pub reason: String,
+    pub duration: u64,
+    pub at: Instant,
+}
+
+fn other(d: Direction) -> Direction {
+    match d {
+        Direction::Send => Direction::Recv,
+        Direction::Recv => Direction::Send,
+    }
+}
+
 /// The media sessions of this node.
 #[derive(Debug)]
 pub struct Local {
@@ -199,6 +223,9 @@ pub struct Local {
     pub by_shard_session: HashMap<SessionId, Uuid>,
     /// Producer → its session.
     pub producers: HashMap<Uuid, Uuid>,
+    /// Sessions closed lately, so that a `DELETE` arriving after the server closed the session
+    /// (the client closed its transports first) still succeeds.
+    pub closed: HashMap<Uuid, ClosedSession>,
     /// Consumers per (producer's stream, consumer's shard) where the shards differ.
     links: HashMap<(StreamKey, ShardId), usize>,
     next_key: u64,
@@ -214,6 +241,7 @@ impl Default for Local {
             sessions: HashMap::new(),
             by_shard_session: HashMap::new(),
             producers: HashMap::new(),
+            closed: HashMap::new(),
             links: HashMap::new(),
             next_key: PRODUCER_KEY_BASE,
         }
@@ -267,8 +295,10 @@ impl Local {
             .get_mut(&session)
             .ok_or(ConnectError::NoSession(session))?;
         let t = s.transport_mut(d);
-        if t.is_running() {
-            return Err(ConnectError::AlreadyConnected(d));
+        match t.state {
+            TransportState::New => {}
+            TransportState::Closed => return Err(ConnectError::Closed(d)),
+            _ => return Err(ConnectError::AlreadyConnected(d)),
         }
         t.state = TransportState::Connecting;
         let t = s.transport(d).clone();
@@ -419,6 +449,40 @@ impl Local {
             ));
         }
         Some((p, out, consumers))
+    }
+
+    /// A transport's shard session ended: its tracks end with it (a send transport's producers
+    /// and their consumers everywhere; a receive transport's consumers). Returns the commands,
+    /// the producers removed, and whether the session has no running transport left (it ends
+    /// then too).
+    pub fn end_transport(
+        &mut self,
+        session: Uuid,
+        d: Direction,
+    ) -> Option<(Commands, Vec<Producer>, bool)> {
+        let s = self.sessions.get_mut(&session)?;
+        s.transport_mut(d).state = TransportState::Closed;
+        let done = !s.transport(other(d)).is_running();
+        let (producers, consumers): (Vec<Uuid>, Vec<Uuid>) = match d {
+            Direction::Send => (s.producers.iter().map(|p| p.id).collect(), Vec::new()),
+            Direction::Recv => (Vec::new(), s.consumers.iter().map(|c| c.id).collect()),
+        };
+        let mut out = Vec::new();
+        let mut removed = Vec::new();
+        // The ended shard session needs no removals, only the links and other sessions do
+        // (commands toward a closed transport are not produced: it no longer runs).
+        for c in consumers {
+            if let Some((_, cmds)) = self.remove_consumer(session, c) {
+                out.extend(cmds);
+            }
+        }
+        for p in producers {
+            if let Some((p, cmds, _)) = self.remove_producer(session, p) {
+                out.extend(cmds);
+                removed.push(p);
+            }
+        }
+        Some((out, removed, done))
     }
 
     /// Removes a session with its producers (and their consumers elsewhere) and consumers, and

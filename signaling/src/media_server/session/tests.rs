@@ -244,3 +244,39 @@ fn a_removed_session_ends_its_shard_sessions_and_its_tracks_elsewhere() {
     assert!(local.transport_of(SessionId(10)).is_none());
     assert!(local.sessions.contains_key(&b));
 }
+
+#[test]
+fn an_ended_transport_takes_its_tracks_and_the_session_when_nothing_else_runs() {
+    let mut local = Local::default();
+    let a = session(&mut local, 1, 0);
+    let b = session(&mut local, 2, 0);
+    local
+        .connect(a, Direction::Send, fingerprint())
+        .expect("connect");
+    local
+        .connect(a, Direction::Recv, fingerprint())
+        .expect("connect");
+    local
+        .connect(b, Direction::Recv, fingerprint())
+        .expect("connect");
+    let p = producer(&mut local);
+    local.add_producer(a, p.clone());
+    let cb = consumer(&local, &p, "0");
+    local.add_consumer(b, cb);
+
+    let (cmds, producers, done) = local.end_transport(a, Direction::Send).expect("exists");
+    assert_eq!(
+        kinds(&cmds),
+        ["0:remove-subscribe"],
+        "only the viewer's section goes: the ended shard session needs nothing"
+    );
+    assert_eq!(producers.len(), 1);
+    assert!(!done, "the receive transport still runs");
+    assert!(local.sessions[&b].consumers.is_empty());
+    assert_eq!(
+        local.connect(a, Direction::Send, fingerprint()).err(),
+        Some(ConnectError::Closed(Direction::Send))
+    );
+    let (_, _, done) = local.end_transport(a, Direction::Recv).expect("exists");
+    assert!(done, "nothing runs any more");
+}
