@@ -508,3 +508,18 @@ fn rtc_port_range_and_recording_flags_are_checked_at_start() {
         "{p}"
     );
 }
+
+#[test]
+fn ice_servers_follow_the_turn_variables_of_the_seed() {
+    let server = media_server(&[
+        ("TURN_URL", "turn:turn.example.com:3478"),
+        ("TURN_USERNAME", "discord"),
+        ("TURN_PASSWORD", "password"),
+    ]);
+    let s = created(&server, "alice", &uuid(), "audio");
+    assert_eq!(
+        s["ice_servers"],
+        json!([{ "urls": ["turn:turn.example.com:3478"], "username": "discord", "credential": "password" }]),
+        "the seed's example response"
+    );
+}
