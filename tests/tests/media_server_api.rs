@@ -523,3 +523,62 @@ fn ice_servers_follow_the_turn_variables_of_the_seed() {
         "the seed's example response"
     );
 }
+
+#[test]
+fn with_redis_another_node_points_to_the_sessions_owner() {
+    let redis = Backing::redis();
+    let url = redis.redis_url();
+    let a = media_server(&[
+        ("REDIS_URL", &url),
+        ("NODE_ID", "node-a"),
+        ("MAX_SESSIONS", "1"),
+    ]);
+    let b = media_server(&[("REDIS_URL", &url), ("NODE_ID", "node-b")]);
+    let channel = uuid();
+    let s = created(&a, "alice", &channel, "video");
+    let id = s["session_id"].as_str().expect("id");
+    let alice = token("alice");
+    let r = post_json(
+        &a,
+        &format!("/sessions/{id}/publish"),
+        Some(&alice),
+        &json!({ "kind": "audio", "rtp_parameters": opus_parameters(5) }),
+    );
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let track = r.json().expect("JSON")["track_id"].clone();
+
+    // Node B knows the session and the track, and sends the client to node A.
+    let p = assert_problem(
+        &get(&b, &format!("/sessions/{id}/stats"), Some(&alice)),
+        409,
+    );
+    assert_eq!(p["node_id"], "node-a", "{p}");
+    assert_eq!(p["node_url"], a.base_url().as_str(), "{p}");
+    assert_problem(
+        &get(&b, &format!("/sessions/{id}"), Some(&token("bob"))),
+        403,
+    );
+    let bob = created(&b, "bob", &channel, "audio");
+    let r = post_json(
+        &b,
+        &format!(
+            "/sessions/{}/subscribe",
+            bob["session_id"].as_str().expect("id")
+        ),
+        Some(&token("bob")),
+        &json!({ "track_id": track, "rtp_capabilities": bob["router_rtp_capabilities"] }),
+    );
+    let p = assert_problem(&r, 409);
+    assert_eq!(p["node_id"], "node-a", "{p}");
+
+    // MAX_SESSIONS counts node A's sessions only.
+    assert_problem(&create(&a, "carol", &channel, "audio"), 429);
+    created(&b, "carol", &channel, "audio");
+    // Deleted on A: gone for B too.
+    assert_eq!(delete(&a, &format!("/sessions/{id}"), &alice).status, 200);
+    assert_problem(
+        &get(&b, &format!("/sessions/{id}/stats"), Some(&alice)),
+        404,
+    );
+    created(&a, "carol", &channel, "audio");
+}
