@@ -43,7 +43,7 @@ pub struct ConsumerIds<'a> {
     pub fallback_cname: &'a str,
 }
 
-fn param<'a>(m: &'a Map<String, Value>, k: &str) -> Option<String> {
+fn param(m: &Map<String, Value>, k: &str) -> Option<String> {
     m.get(k).and_then(param_text)
 }
 

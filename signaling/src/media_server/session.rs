@@ -20,6 +20,9 @@ use crate::sdp::Candidate;
 /// Shard commands, in the order they must be sent.
 pub type Commands = Vec<(ShardId, Command)>;
 
+/// Consumers, as (their session, their id).
+pub type ConsumerRefs = Vec<(Uuid, Uuid)>;
+
 /// The seed's session `type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -417,7 +420,7 @@ impl Local {
         &mut self,
         session: Uuid,
         producer: Uuid,
-    ) -> Option<(Producer, Commands, Vec<(Uuid, Uuid)>)> {
+    ) -> Option<(Producer, Commands, ConsumerRefs)> {
         let s = self.sessions.get(&session)?;
         let pos = s.producers.iter().position(|p| p.id == producer)?;
         let consumers: Vec<(Uuid, Uuid)> = self
@@ -491,7 +494,7 @@ impl Local {
     pub fn remove_session(
         &mut self,
         session: Uuid,
-    ) -> Option<(MediaSession, Commands, Vec<(Uuid, Uuid)>)> {
+    ) -> Option<(MediaSession, Commands, ConsumerRefs)> {
         let snapshot = self.sessions.get(&session)?.clone();
         let mut out = Vec::new();
         let mut elsewhere = Vec::new();
