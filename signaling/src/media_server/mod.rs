@@ -37,6 +37,7 @@ pub mod rtp_types;
 mod session;
 mod stats;
 pub mod store;
+mod tracks;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -202,15 +203,15 @@ pub fn router(ms: Arc<MediaServer>) -> Router {
         )
         .route(
             "/sessions/{session_id}/publish",
-            post(handlers::publish).options(handlers::preflight),
+            post(tracks::publish).options(handlers::preflight),
         )
         .route(
             "/sessions/{session_id}/subscribe",
-            post(handlers::subscribe).options(handlers::preflight),
+            post(tracks::subscribe).options(handlers::preflight),
         )
         .route(
             "/sessions/{session_id}/tracks/{track_id}",
-            delete(handlers::delete_track).options(handlers::preflight),
+            delete(tracks::delete_track).options(handlers::preflight),
         )
         .route(
             "/sessions/{session_id}/stats",
