@@ -4,7 +4,8 @@
 #     nats-server and redis-server (the stream-service tests start their own on loopback ports;
 #     the packages' system services are not needed)
 #   - Node packages for tests/browser (npm ci from the committed package-lock.json;
-#     playwright-core drives /usr/bin/chromium, no browser is ever downloaded)
+#     playwright-core drives /usr/bin/chromium, no browser is ever downloaded) and for
+#     tests/mediasoup (mediasoup-client and esbuild for the media server's /sessions test)
 #   - a Python virtualenv at .venv with the pinned packages of tests/peers/requirements.txt
 # Idempotent: a second run changes nothing and says so. Works as root on a fresh Debian
 # machine (uses sudo for apt-get when not root).
@@ -77,6 +78,21 @@ else
     echo "$lock_sum" > "$STAMP"
 fi
 log "playwright-core: $(node -p "require('$BROWSER_DIR/node_modules/playwright-core/package.json').version")"
+
+# mediasoup-client, esbuild and playwright-core for the media server's /sessions test
+# (tests/mediasoup, npm ci from its package-lock.json).
+MEDIASOUP_DIR="$ROOT/tests/mediasoup"
+MS_LOCK="$MEDIASOUP_DIR/package-lock.json"
+MS_STAMP="$MEDIASOUP_DIR/node_modules/.ringcast-lock.sha256"
+ms_lock_sum="$(sha256sum "$MS_LOCK" | cut -d' ' -f1)"
+if [ -f "$MS_STAMP" ] && [ "$(cat "$MS_STAMP")" = "$ms_lock_sum" ] && [ -d "$MEDIASOUP_DIR/node_modules/mediasoup-client" ]; then
+    log "tests/mediasoup/node_modules up to date with package-lock.json"
+else
+    log "npm ci in tests/mediasoup"
+    (cd "$MEDIASOUP_DIR" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+    echo "$ms_lock_sum" > "$MS_STAMP"
+fi
+log "mediasoup-client: $(node -p "require('$MEDIASOUP_DIR/node_modules/mediasoup-client/package.json').version")"
 
 # ---------------------------------------------------------------- Python virtualenv
 VENV="$ROOT/.venv"

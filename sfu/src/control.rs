@@ -219,6 +219,9 @@ pub enum Command {
     SetQuality { session: SessionId, cap: QualityCap },
     /// Close every session and stop the shard loop.
     Shutdown,
+    /// Add or remove a published or viewed track on a running session, or report its tracks'
+    /// figures (see [`TrackCommand`]).
+    Tracks(TrackCommand),
 }
 
 /// The send-side bandwidth estimate toward one viewer session (GoogCC, `sfu/src/bwe`).
@@ -322,4 +325,80 @@ pub enum Event {
         shard: ShardId,
         error: String,
     },
+}
+
+/// Changes to the media of a running session. ORTC-style signaling (the media server's
+/// `/sessions` API, mediasoup's model) creates a transport first and produces or consumes tracks
+/// on it later, so publish and subscribe specs come and go while ICE, DTLS and SRTP keep running.
+/// A command that cannot be applied produces [`Event::CommandFailed`] with `id: None` (the
+/// session itself is not affected).
+#[derive(Debug)]
+pub enum TrackCommand {
+    /// Starts receiving a track from the session. `extmap`: the header-extension ids the track's
+    /// packets carry, merged into the session's (an id that contradicts the session's fails).
+    AddPublish {
+        session: SessionId,
+        extmap: ExtMap,
+        spec: PublishSpec,
+    },
+    /// Stops receiving a track (every simulcast encoding of it); its viewers wait for the next
+    /// source of the stream.
+    RemovePublish { session: SessionId, track: TrackId },
+    /// Starts sending the session a media section of `spec.stream` (bound to the stream's source
+    /// track of that kind at once if it exists, else when it arrives). `extmap` as for
+    /// `AddPublish`.
+    AddSubscribe {
+        session: SessionId,
+        extmap: ExtMap,
+        spec: SubscribeSpec,
+    },
+    /// Stops a viewing media section, named by its mid.
+    RemoveSubscribe { session: SessionId, mid: Mid },
+    /// Sends the figures of every track of the session to `reply` (an unknown session answers
+    /// with `found: false`).
+    Stats {
+        session: SessionId,
+        reply: crossbeam_channel::Sender<SessionTrackStats>,
+    },
+}
+
+/// Which way a track of a session goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackDirection {
+    /// The session sends it to the SFU.
+    Publish,
+    /// The SFU sends it to the session.
+    Subscribe,
+}
+
+/// The figures of one track of a session (for simulcast: of all its encodings together).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackStats {
+    pub direction: TrackDirection,
+    /// Published: the track. Viewed: the source track bound now (None while none is).
+    pub track: Option<TrackId>,
+    pub mid: Mid,
+    pub kind: MediaKind,
+    /// RTP clock rate (the unit of `jitter`).
+    pub clock_rate: u32,
+    /// Published: RTP packets received from the session. Viewed: RTP packets sent to it
+    /// (retransmissions not counted).
+    pub packets: u64,
+    /// The bytes of those packets (viewed: payload bytes).
+    pub bytes: u64,
+    /// Published: packets expected but not received (RFC 3550 A.3). Viewed: the cumulative loss
+    /// in the session's last receiver report (0 before one).
+    pub packets_lost: i64,
+    /// Interarrival jitter in RTP timestamp units (RFC 3550 A.8): measured on a published track,
+    /// reported by the session for a viewed one.
+    pub jitter: u32,
+}
+
+/// The answer to [`TrackCommand::Stats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionTrackStats {
+    pub session: SessionId,
+    /// Whether the shard has the session.
+    pub found: bool,
+    pub tracks: Vec<TrackStats>,
 }

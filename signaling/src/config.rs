@@ -95,6 +95,10 @@ pub struct Config {
     /// The stream service (`/stream/*`).
     #[command(flatten)]
     pub stream: crate::stream_service::StreamConfig,
+
+    /// The media server (`/sessions/*`).
+    #[command(flatten)]
+    pub media_server: crate::media_server::MediaServerConfig,
 }
 
 impl Config {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod events;
 pub mod host_check;
 pub mod media;
+pub mod media_server;
 pub mod netif;
 pub mod placement;
 pub mod problem;
@@ -41,6 +42,10 @@ pub enum ServerError {
     Http(#[source] std::io::Error),
     #[error("stream service: {0}")]
     Stream(#[from] stream_service::StartError),
+    #[error("media server: {0}")]
+    MediaServer(#[from] media_server::StartError),
+    #[error("{0}")]
+    RtcPorts(#[from] media_server::RtcPortsError),
 }
 
 /// Starts the media node and builds the shared state. Shard events arrive on the returned
@@ -48,6 +53,11 @@ pub enum ServerError {
 pub fn build(
     cfg: Config,
 ) -> Result<(Arc<AppState>, tokio::sync::mpsc::UnboundedReceiver<Event>), ServerError> {
+    media_server::check_rtc_ports(
+        cfg.rtc_min_port,
+        cfg.media_server.rtc_max_port,
+        cfg.shard_count(),
+    )?;
     let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
     host_check::warn_about_host(
         &sfu::io::IoConfig::default(),
@@ -87,24 +97,30 @@ pub async fn serve(
         .map_err(|e| ServerError::Listen(addr, e))?;
     let streams =
         stream_service::StreamService::start(Arc::clone(&state), format!("http://{local}")).await?;
+    let media_server = media_server::MediaServer::start(Arc::clone(&state), &streams).await?;
     let events_state = Arc::clone(&state);
     let events_streams = Arc::clone(&streams);
+    let events_media = Arc::clone(&media_server);
     let events = tokio::spawn(async move {
         while let Some(ev) = ev_rx.recv().await {
             let copy = ev.clone();
             handle_event(&events_state, ev);
             events_streams.on_media_event(&copy);
+            events_media.on_media_event(&copy);
         }
     });
 
     tracing::info!(shards = state.media.shard_count(), candidates = ?state.media.candidate_ips, "listening on http://{local}");
-    let app = api::router(Arc::clone(&state)).merge(stream_service::router(Arc::clone(&streams)));
+    let app = api::router(Arc::clone(&state))
+        .merge(stream_service::router(Arc::clone(&streams)))
+        .merge(media_server::router(Arc::clone(&media_server)));
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServerError::Http);
 
     tracing::info!("shutting down: stopping streams, closing sessions and stopping shards");
+    media_server.shutdown().await;
     streams.shutdown().await;
     let st = Arc::clone(&state);
     let _ = tokio::task::spawn_blocking(move || st.media.shutdown()).await;

@@ -74,6 +74,7 @@ impl ShardCore {
             }
             Command::SetDesiredMax { session, max } => self.set_desired_max(now, session, max),
             Command::SetQuality { session, cap } => self.set_quality(now, session, cap),
+            Command::Tracks(cmd) => self.handle_track_command(now, cmd),
             Command::Shutdown => {
                 self.shutting_down = true;
                 let all: Vec<usize> = self.sessions.iter().map(|(i, _)| i).collect();
@@ -322,7 +323,7 @@ impl ShardCore {
         wanted_layer(&self.subs, &self.tracks, now, sidx)
     }
 
-    fn attach_subscription(&mut self, stream: StreamKey, sidx: usize) {
+    pub(super) fn attach_subscription(&mut self, stream: StreamKey, sidx: usize) {
         let entry = self.streams.entry(stream).or_default();
         entry.subs.push(sidx);
         let (kind, ordinal) = (self.subs[sidx].kind, self.subs[sidx].ordinal);
@@ -401,7 +402,7 @@ impl ShardCore {
         }
     }
 
-    fn remove_subscription(&mut self, sidx: usize) {
+    pub(super) fn remove_subscription(&mut self, sidx: usize) {
         let Some(sub) = self.subs.try_remove(sidx) else {
             return;
         };

@@ -13,6 +13,7 @@ mod feedback;
 mod ingress;
 mod layer_rate;
 mod session;
+mod session_tracks;
 mod shard_msg;
 mod subscription;
 mod track;
@@ -27,6 +28,7 @@ use rustc_hash::FxHashMap;
 use slab::Slab;
 
 pub use config::CoreConfig;
+pub use session_tracks::{TrackError, merge_extmap};
 pub use shard_msg::{CROSS_SHARD_MTU, MediaPacket, ShardMsg};
 
 use crate::control::Event;

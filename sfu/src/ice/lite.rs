@@ -112,11 +112,15 @@ impl IceLite {
             return Err(IceError::NotBindingRequest);
         }
         let username = msg.username().ok_or(IceError::UnknownUser)?;
-        let expected_len = self.local.ufrag.len() + 1 + self.remote_ufrag.len();
-        let matches = username.len() == expected_len
+        let local = self.local.ufrag.len();
+        let ours = username.len() > local + 1
             && username.starts_with(self.local.ufrag.as_bytes())
-            && username[self.local.ufrag.len()] == b':'
-            && username.ends_with(self.remote_ufrag.as_bytes());
+            && username[local] == b':';
+        let theirs = &username[(local + 1).min(username.len())..];
+        // An empty remote ufrag: the peer's was never signalled (ORTC-style APIs send only DTLS
+        // parameters); the first check that passes integrity names it.
+        let matches =
+            ours && (self.remote_ufrag.is_empty() || theirs == self.remote_ufrag.as_bytes());
         if !matches {
             return Err(IceError::UnknownUser);
         }
@@ -125,6 +129,12 @@ impl IceLite {
         }
         if !msg.verify_integrity(self.local.pwd.as_bytes()) {
             return Err(IceError::BadIntegrity);
+        }
+        if self.remote_ufrag.is_empty() {
+            match std::str::from_utf8(theirs) {
+                Ok(u) => self.remote_ufrag = u.to_owned(),
+                Err(_) => return Err(IceError::UnknownUser),
+            }
         }
         let newly_validated = if self.is_validated(src) {
             false
@@ -323,6 +333,40 @@ mod tests {
         assert_eq!(
             ice.handle_timeout(t0 + Duration::from_secs(30)),
             Some(IceFailure::ConnectTimeout)
+        );
+    }
+
+    #[test]
+    fn unsignalled_remote_ufrag_is_learned_from_the_first_valid_check() {
+        let t0 = Instant::now();
+        let mut ice = IceLite::new(
+            params("srvu", "server-password-0123456789"),
+            &params("", ""),
+            IceTimers::default(),
+            t0,
+        );
+        let src: SocketAddr = "192.0.2.7:4000".parse().unwrap();
+        let mut out = [0u8; 256];
+        let forged = check("srvu:mallory", "not-the-password", true, 1);
+        assert_eq!(
+            ice.handle_check(t0, src, &StunMessage::parse(&forged).unwrap(), &mut out),
+            Err(IceError::BadIntegrity)
+        );
+        let first = check("srvu:chrome", "server-password-0123456789", true, 2);
+        assert!(
+            ice.handle_check(t0, src, &StunMessage::parse(&first).unwrap(), &mut out)
+                .is_ok()
+        );
+        let other = check("srvu:other", "server-password-0123456789", true, 3);
+        assert_eq!(
+            ice.handle_check(t0, src, &StunMessage::parse(&other).unwrap(), &mut out),
+            Err(IceError::UnknownUser),
+            "the learned ufrag is kept"
+        );
+        let empty = check("srvu:", "server-password-0123456789", true, 4);
+        assert_eq!(
+            ice.handle_check(t0, src, &StunMessage::parse(&empty).unwrap(), &mut out),
+            Err(IceError::UnknownUser)
         );
     }
 

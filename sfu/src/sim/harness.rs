@@ -134,7 +134,10 @@ impl Harness {
         }
     }
 
-    fn new_peer(
+    /// A peer on shard `shard` whose session the shard runs as `spec` builds it from the
+    /// session id, the server's ICE credentials and the client's; returns the peer's index. Set
+    /// its `publisher` for camera media.
+    pub fn new_peer(
         &mut self,
         shard: usize,
         spec: impl FnOnce(SessionId, IceParams, IceParams) -> SessionSpec,

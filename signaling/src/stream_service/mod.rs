@@ -37,7 +37,7 @@ use uuid::Uuid;
 
 pub use config::StreamConfig;
 pub use error::ApiError;
-pub use ice_servers::{IceServer, turn_rest_credential};
+pub use ice_servers::{IceServer, ice_servers, turn_rest_credential};
 
 use crate::auth::{AuthConfigError, AuthError, JwtVerifier, UserId};
 use crate::events::{BusError, EventBus};
