@@ -41,6 +41,20 @@ pub struct PublishedVideo {
     pub order: LayerOrder,
 }
 
+/// The video tracks a publisher's session spec sends, in order.
+pub fn published_video(spec: &sfu::control::SessionSpec) -> Vec<PublishedVideo> {
+    spec.publish
+        .iter()
+        .filter(|p| p.kind == sfu::MediaKind::Video)
+        .map(|p| PublishedVideo {
+            track: p.track,
+            mid: p.mid.clone(),
+            layers: p.layers.clone(),
+            order: p.layer_order,
+        })
+        .collect()
+}
+
 #[derive(Debug)]
 struct StreamRecord {
     key: StreamKey,

@@ -12,7 +12,7 @@ use sfu::{MediaKind, SessionId};
 
 use super::{check_auth, check_content_type, check_stream_name, header_value, read_body};
 use crate::problem::Problem;
-use crate::registry::{PublishedVideo, Role};
+use crate::registry::{Role, published_video};
 use crate::sdp;
 use crate::session_spec;
 use crate::state::AppState;
@@ -99,18 +99,7 @@ async fn offer(
             session_spec::build(id, role, adm.key, &stream, &neg, ice, &st.media, port);
         match role {
             Role::Publisher => {
-                let video = spec
-                    .publish
-                    .iter()
-                    .filter(|p| p.kind == MediaKind::Video)
-                    .map(|p| PublishedVideo {
-                        track: p.track,
-                        mid: p.mid.clone(),
-                        layers: p.layers.clone(),
-                        order: p.layer_order,
-                    })
-                    .collect();
-                reg.set_published_video(&stream, video);
+                reg.set_published_video(&stream, published_video(&spec));
             }
             Role::Viewer => {
                 let mids = spec
