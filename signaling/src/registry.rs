@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use sfu::control::{Command, LayerOrder, LayerSelection};
-use sfu::{Mid, Rid, SessionId, ShardId, StreamKey, TrackId};
+use sfu::control::{Command, LayerOrder, LayerSelection, ViewerStats};
+use sfu::{Bitrate, Mid, Rid, SessionId, ShardId, StreamKey, TrackId};
 
 use crate::placement::Placer;
 use crate::problem::Problem;
@@ -30,6 +30,26 @@ pub struct SessionRecord {
     pub selections: Vec<(Mid, LayerSelection)>,
     /// The shard's latest send-side estimate toward this session (viewers with transport-cc).
     pub bwe: Option<sfu::control::ViewerBweStats>,
+    /// A WHEP viewer's quality preset (`?quality=` or the layer extension's `quality`).
+    pub quality: Option<&'static crate::quality::Preset>,
+    /// The shard's latest allocation report for a viewer (once a second).
+    pub stats: Option<ViewerStats>,
+    /// The last degradation notice for a viewer: allocated and wanted video rates, when it was
+    /// raised and not yet cleared.
+    pub degraded: Option<(Bitrate, Bitrate)>,
+    /// A publisher's simulcast encodings still needed by some viewer, per publisher video mid
+    /// (dynacast); a mid without an entry needs every encoding.
+    pub layer_demand: Vec<(Mid, Vec<Rid>)>,
+}
+
+/// Which simulcast encodings of one published video section viewers need (dynacast), lowest
+/// first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SectionDemand {
+    /// The publisher's mid.
+    pub mid: Mid,
+    pub active: Vec<Rid>,
+    pub inactive: Vec<Rid>,
 }
 
 /// The encodings of one published video track, lowest first (empty: not simulcast).
@@ -99,6 +119,8 @@ pub struct Registry {
     sessions: HashMap<SessionId, SessionRecord>,
     loads: Vec<usize>,
     next_key: u64,
+    /// Bumped whenever what [`Registry::layer_demand`] answers may have changed.
+    layers_changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Registry {
@@ -109,7 +131,124 @@ impl Registry {
             sessions: HashMap::new(),
             loads: vec![0; shards],
             next_key: 1,
+            layers_changed: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Changes whenever a publisher's layer demand may have changed (a new demand, a new
+    /// publisher, a learned layer order, a session gone).
+    pub fn layers_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.layers_changed.subscribe()
+    }
+
+    fn bump_layers(&self) {
+        self.layers_changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Records a viewer's allocation report (ignored for an unknown session).
+    pub fn set_stats(&mut self, id: SessionId, stats: ViewerStats) {
+        if let Some(r) = self.sessions.get_mut(&id) {
+            r.stats = Some(stats);
+        }
+    }
+
+    /// Records a viewer's degradation notice; `false` when the session is unknown.
+    pub fn set_degraded(
+        &mut self,
+        id: SessionId,
+        degraded: bool,
+        allocated: Bitrate,
+        wanted: Bitrate,
+    ) -> bool {
+        let Some(r) = self.sessions.get_mut(&id) else {
+            return false;
+        };
+        r.degraded = degraded.then_some((allocated, wanted));
+        if let Some(s) = r.stats.as_mut() {
+            s.degraded = degraded;
+        }
+        true
+    }
+
+    /// Records a viewer's quality preset.
+    pub fn set_quality(&mut self, id: SessionId, preset: Option<&'static crate::quality::Preset>) {
+        if let Some(r) = self.sessions.get_mut(&id) {
+            r.quality = preset;
+        }
+    }
+
+    /// Every viewer's latest allocation report.
+    pub fn viewer_stats(&self) -> impl Iterator<Item = &ViewerStats> {
+        self.sessions
+            .values()
+            .filter(|r| r.role == Role::Viewer)
+            .filter_map(|r| r.stats.as_ref())
+    }
+
+    /// Records which encodings of a published track viewers need (dynacast). Returns whether
+    /// anything changed (an unknown stream or a stream without a publisher changes nothing).
+    pub fn set_layer_demand(
+        &mut self,
+        key: StreamKey,
+        track: TrackId,
+        mid: Mid,
+        active: Vec<Rid>,
+    ) -> bool {
+        let Some(publisher) = self
+            .streams
+            .values()
+            .find(|s| s.key == key)
+            .filter(|s| s.video.iter().any(|v| v.track == track))
+            .and_then(|s| s.publisher)
+            .map(|(id, _)| id)
+        else {
+            return false;
+        };
+        let Some(rec) = self.sessions.get_mut(&publisher) else {
+            return false;
+        };
+        match rec.layer_demand.iter_mut().find(|(m, _)| *m == mid) {
+            Some((_, a)) if *a == active => return false,
+            Some((_, a)) => *a = active,
+            None => rec.layer_demand.push((mid, active)),
+        }
+        self.bump_layers();
+        true
+    }
+
+    /// What viewers need of each simulcast video section a publisher sends (sections with at
+    /// least two encodings), in the publisher's order. `None` for an unknown session or one that
+    /// is not the publisher of its stream.
+    pub fn layer_demand(&self, publisher: SessionId) -> Option<Vec<SectionDemand>> {
+        let rec = self.sessions.get(&publisher)?;
+        let stream = self.streams.get(&rec.stream)?;
+        if rec.role != Role::Publisher || stream.publisher.map(|(id, _)| id) != Some(publisher) {
+            return None;
+        }
+        Some(
+            stream
+                .video
+                .iter()
+                .filter(|v| v.layers.len() >= 2)
+                .map(|v| {
+                    let wanted = rec
+                        .layer_demand
+                        .iter()
+                        .find(|(m, _)| *m == v.mid)
+                        .map(|(_, a)| a);
+                    let (active, inactive) = v
+                        .layers
+                        .iter()
+                        .cloned()
+                        .partition(|r| wanted.is_none_or(|a| a.contains(r)));
+                    SectionDemand {
+                        mid: v.mid.clone(),
+                        active,
+                        inactive,
+                    }
+                })
+                .collect(),
+        )
     }
 
     pub fn session(&self, id: SessionId) -> Option<&SessionRecord> {
@@ -241,6 +380,10 @@ impl Registry {
                 video_mids: Vec::new(),
                 selections: Vec::new(),
                 bwe: None,
+                quality: None,
+                stats: None,
+                degraded: None,
+                layer_demand: Vec::new(),
             },
         );
         Ok(Admission {
@@ -297,6 +440,9 @@ impl Registry {
                 self.streams.remove(&rec.stream);
             }
         }
+        if rec.role == Role::Publisher {
+            self.bump_layers();
+        }
         Some((rec, commands))
     }
 
@@ -304,6 +450,7 @@ impl Registry {
     pub fn set_published_video(&mut self, stream: &str, video: Vec<PublishedVideo>) {
         if let Some(s) = self.streams.get_mut(stream) {
             s.video = video;
+            self.bump_layers();
         }
     }
 
@@ -337,6 +484,7 @@ impl Registry {
                 v.order = LayerOrder::Named;
             }
         }
+        self.bump_layers();
     }
 
     /// Every session id (for shutdown).

@@ -6,6 +6,7 @@ pub mod layer;
 mod metrics;
 mod offer;
 mod resource;
+pub mod stats;
 
 use std::sync::Arc;
 
@@ -46,7 +47,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .patch(resource::patch)
                 .options(resource::options),
         )
-        .route("/whep/{stream}/{session}/stats", get(resource::stats))
+        .route("/whep/{stream}/{session}/stats", get(stats::get))
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .layer(axum::middleware::from_fn(cors))
         .with_state(state)
