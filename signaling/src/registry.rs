@@ -177,12 +177,9 @@ impl Registry {
         }
     }
 
-    /// Every viewer's latest allocation report.
-    pub fn viewer_stats(&self) -> impl Iterator<Item = &ViewerStats> {
-        self.sessions
-            .values()
-            .filter(|r| r.role == Role::Viewer)
-            .filter_map(|r| r.stats.as_ref())
+    /// Every viewer session.
+    pub fn viewers(&self) -> impl Iterator<Item = &SessionRecord> {
+        self.sessions.values().filter(|r| r.role == Role::Viewer)
     }
 
     /// Records which encodings of a published track viewers need (dynacast). Returns whether
