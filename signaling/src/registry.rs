@@ -632,6 +632,102 @@ mod tests {
     }
 
     #[test]
+    fn layer_demand_is_kept_per_publisher_mid_and_watchers_hear_of_changes() {
+        let mut r = reg(1, Placement::Stream);
+        let p = r
+            .admit(SessionId(1), "s", Role::Publisher, "e".into(), "u".into())
+            .unwrap();
+        let rids = |v: &[&str]| v.iter().map(|x| Rid((*x).into())).collect::<Vec<_>>();
+        r.set_published_video(
+            "s",
+            vec![
+                PublishedVideo {
+                    track: TrackId(7),
+                    mid: Mid("1".into()),
+                    layers: rids(&["q", "h", "f"]),
+                    order: LayerOrder::Named,
+                },
+                PublishedVideo {
+                    track: TrackId(8),
+                    mid: Mid("2".into()),
+                    layers: Vec::new(),
+                    order: LayerOrder::Named,
+                },
+            ],
+        );
+        let mut watch = r.layers_watch();
+        watch.borrow_and_update();
+        // Until the media plane says otherwise, every encoding is needed; sections without
+        // simulcast are not listed.
+        let all = r.layer_demand(SessionId(1)).unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(
+            (
+                all[0].mid.0.as_str(),
+                all[0].active.clone(),
+                all[0].inactive.clone()
+            ),
+            ("1", rids(&["q", "h", "f"]), vec![])
+        );
+        assert!(r.set_layer_demand(p.key, TrackId(7), Mid("1".into()), rids(&["q"])));
+        assert!(watch.has_changed().unwrap());
+        watch.borrow_and_update();
+        let low = &r.layer_demand(SessionId(1)).unwrap()[0];
+        assert_eq!(
+            (low.active.clone(), low.inactive.clone()),
+            (rids(&["q"]), rids(&["h", "f"]))
+        );
+        // The same demand again, another stream's track, an unknown stream: no change.
+        assert!(!r.set_layer_demand(p.key, TrackId(7), Mid("1".into()), rids(&["q"])));
+        assert!(!r.set_layer_demand(p.key, TrackId(99), Mid("1".into()), vec![]));
+        assert!(!r.set_layer_demand(StreamKey(999), TrackId(7), Mid("1".into()), vec![]));
+        assert!(!watch.has_changed().unwrap());
+        // Nothing needed at all (no viewer): every encoding inactive.
+        assert!(r.set_layer_demand(p.key, TrackId(7), Mid("1".into()), vec![]));
+        assert_eq!(r.layer_demand(SessionId(1)).unwrap()[0].active, vec![]);
+        // Viewers and unknown sessions have no layers resource; a publisher leaving ends it.
+        r.admit(SessionId(2), "s", Role::Viewer, "e".into(), "u".into())
+            .unwrap();
+        assert!(r.layer_demand(SessionId(2)).is_none());
+        assert!(r.layer_demand(SessionId(3)).is_none());
+        watch.borrow_and_update();
+        r.remove(SessionId(1));
+        assert!(watch.has_changed().unwrap());
+        assert!(r.layer_demand(SessionId(1)).is_none());
+    }
+
+    #[test]
+    fn viewer_reports_and_degradation_notices_are_kept_per_session() {
+        let mut r = reg(1, Placement::Stream);
+        r.admit(SessionId(2), "s", Role::Viewer, "e".into(), "u".into())
+            .unwrap();
+        let stats = ViewerStats {
+            estimate: Some(Bitrate(500_000)),
+            rtt: None,
+            allocated: Bitrate(300_000),
+            desired: Bitrate(2_000_000),
+            cap: Default::default(),
+            degraded: false,
+            tracks: Vec::new(),
+        };
+        r.set_stats(SessionId(2), stats.clone());
+        r.set_stats(SessionId(9), stats.clone());
+        assert!(r.set_degraded(SessionId(2), true, Bitrate(300_000), Bitrate(2_000_000)));
+        assert!(!r.set_degraded(SessionId(9), true, Bitrate(1), Bitrate(2)));
+        let rec = r.session(SessionId(2)).unwrap();
+        assert_eq!(rec.degraded, Some((Bitrate(300_000), Bitrate(2_000_000))));
+        assert!(rec.stats.as_ref().unwrap().degraded);
+        assert_eq!(r.viewers().count(), 1);
+        r.set_degraded(SessionId(2), false, Bitrate(2_000_000), Bitrate(2_000_000));
+        assert_eq!(r.session(SessionId(2)).unwrap().degraded, None);
+        r.set_quality(SessionId(2), crate::quality::find("low"));
+        assert_eq!(
+            r.session(SessionId(2)).unwrap().quality.map(|p| p.name),
+            Some("low")
+        );
+    }
+
+    #[test]
     fn full_shards_refuse_with_503() {
         let mut r = Registry::new(
             1,

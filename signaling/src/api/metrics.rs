@@ -366,7 +366,10 @@ mod bwe_tests {
             ]
             .into_iter(),
         );
-        assert!(out.contains("ringcast_viewer_layer{layer=\"0\"} 2\n"), "{out}");
+        assert!(
+            out.contains("ringcast_viewer_layer{layer=\"0\"} 2\n"),
+            "{out}"
+        );
         assert!(out.contains("ringcast_viewer_layer{layer=\"1\"} 0\n"));
         assert!(out.contains("ringcast_viewer_layer{layer=\"2\"} 1\n"));
         assert!(out.contains("ringcast_viewer_layer{layer=\"paused\"} 1\n"));

@@ -3,6 +3,7 @@
 
 mod demo;
 pub mod layer;
+pub mod layers;
 mod metrics;
 mod offer;
 mod resource;
@@ -37,6 +38,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .patch(resource::patch)
                 .options(resource::options),
         )
+        .route("/whip/{stream}/{session}/layers", get(layers::get))
         .route(
             "/whep/{stream}/{session}/layer",
             post(layer::post).get(layer::get),

@@ -172,6 +172,16 @@ async fn offer(
     for link in &st.ice_links {
         h.append(header::LINK, link.clone());
     }
+    if role == Role::Publisher {
+        // Dynacast: which encodings viewers need, for publishers that follow it.
+        h.append(
+            header::LINK,
+            header_value(&format!(
+                "<{location}/layers>; rel=\"{}\"",
+                super::layers::LAYERS_REL
+            )),
+        );
+    }
     if role == Role::Viewer {
         // The WHEP layer extension: the viewer picks its simulcast/SVC layers there.
         h.append(
