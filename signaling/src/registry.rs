@@ -466,6 +466,13 @@ impl Registry {
         }
     }
 
+    /// A stream's key and its publisher's video tracks (empty without a publisher).
+    pub fn published(&self, stream: &str) -> Option<(StreamKey, &[PublishedVideo])> {
+        self.streams
+            .get(stream)
+            .map(|s| (s.key, s.video.as_slice()))
+    }
+
     /// The publisher's video track a viewer's video mid receives, if the stream has a publisher.
     pub fn published_video_for(&self, viewer: SessionId, mid: &Mid) -> Option<&PublishedVideo> {
         let rec = self.sessions.get(&viewer)?;
