@@ -385,3 +385,134 @@ async fn whip_layers_resource_follows_the_media_planes_layer_demand() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(next_event(&mut sse, &mut buf).await, None);
 }
+
+#[tokio::test]
+async fn a_whep_preset_reaches_the_viewers_shard_as_its_cap() {
+    let cfg = Config::try_parse_from([
+        "ringcast",
+        "--shards",
+        "1",
+        "--rtc-min-port",
+        "0",
+        "--rtc-bind",
+        "127.0.0.1",
+        "--no-pin",
+        "--io",
+        "mmsg",
+    ])
+    .expect("valid flags");
+    let (st, mut events) = signaling::build(cfg).expect("server starts");
+    let v = view(&st, "/whep/cap?quality=480p").await;
+    let id = session_of(&v);
+    // The shard reports every viewer once a second, connected or not, with the cap it holds.
+    let cap = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match events.recv().await.expect("the shards run") {
+                Event::ViewerStats { id: i, stats, .. } if i == id => return stats.cap,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("a report within 5 s");
+    assert_eq!(
+        cap,
+        QualityCap {
+            max_video: Some(Bitrate(800_000)),
+            max_height: Some(480)
+        }
+    );
+    // Changed through the layer extension: the next report has the new cap.
+    let (status, _, body) = call(
+        &st,
+        post(
+            &format!("{v}/layer"),
+            "application/json",
+            r#"{"quality":"medium"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let cap = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match events.recv().await.expect("the shards run") {
+                Event::ViewerStats { id: i, stats, .. }
+                    if i == id && stats.cap.max_height == Some(360) =>
+                {
+                    return stats.cap;
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("a report with the new cap within 5 s");
+    assert_eq!(cap.max_video, Some(Bitrate(500_000)));
+    st.media.shutdown();
+}
+
+#[tokio::test]
+async fn degradation_notices_are_published_on_the_bus_with_the_viewers_figures() {
+    let st = server();
+    let svc = signaling::stream_service::StreamService::start(
+        Arc::clone(&st),
+        "http://127.0.0.1:9".into(),
+    )
+    .await
+    .expect("stream service starts");
+    let mut sub = svc
+        .bus
+        .subscribe("media.quality.>".into())
+        .await
+        .expect("subscription");
+    let v = view(&st, "/whep/notice").await;
+    let id = session_of(&v);
+    let report = Event::ViewerStats {
+        id,
+        shard: ShardId(0),
+        stats: report(false, false),
+    };
+    signaling::handle_event(&st, report.clone());
+    for (degraded, subject) in [
+        (true, "media.quality.degraded"),
+        (false, "media.quality.restored"),
+    ] {
+        let ev = Event::QualityDegraded {
+            id,
+            shard: ShardId(0),
+            degraded,
+            allocated: Bitrate(450_000),
+            wanted: Bitrate(2_400_000),
+        };
+        signaling::handle_event(&st, ev.clone());
+        svc.on_media_event(&ev);
+        let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .expect("a notice within 5 s")
+            .expect("the bus runs");
+        assert_eq!(m.subject, subject);
+        let p: Value = serde_json::from_slice(&m.payload).unwrap();
+        assert_eq!(p["session_id"], v.rsplit('/').next().unwrap());
+        assert_eq!(p["stream"], "notice");
+        assert_eq!(p["allocated_bps"], 450_000);
+        assert_eq!(p["wanted_bps"], 2_400_000);
+        assert_eq!(p["estimate_bps"], 650_000);
+        assert!(
+            p["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{p}"
+        );
+    }
+    // An unknown session is not announced.
+    svc.on_media_event(&Event::QualityDegraded {
+        id: SessionId(1),
+        shard: ShardId(0),
+        degraded: true,
+        allocated: Bitrate(1),
+        wanted: Bitrate(2),
+    });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), sub.next())
+            .await
+            .is_err()
+    );
+}

@@ -224,6 +224,16 @@ pub async fn answer(
             svc.app
                 .media
                 .send(shard, Command::AddSession(Box::new(spec)));
+            let cap = local.caps.get(&s.stream_id).copied();
+            if let Some(cap) = cap {
+                // The stream's quality, from the viewer's first packet on.
+                svc.app
+                    .media
+                    .send(shard, Command::SetQuality { session: id, cap });
+            }
+            let Some(cur) = local.sessions.get_mut(&id) else {
+                return Err(Problem::not_found("the session ended before its answer").into());
+            };
             cur.state = SessionState::Running {
                 connected: false,
                 remote_ufrag: accepted.remote_ice.ufrag.clone(),
