@@ -1,23 +1,64 @@
-//! Per-viewer bandwidth allocation in the shard: the viewer's quality cap, and the statistics
-//! of what each of its media sections receives, reported once a second.
+//! Per-viewer bandwidth allocation in the shard: runs the allocator (`crate::alloc`) for a
+//! viewer session when its send-side estimate changes and at least every 500 ms, applies the
+//! result through the viewer's layer selectors (within its explicit selection), pauses and
+//! resumes video, tells the estimator what to probe toward, and reports each viewer once a
+//! second ([`Event::ViewerStats`]) and when it becomes or stops being degraded
+//! ([`Event::QualityDegraded`]). Viewers without transport-cc get no budget: their best allowed
+//! layers, caps applied.
 
 use std::time::{Duration, Instant};
 
-use crate::control::{Event, QualityCap, TrackAllocation, ViewerStats};
+use crate::alloc::{
+    Allocation, Budget, Choice, DegradationTracker, MAX_SECTIONS, SectionInput, SectionResult,
+    allocate,
+};
+use crate::control::{
+    Event, LayerSelection, MAX_SIMULCAST_LAYERS, QualityCap, TrackAllocation, ViewerStats,
+};
+use crate::route::layer_selector::HIGHEST;
 use crate::{Bitrate, MediaKind, SessionId};
 
 use super::ShardCore;
 
+/// The longest a viewer's allocation goes without a new run.
+const RUN_INTERVAL: Duration = Duration::from_millis(500);
 /// How often a viewer's allocation is reported to signaling.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
+/// The estimator is asked to probe this much above the desired rate: a step up needs its
+/// headroom (10 %) and probe results come out a little under the probed rate.
+const PROBE_MARGIN: f64 = 0.2;
+/// How long a probe result confirms the path for steps up while the sender is
+/// application-limited (probes come every 5 s then).
+const PROBE_RESULT_VALID: Duration = Duration::from_secs(10);
+/// A step down this soon after a step up means the step up failed: the hold before the next
+/// one doubles.
+const FAILED_UP_WINDOW: Duration = Duration::from_secs(10);
+/// The longest hold the doubling reaches.
+const MAX_HOLD: Duration = Duration::from_secs(30);
+/// A new probing target is handed to the estimator only when it moved by more than this share
+/// (measured rates wobble; every raise starts a probe).
+const PROBE_TARGET_CHANGE: f64 = 0.05;
 
-/// The allocation state of one session (only sessions with media sections to view use it).
+/// The allocation state of one session (used by sessions that view something).
 #[derive(Debug, Clone)]
 pub struct ViewerAllocation {
     /// The viewer's quality preset.
     pub cap: QualityCap,
-    /// When the next [`Event::ViewerStats`] is due.
+    /// When the next [`Event::ViewerStats`] is due, and when the last one went.
     pub next_stats: Instant,
+    last_stats: Instant,
+    /// When the allocator must run again at the latest; `rerun`: at the next tick.
+    next_run: Instant,
+    pub rerun: bool,
+    /// The estimate the last run allocated.
+    budget: Option<Bitrate>,
+    /// The totals of the last run.
+    pub totals: Allocation,
+    /// What the estimator was last asked to probe toward.
+    probe_to: Option<Bitrate>,
+    /// The estimator's last probe result and when it was first seen.
+    probe_result: Option<(Bitrate, Instant)>,
+    degradation: DegradationTracker,
 }
 
 impl ViewerAllocation {
@@ -25,29 +66,186 @@ impl ViewerAllocation {
         ViewerAllocation {
             cap: QualityCap::default(),
             next_stats: now + STATS_INTERVAL,
+            last_stats: now,
+            next_run: now,
+            rerun: true,
+            budget: None,
+            totals: Allocation::default(),
+            probe_to: None,
+            probe_result: None,
+            degradation: DegradationTracker::default(),
         }
+    }
+
+    /// Whether the viewer currently counts as degraded.
+    pub fn degraded(&self) -> bool {
+        self.degradation.is_degraded()
+    }
+}
+
+/// The allocation state of one viewer media section.
+#[derive(Debug, Clone, Default)]
+pub struct SectionAlloc {
+    /// The viewer's own selection (`Command::SetLayers`): the allocator stays within it.
+    pub explicit: LayerSelection,
+    /// The selection last handed to the section's layer selector.
+    applied: Option<LayerSelection>,
+    /// The allocator's choice, and what the section would get with no bandwidth limit.
+    pub choice: Choice,
+    pub best: Choice,
+    /// When the section last went down (or paused), and up (or resumed).
+    down_at: Option<Instant>,
+    up_at: Option<Instant>,
+    /// Its hold after going down (doubled after each failed step up); `None`: the default.
+    hold: Option<Duration>,
+    /// The rate budgeted for the section.
+    pub allocated: Bitrate,
+    /// Video paused: the fan-out skips the section.
+    pub paused: bool,
+    /// The next source packet continues the viewer's timestamps by the time that passed (a
+    /// resume after a pause), not by one frame.
+    pub rebase_by_arrival: bool,
+    /// Bytes sent (SRTP, as queued), and the rate over the last report interval.
+    pub sent_bytes: u64,
+    sent_mark: u64,
+    pub sent: Bitrate,
+    /// The simulcast encodings (bits by spatial rank) this section needs kept on (dynacast).
+    pub demand: u8,
+}
+
+/// Whether `new` is below `old` (a step down or a pause).
+fn is_lower(new: Choice, old: Choice) -> bool {
+    let key = |c: Choice| match c {
+        Choice::Layer { spatial, temporal } => Some((spatial, temporal.unwrap_or(u8::MAX))),
+        _ => None,
+    };
+    match (old, new) {
+        (Choice::Layer { .. }, Choice::Paused) => true,
+        (Choice::Layer { .. }, Choice::Layer { .. }) => key(new) < key(old),
+        _ => false,
+    }
+}
+
+/// Whether `new` is above `old` (a step up or a resume).
+fn is_higher(new: Choice, old: Choice) -> bool {
+    match (old, new) {
+        (Choice::Paused, Choice::Layer { .. }) => true,
+        (Choice::Layer { .. }, Choice::Layer { .. }) => is_lower(old, new),
+        _ => false,
+    }
+}
+
+/// The selection a section's layer selector gets for the allocator's choice, within the
+/// viewer's explicit one. A single (not simulcast) source keeps the explicit spatial target
+/// (its spatial layers, VP9 SVC, are not allocated separately).
+fn effective_selection(
+    explicit: &LayerSelection,
+    choice: Choice,
+    simulcast: bool,
+) -> LayerSelection {
+    match choice {
+        Choice::Layer { spatial, temporal } => LayerSelection {
+            spatial: if simulcast {
+                Some(spatial)
+            } else {
+                explicit.spatial
+            },
+            temporal: temporal.or(explicit.temporal),
+            max_spatial: explicit.max_spatial,
+            max_temporal: explicit.max_temporal,
+        },
+        Choice::Unset | Choice::Paused => *explicit,
+    }
+}
+
+/// The encodings a simulcast section needs kept on: every one up to its best allowed layer
+/// (where it probes toward; the lower ones are where it goes when bandwidth drops, which must
+/// not wait for a publisher to restart an encoding), and every allowed one not measured yet.
+fn demand_mask(input: &SectionInput, r: &SectionResult) -> u8 {
+    let Some(top) = input.top_allowed() else {
+        return 0;
+    };
+    if input.layer_count < 2 {
+        return 0;
+    }
+    let chosen = r.choice.spatial().unwrap_or(0);
+    let hi = r.best.spatial().unwrap_or(top).max(chosen).min(top);
+    let mut mask = 0u8;
+    for rank in 0..=top {
+        let unmeasured = input.rates[usize::from(rank)].is_none();
+        if rank <= hi || unmeasured {
+            mask |= 1 << rank;
+        }
+    }
+    mask
+}
+
+fn min_opt(a: Option<u8>, b: Option<u8>) -> Option<u8> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
 impl ShardCore {
-    /// Stores a viewer's quality preset.
+    /// Stores a viewer's quality preset and allocates with it.
     pub(super) fn set_quality(&mut self, now: Instant, id: SessionId, cap: QualityCap) {
-        let _ = now;
         if let Some(&idx) = self.by_id.get(&id) {
             self.sessions[idx].alloc.cap = cap;
+            self.run_allocation(now, idx);
         }
     }
 
-    /// Reports the viewer sessions whose statistics are due; runs on the core's tick.
+    /// The estimate toward a viewer may have changed: allocate again if it did.
+    pub(super) fn on_estimate(&mut self, now: Instant, idx: usize) {
+        let Some(s) = self.sessions.get(idx) else {
+            return;
+        };
+        let target = s.viewer_bwe.as_deref().map(|v| v.bwe.target());
+        if target != s.alloc.budget {
+            self.run_allocation(now, idx);
+        }
+    }
+
+    /// Asks for a new allocation of the viewer owning section `sidx` at the next tick.
+    pub(super) fn reallocate_viewer_of(&mut self, sidx: usize) {
+        if let Some(s) = self
+            .subs
+            .get(sidx)
+            .and_then(|sub| self.sessions.get_mut(sub.session))
+        {
+            s.alloc.rerun = true;
+        }
+    }
+
+    /// Allocations that are due and the once-a-second reports; runs on the core's tick.
     pub(super) fn allocation_tick(&mut self, now: Instant) {
         for idx in 0..self.sessions.capacity() {
-            let Some(s) = self.sessions.get_mut(idx) else {
+            let Some(s) = self.sessions.get(idx) else {
                 continue;
             };
-            if s.subs.is_empty() || now < s.alloc.next_stats {
+            if s.subs.is_empty() {
                 continue;
             }
+            if s.alloc.rerun || now >= s.alloc.next_run {
+                self.run_allocation(now, idx);
+            }
+            let s = &mut self.sessions[idx];
+            if now < s.alloc.next_stats {
+                continue;
+            }
+            let elapsed = now.saturating_duration_since(s.alloc.last_stats);
             s.alloc.next_stats = now + STATS_INTERVAL;
+            s.alloc.last_stats = now;
+            let micros = elapsed.as_micros().max(1) as u64;
+            for &sidx in &s.subs {
+                if let Some(sub) = self.subs.get_mut(sidx) {
+                    let a = &mut sub.alloc;
+                    let bytes = a.sent_bytes - a.sent_mark;
+                    a.sent_mark = a.sent_bytes;
+                    a.sent = Bitrate(bytes.saturating_mul(8_000_000) / micros);
+                }
+            }
             let stats = self.viewer_stats(idx);
             let id = self.sessions[idx].id;
             self.events.push_back(Event::ViewerStats {
@@ -56,45 +254,375 @@ impl ShardCore {
                 stats,
             });
         }
+        self.dynacast_tick(now);
     }
 
+    /// Runs the allocator for viewer session `idx` and applies its result.
+    pub(super) fn run_allocation(&mut self, now: Instant, idx: usize) {
+        let Some(s) = self.sessions.get(idx) else {
+            return;
+        };
+        let n = s.subs.len().min(MAX_SECTIONS);
+        let mut subs = [usize::MAX; MAX_SECTIONS];
+        subs[..n].copy_from_slice(&s.subs[..n]);
+        let cap = s.alloc.cap;
+        let can_probe = s.subs.iter().any(|&sidx| {
+            self.subs.get(sidx).is_some_and(|sub| {
+                sub.kind == MediaKind::Video
+                    && sub.rtx_ssrc.is_some()
+                    && sub.rtx_pt.iter().any(Option::is_some)
+            })
+        });
+        let s = &mut self.sessions[idx];
+        let (estimate, up_limit, resume_limit) = match s.viewer_bwe.as_deref() {
+            Some(vb) => {
+                let st = vb.bwe.stats();
+                if let Some(p) = st.last_probe
+                    && s.alloc.probe_result.is_none_or(|(q, _)| q != p)
+                {
+                    s.alloc.probe_result = Some((p, now));
+                }
+                // What the path has been seen to carry: what the viewer acknowledges, or a
+                // recent probe result. An application-limited estimate has not been tested
+                // (GCC lets it rise to 1.5 × what is acknowledged), so a step up then needs
+                // the path to have carried it; a resume (a keyframe into a path that just
+                // could not carry the lowest layer) always does. Without RTX nothing probes,
+                // and the estimate alone decides.
+                let probed = s
+                    .alloc
+                    .probe_result
+                    .filter(|&(_, t)| now.saturating_duration_since(t) < PROBE_RESULT_VALID)
+                    .map(|(p, _)| p);
+                let acked = st.acked.unwrap_or(Bitrate::ZERO);
+                let carried = can_probe.then(|| probed.map_or(acked, |p| p.max(acked)));
+                let up_limit = carried.filter(|_| st.in_alr);
+                (Some(st.target), up_limit, carried)
+            }
+            None => (None, None, None),
+        };
+        let budget = Budget {
+            estimate,
+            up_limit,
+            resume_limit,
+            video_cap: cap.max_video,
+        };
+        let mut inputs = [SectionInput::audio(None); MAX_SECTIONS];
+        for k in 0..n {
+            inputs[k] = self.section_input(now, subs[k], &cap);
+        }
+        let mut out = [SectionResult::default(); MAX_SECTIONS];
+        let totals = allocate(&self.cfg.allocator, &budget, &inputs[..n], &mut out[..n]);
+        for k in 0..n {
+            self.apply_section(now, subs[k], &inputs[k], &out[k]);
+        }
+        let s = &mut self.sessions[idx];
+        let a = &mut s.alloc;
+        a.budget = estimate;
+        a.totals = totals;
+        a.next_run = now + RUN_INTERVAL;
+        a.rerun = false;
+        // Probe toward what the best allowed layers need, with their headroom.
+        if let Some(vb) = s.viewer_bwe.as_deref_mut()
+            && totals.desired.0 > 0
+        {
+            let want = Bitrate((totals.desired.0 as f64 * (1.0 + PROBE_MARGIN)) as u64);
+            let moved = a.probe_to.is_none_or(|p| {
+                (want.0 as f64 - p.0 as f64).abs() > PROBE_TARGET_CHANGE * p.0 as f64
+            });
+            if moved {
+                a.probe_to = Some(want);
+                vb.bwe.set_desired_max(now, want);
+                self.refresh_viewer(now, idx);
+            }
+        }
+        let s = &mut self.sessions[idx];
+        let below = totals.video_desired.0 > 0 && totals.video_allocated < totals.video_desired;
+        if let Some(degraded) = s.alloc.degradation.update(now, below) {
+            let id = s.id;
+            self.events.push_back(Event::QualityDegraded {
+                id,
+                shard: self.shard,
+                degraded,
+                allocated: totals.video_allocated,
+                wanted: totals.video_desired,
+            });
+        }
+    }
+
+    /// What the allocator needs to know about section `sidx`.
+    fn section_input(&self, now: Instant, sidx: usize, cap: &QualityCap) -> SectionInput {
+        let Some(sub) = self.subs.get(sidx) else {
+            return SectionInput::audio(None);
+        };
+        let source = sub.source.and_then(|t| self.tracks.get(t));
+        let mut input = match sub.kind {
+            MediaKind::Audio => {
+                return SectionInput::audio(source.and_then(|t| t.rates.info.rate));
+            }
+            MediaKind::Video => SectionInput::video(Default::default(), &[]),
+        };
+        let explicit = &sub.alloc.explicit;
+        if sub.group.is_some() {
+            let mut heights = [None; MAX_SIMULCAST_LAYERS];
+            for (rank, t) in sub.layers.iter().enumerate() {
+                let Some(t) = t.and_then(|t| self.tracks.get(t)) else {
+                    continue;
+                };
+                input.rates[rank] = t.rates.info.rate;
+                heights[rank] = t.rates.info.height;
+                input.layer_count = input.layer_count.max(t.layer.count).max(rank as u8 + 1);
+                input.content = t.content;
+                if rank == 0 {
+                    input.base_temporal = t.rates.info.base;
+                }
+            }
+            input.layer_count = input.layer_count.min(MAX_SIMULCAST_LAYERS as u8);
+            input.max_spatial = min_opt(explicit.spatial, explicit.max_spatial);
+            // The quality cap's height: the layer below the first one that is taller.
+            if let Some(h) = cap.max_height
+                && let Some(over) = heights.iter().position(|x| x.is_some_and(|x| x > h))
+            {
+                let by_height = over.saturating_sub(1) as u8;
+                input.max_spatial = min_opt(input.max_spatial, Some(by_height));
+            }
+        } else if let Some(t) = source {
+            input.rates[0] = t.rates.info.rate;
+            input.layer_count = 1;
+            input.content = t.content;
+            input.base_temporal = t.rates.info.base;
+        }
+        input.max_temporal = min_opt(explicit.temporal, explicit.max_temporal);
+        input.current = sub.alloc.choice;
+        input.since_down = sub.alloc.down_at.map(|t| now.saturating_duration_since(t));
+        input.hold = sub.alloc.hold;
+        input
+    }
+
+    /// Applies the allocator's result to section `sidx`.
+    fn apply_section(
+        &mut self,
+        now: Instant,
+        sidx: usize,
+        input: &SectionInput,
+        r: &SectionResult,
+    ) {
+        let Some(sub) = self.subs.get_mut(sidx) else {
+            return;
+        };
+        sub.alloc.allocated = r.allocated;
+        if sub.kind == MediaKind::Audio {
+            return;
+        }
+        let a = &mut sub.alloc;
+        if is_lower(r.choice, a.choice) {
+            a.down_at = Some(now);
+            let failed_up = a
+                .up_at
+                .is_some_and(|t| now.saturating_duration_since(t) < FAILED_UP_WINDOW);
+            let base = self.cfg.allocator.up_hold;
+            a.hold = failed_up.then(|| (a.hold.unwrap_or(base) * 2).min(MAX_HOLD));
+        } else if is_higher(r.choice, a.choice) {
+            a.up_at = Some(now);
+        }
+        a.choice = r.choice;
+        a.best = r.best;
+        let demand = demand_mask(input, r);
+        if demand != a.demand {
+            a.demand = demand;
+            if let Some(g) = sub.group {
+                self.mark_demand(g);
+            }
+        }
+        let sub = &mut self.subs[sidx];
+        if r.choice == Choice::Paused {
+            if !sub.alloc.paused {
+                self.pause_section(sidx);
+            }
+            return;
+        }
+        let resumed = std::mem::replace(&mut sub.alloc.paused, false);
+        let selection = effective_selection(&sub.alloc.explicit, r.choice, sub.group.is_some());
+        if resumed || sub.alloc.applied != Some(selection) {
+            self.apply_selection(now, sidx, &selection, resumed);
+        }
+    }
+
+    /// Stops forwarding video to section `sidx`; it resumes on a keyframe.
+    fn pause_section(&mut self, sidx: usize) {
+        let sub = &mut self.subs[sidx];
+        sub.alloc.paused = true;
+        sub.gate.reset();
+        if sub.group.is_some() {
+            // The next packet must be a keyframe of the wanted encoding (a switch).
+            sub.source = None;
+        } else if sub.started {
+            sub.needs_rebase = true;
+            sub.alloc.rebase_by_arrival = true;
+        }
+    }
+
+    /// Hands `selection` to section `sidx`'s layer selector and asks for the keyframe a switch
+    /// needs (`resumed`: the section comes back from a pause and needs one in any case).
+    pub(super) fn apply_selection(
+        &mut self,
+        now: Instant,
+        sidx: usize,
+        selection: &LayerSelection,
+        resumed: bool,
+    ) {
+        let sub = &mut self.subs[sidx];
+        sub.selector.set(selection);
+        sub.alloc.applied = Some(*selection);
+        if let Some(t) = self.wanted_layer_track(now, sidx)
+            && self.subs[sidx].source != Some(t)
+        {
+            self.request_keyframe(now, t);
+        } else if let Some(t) = self.subs[sidx].source
+            && (resumed || self.subs[sidx].selector.wants_spatial_up())
+        {
+            self.request_keyframe(now, t);
+        }
+    }
+
+    /// The report of viewer session `idx`.
     fn viewer_stats(&self, idx: usize) -> ViewerStats {
         let s = &self.sessions[idx];
         let mut tracks = Vec::with_capacity(s.subs.len());
+        let mut rtt = s.viewer_bwe.as_deref().map(|v| v.bwe.stats().rtt);
         for &sidx in &s.subs {
             let Some(sub) = self.subs.get(sidx) else {
                 continue;
             };
+            rtt = rtt.or(sub.send.rtt());
             let remote = sub.send.remote();
-            let content = sub
-                .source
-                .and_then(|t| self.tracks.get(t))
-                .map(|t| t.content)
-                .unwrap_or_default();
+            let source = sub.source.and_then(|t| self.tracks.get(t));
+            let bound = source.or_else(|| {
+                sub.layers
+                    .iter()
+                    .flatten()
+                    .find_map(|&t| self.tracks.get(t))
+            });
+            let clock_rate = bound.map_or(90_000, |t| t.clock_rate).max(1);
+            let video = sub.kind == MediaKind::Video;
+            let forwarding = video && source.is_some() && !sub.alloc.paused;
+            let spatial = if !forwarding {
+                None
+            } else if sub.group.is_some() {
+                source.map(|t| t.layer.rank)
+            } else {
+                Some(sub.selector.current_spatial()).filter(|&l| l != HIGHEST)
+            };
+            let temporal =
+                Some(sub.selector.current_temporal()).filter(|&l| forwarding && l != HIGHEST);
             tracks.push(TrackAllocation {
                 mid: sub.mid.clone(),
                 kind: sub.kind,
-                content,
-                spatial: None,
-                temporal: None,
-                target_spatial: None,
-                target_temporal: None,
-                paused: false,
-                allocated: Bitrate::ZERO,
-                sent: Bitrate::ZERO,
-                loss_permille: remote.map_or(0, |r| (u16::from(r.fraction_lost) * 1000) / 256),
-                jitter_ms: 0,
+                content: bound.map(|t| t.content).unwrap_or_default(),
+                spatial,
+                temporal,
+                target_spatial: sub.alloc.choice.spatial(),
+                target_temporal: sub.alloc.choice.temporal(),
+                paused: sub.alloc.paused,
+                allocated: sub.alloc.allocated,
+                sent: sub.alloc.sent,
+                loss_permille: remote.map_or(0, |r| {
+                    ((u32::from(r.fraction_lost) * 1000 + 128) / 256) as u16
+                }),
+                jitter_ms: remote.map_or(0, |r| {
+                    (u64::from(r.jitter) * 1000 / u64::from(clock_rate)) as u32
+                }),
             });
         }
-        let _ = MediaKind::Video;
         ViewerStats {
             estimate: s.viewer_bwe.as_deref().map(|v| v.bwe.target()),
-            rtt: s.viewer_bwe.as_deref().map(|v| v.bwe.stats().rtt),
-            allocated: Bitrate::ZERO,
-            desired: Bitrate::ZERO,
+            rtt,
+            allocated: s.alloc.totals.allocated,
+            desired: s.alloc.totals.desired,
             cap: s.alloc.cap,
-            degraded: false,
+            degraded: s.alloc.degraded(),
             tracks,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::TrackContent;
+
+    fn layer(spatial: u8) -> Choice {
+        Choice::Layer {
+            spatial,
+            temporal: None,
+        }
+    }
+
+    #[test]
+    fn a_step_down_or_a_pause_is_lower_a_first_choice_is_not() {
+        assert!(is_lower(layer(0), layer(1)));
+        assert!(is_lower(
+            Choice::Layer {
+                spatial: 0,
+                temporal: Some(0)
+            },
+            layer(0)
+        ));
+        assert!(is_lower(Choice::Paused, layer(0)));
+        assert!(!is_lower(layer(2), layer(1)));
+        assert!(!is_lower(layer(0), Choice::Unset));
+        assert!(!is_lower(layer(0), Choice::Paused));
+    }
+
+    #[test]
+    fn the_choice_lives_within_the_explicit_selection() {
+        let explicit = LayerSelection {
+            temporal: Some(1),
+            max_spatial: Some(1),
+            ..LayerSelection::default()
+        };
+        let s = effective_selection(&explicit, layer(1), true);
+        assert_eq!(
+            (s.spatial, s.temporal, s.max_spatial),
+            (Some(1), Some(1), Some(1))
+        );
+        let base = Choice::Layer {
+            spatial: 0,
+            temporal: Some(0),
+        };
+        assert_eq!(effective_selection(&explicit, base, true).temporal, Some(0));
+        // A single SVC stream keeps its spatial target.
+        assert_eq!(
+            effective_selection(&explicit, layer(0), false).spatial,
+            None
+        );
+        assert_eq!(
+            effective_selection(&explicit, Choice::Paused, true),
+            explicit
+        );
+    }
+
+    #[test]
+    fn demand_covers_every_layer_up_to_the_best_and_unmeasured_ones() {
+        let kb = |k| Some(Bitrate::kbps(k));
+        let input = SectionInput::video(TrackContent::Camera, &[kb(150), kb(500), kb(1500)]);
+        let r = |choice, best| SectionResult {
+            choice,
+            best,
+            ..SectionResult::default()
+        };
+        assert_eq!(demand_mask(&input, &r(layer(0), layer(2))), 0b111);
+        assert_eq!(demand_mask(&input, &r(layer(1), layer(1))), 0b011);
+        assert_eq!(demand_mask(&input, &r(Choice::Paused, layer(0))), 0b001);
+        let mut capped = input;
+        capped.max_spatial = Some(1);
+        assert_eq!(demand_mask(&capped, &r(layer(1), layer(1))), 0b011);
+        let unmeasured = SectionInput::video(TrackContent::Camera, &[kb(150), kb(500), None]);
+        assert_eq!(demand_mask(&unmeasured, &r(layer(0), layer(0))), 0b101);
+        let single = SectionInput::video(TrackContent::Camera, &[kb(500)]);
+        assert_eq!(
+            demand_mask(&single, &r(layer(0), layer(0))),
+            0,
+            "not simulcast"
+        );
     }
 }

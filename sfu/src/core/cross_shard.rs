@@ -41,6 +41,7 @@ impl ShardCore {
             layer_slot: track.layer.slot,
             layer_rank: track.layer.rank,
             layer_count: track.layer.count,
+            layer_info: track.rates.info,
             content: track.content,
             codec,
             clock_rate: track.clock_rate,
@@ -100,6 +101,9 @@ impl ShardCore {
                     self.request_keyframe(now, t);
                 }
             }
+            ShardMsg::LayerDemand { track, ranks } => {
+                self.on_remote_demand(now, from, track, ranks)
+            }
         }
     }
 
@@ -123,6 +127,9 @@ impl ShardCore {
                     return; // no viewers here (any more)
                 }
                 let track = Track::mirror(pkt, from, &self.cfg, now);
+                if track.layer.is_simulcast() {
+                    self.register_mirror_demand(track.id, from);
+                }
                 let t = self.tracks.insert(track);
                 self.tracks_by_id.insert(key, t);
                 self.attach_track(pkt.stream, t);
@@ -145,6 +152,7 @@ impl ShardCore {
             track.keyframes.on_keyframe(now);
         }
         track.last_arrival = Some(pkt.arrival);
+        track.rates.info = pkt.layer_info;
         if pkt.kind == crate::MediaKind::Video {
             track.learn_templates(&hdr, data);
         }

@@ -139,6 +139,7 @@ impl ShardCore {
             if now >= track.next_report {
                 track.next_report = now + self.cfg.report_interval;
                 track.measure_rate(self.cfg.report_interval);
+                track.rates.measure(self.cfg.report_interval);
                 let r = track.recv.report(now);
                 let block = ReportBlock {
                     ssrc: media,
@@ -231,6 +232,9 @@ impl ShardCore {
                 sub.temporal_up_since = None;
                 false
             };
+            if sub.alloc.paused {
+                continue;
+            }
             let (source, gate_waits, spatial_up) = (
                 sub.source,
                 sub.gate.wants_keyframe(),

@@ -8,6 +8,7 @@ use crate::stream::{KeyframeRequester, NackGenerator, PacketCache, RecvStats, Se
 use crate::{Codec, MediaKind, Mid, PayloadType, Rid, ShardId, Ssrc, StreamKey, TrackId};
 
 use super::config::CoreConfig;
+use super::layer_rate::LayerRate;
 use super::shard_msg::MediaPacket;
 
 /// Where a track's packets come from.
@@ -117,6 +118,8 @@ pub struct Track {
     pub rate_bps: u64,
     /// Rate measurements taken (for learning the layer order).
     pub rate_samples: u32,
+    /// Rates and picture facts for the allocator.
+    pub rates: LayerRate,
     /// The layers of the dependency-descriptor templates the publisher last announced.
     pub templates: Option<crate::wire::codec::TemplateLayers>,
     pub stream: StreamKey,
@@ -179,6 +182,7 @@ impl Track {
             rate_mark: 0,
             rate_bps: 0,
             rate_samples: 0,
+            rates: LayerRate::default(),
             templates: None,
             stream: spec.stream,
             kind: spec.kind,
@@ -220,6 +224,7 @@ impl Track {
             rate_mark: 0,
             rate_bps: 0,
             rate_samples: 0,
+            rates: LayerRate::carried(first.layer_info),
             templates: None,
             stream: first.stream,
             kind,
