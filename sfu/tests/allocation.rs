@@ -227,6 +227,20 @@ fn more_capacity_reaches_the_top_layer_and_less_steps_down_within_two_seconds() 
     let mut log = Log::default();
     run(&mut h, v, t0, 45.0, &mut log);
     eprintln!("layers: {:?}", log.layers);
+    for (t, e) in &log.events {
+        if let Event::ViewerEstimate { stats, .. } = e {
+            eprintln!(
+                "{t:?}: target {} acked {:?} alr {} probe {:?} padding {} state {:?} usage {:?}",
+                stats.target.0 / 1000,
+                stats.acked.map(|a| a.0 / 1000),
+                stats.in_alr,
+                stats.last_probe.map(|a| a.0 / 1000),
+                stats.padding_packets,
+                stats.rate_state,
+                stats.usage
+            );
+        }
+    }
     for (t, s) in log.stats().filter(|(t, _)| t.as_secs() % 5 == 0) {
         let video = s
             .tracks
@@ -493,6 +507,15 @@ fn layer_demand_turns_the_top_layer_off_when_every_viewer_is_capped_below_it_and
     assert!(layer_demands(&mut h, 0).is_empty(), "off only after 3 s");
     h.run(Duration::from_millis(300));
     assert_eq!(layer_demands(&mut h, 0), [rids(&["q", "h"])]);
+    // Nor does f cross to the other shard, whose viewer does not need it: 30 pictures of q
+    // (one packet) and h (two) a second, not f's five more.
+    let crossed = h.cores[0].counters().cross_shard_out;
+    h.run(Duration::from_secs(1));
+    let crossed = h.cores[0].counters().cross_shard_out - crossed;
+    assert!(
+        (85..=100).contains(&crossed),
+        "crossed {crossed} packets in 1 s"
+    );
     // The publisher stops f; both viewers stay on h.
     h.peers[p].simulcast.as_mut().unwrap().encodings[2].active = false;
     h.run(Duration::from_secs(3));

@@ -265,7 +265,12 @@ fn viewer_feedback_behind_a_bottleneck_drives_the_estimate_to_its_capacity() {
 #[test]
 fn raising_the_desired_maximum_sends_a_probe() {
     let mut h = Harness::new(1);
-    let _p = h.add_publisher(0, 1);
+    let p = h.add_publisher(0, 1);
+    // Video that fits the 300 kbit/s start estimate (one 500-byte packet per picture), so the
+    // viewer's allocator has no step up to probe for on its own.
+    let src = h.peers[p].publisher.as_mut().unwrap();
+    src.packets_per_frame = 1;
+    src.video_payload = 500;
     let v = h.add_twcc_viewer(0, 1, TWCC_ID);
     assert!(h.connect_all(Duration::from_secs(5)));
     h.run(Duration::from_secs(3));

@@ -47,6 +47,10 @@ pub struct Allocation {
     pub video_allocated: Bitrate,
     /// The video part of `desired`.
     pub video_desired: Bitrate,
+    /// The total the next step up needs, headroom included: the first section in priority
+    /// order below its best step, one step higher (the rate worth probing for); `None` when
+    /// every section is at its best.
+    pub next_up: Option<Bitrate>,
 }
 
 /// What one viewer may be sent.
@@ -156,11 +160,34 @@ pub fn allocate(
         out[i].best_rate = rates[i];
         video_desired += rates[i].0;
     }
+    let mut next_up = None;
+    for &i in order.iter() {
+        let (s, r) = (&sections[usize::from(i)], &out[usize::from(i)]);
+        let l = Ladder::of(s, budget.estimate.is_none());
+        let next = match r.choice {
+            Choice::Paused => 0,
+            c => match l.position(c) {
+                Some(p) => p + 1,
+                None => continue,
+            },
+        };
+        let Some(step) = l.steps().get(next) else {
+            continue;
+        };
+        let best = l.position(r.best);
+        if best.is_none_or(|b| next > b) {
+            continue;
+        }
+        let up = (step.rate.0 as f64 * (1.0 + cfg.up_headroom)) as u64;
+        next_up = Some(Bitrate(audio + video_allocated - r.allocated.0 + up));
+        break;
+    }
     Allocation {
         allocated: Bitrate(audio + video_allocated),
         desired: Bitrate(audio + video_desired),
         video_allocated: Bitrate(video_allocated),
         video_desired: Bitrate(video_desired),
+        next_up,
     }
 }
 
@@ -298,6 +325,16 @@ mod tests {
             assert_eq!(out[1].allocated, Bitrate::kbps(50), "audio reserved");
             assert_eq!(a.desired, Bitrate::kbps(1550));
             assert_eq!(out[0].best, layer(2));
+            let next =
+                [Some(600), Some(600), Some(1700), Some(1700), None][[300, 590, 650, 1690, 1750]
+                    .iter()
+                    .position(|&b| b == budget)
+                    .unwrap()];
+            assert_eq!(
+                a.next_up,
+                next.map(Bitrate::kbps),
+                "the next step with headroom"
+            );
         }
     }
 
@@ -308,6 +345,11 @@ mod tests {
         assert_eq!(out[0].allocated, Bitrate::ZERO);
         assert_eq!(out[1].allocated, Bitrate::kbps(50));
         assert_eq!(a.allocated, Bitrate::kbps(50));
+        assert_eq!(
+            a.next_up,
+            Some(Bitrate::kbps(215)),
+            "a resume of q with headroom"
+        );
         // Audio is never paused, even when it alone does not fit.
         let (out, _) = run(10, &[camera(), SectionInput::audio(kbps(50))]);
         assert_eq!(out[1].allocated, Bitrate::kbps(50));

@@ -1,44 +1,31 @@
 //! Per-viewer bandwidth allocation in the shard: runs the allocator (`crate::alloc`) for a
 //! viewer session when its send-side estimate changes and at least every 500 ms, applies the
 //! result through the viewer's layer selectors (within its explicit selection), pauses and
-//! resumes video, tells the estimator what to probe toward, and reports each viewer once a
-//! second ([`Event::ViewerStats`]) and when it becomes or stops being degraded
-//! ([`Event::QualityDegraded`]). Viewers without transport-cc get no budget: their best allowed
-//! layers, caps applied.
+//! resumes video, tells the estimator what to probe toward, and reports when the viewer becomes
+//! or stops being degraded ([`Event::QualityDegraded`]); `viewer_stats` reports it once a
+//! second. Viewers without transport-cc get no budget: their best allowed layers, caps
+//! applied.
 
 use std::time::{Duration, Instant};
 
 use crate::alloc::{
-    Allocation, Budget, Choice, DegradationTracker, MAX_SECTIONS, SectionInput, SectionResult,
-    allocate,
+    Allocation, Budget, Choice, DegradationTracker, EstimatorView, MAX_SECTIONS, ProbeRequest,
+    ProbeSteering, SectionInput, SectionResult, allocate,
 };
-use crate::control::{
-    Event, LayerSelection, MAX_SIMULCAST_LAYERS, QualityCap, TrackAllocation, ViewerStats,
-};
-use crate::route::layer_selector::HIGHEST;
+use crate::control::{Event, LayerSelection, MAX_SIMULCAST_LAYERS, QualityCap};
 use crate::{Bitrate, MediaKind, SessionId};
 
 use super::ShardCore;
 
 /// The longest a viewer's allocation goes without a new run.
 const RUN_INTERVAL: Duration = Duration::from_millis(500);
-/// How often a viewer's allocation is reported to signaling.
-const STATS_INTERVAL: Duration = Duration::from_secs(1);
-/// The estimator is asked to probe this much above the desired rate: a step up needs its
-/// headroom (10 %) and probe results come out a little under the probed rate.
-const PROBE_MARGIN: f64 = 0.2;
-/// How long a probe result confirms the path for steps up while the sender is
-/// application-limited (probes come every 5 s then).
-const PROBE_RESULT_VALID: Duration = Duration::from_secs(10);
+/// A rise of the estimate by this share allocates again at once.
+const ESTIMATE_RISE: f64 = 0.02;
 /// A step down this soon after a step up means the step up failed: the hold before the next
 /// one doubles.
 const FAILED_UP_WINDOW: Duration = Duration::from_secs(10);
 /// The longest hold the doubling reaches.
 const MAX_HOLD: Duration = Duration::from_secs(30);
-/// A new probing target is handed to the estimator only when it moved by more than this share
-/// (measured rates wobble; every raise starts a probe).
-const PROBE_TARGET_CHANGE: f64 = 0.05;
-
 /// The allocation state of one session (used by sessions that view something).
 #[derive(Debug, Clone)]
 pub struct ViewerAllocation {
@@ -46,7 +33,7 @@ pub struct ViewerAllocation {
     pub cap: QualityCap,
     /// When the next [`Event::ViewerStats`] is due, and when the last one went.
     pub next_stats: Instant,
-    last_stats: Instant,
+    pub last_stats: Instant,
     /// When the allocator must run again at the latest; `rerun`: at the next tick.
     next_run: Instant,
     pub rerun: bool,
@@ -54,10 +41,8 @@ pub struct ViewerAllocation {
     budget: Option<Bitrate>,
     /// The totals of the last run.
     pub totals: Allocation,
-    /// What the estimator was last asked to probe toward.
-    probe_to: Option<Bitrate>,
-    /// The estimator's last probe result and when it was first seen.
-    probe_result: Option<(Bitrate, Instant)>,
+    /// What the allocation asks of the estimator.
+    probing: ProbeSteering,
     degradation: DegradationTracker,
 }
 
@@ -65,14 +50,13 @@ impl ViewerAllocation {
     pub fn new(now: Instant) -> Self {
         ViewerAllocation {
             cap: QualityCap::default(),
-            next_stats: now + STATS_INTERVAL,
+            next_stats: now + super::viewer_stats::STATS_INTERVAL,
             last_stats: now,
             next_run: now,
             rerun: true,
             budget: None,
             totals: Allocation::default(),
-            probe_to: None,
-            probe_result: None,
+            probing: ProbeSteering::default(),
             degradation: DegradationTracker::default(),
         }
     }
@@ -107,7 +91,7 @@ pub struct SectionAlloc {
     pub rebase_by_arrival: bool,
     /// Bytes sent (SRTP, as queued), and the rate over the last report interval.
     pub sent_bytes: u64,
-    sent_mark: u64,
+    pub sent_mark: u64,
     pub sent: Bitrate,
     /// The simulcast encodings (bits by spatial rank) this section needs kept on (dynacast).
     pub demand: u8,
@@ -196,13 +180,19 @@ impl ShardCore {
         }
     }
 
-    /// The estimate toward a viewer may have changed: allocate again if it did.
+    /// The estimate toward a viewer may have changed: allocate again if it fell, or rose by
+    /// more than [`ESTIMATE_RISE`] (small rises come with nearly every feedback and cannot
+    /// matter to a step up that needs 10 % headroom; the periodic run catches up with them).
     pub(super) fn on_estimate(&mut self, now: Instant, idx: usize) {
         let Some(s) = self.sessions.get(idx) else {
             return;
         };
         let target = s.viewer_bwe.as_deref().map(|v| v.bwe.target());
-        if target != s.alloc.budget {
+        let rerun = match (target, s.alloc.budget) {
+            (Some(t), Some(b)) => t < b || t.0 as f64 > b.0 as f64 * (1.0 + ESTIMATE_RISE),
+            (t, b) => t != b,
+        };
+        if rerun {
             self.run_allocation(now, idx);
         }
     }
@@ -230,29 +220,9 @@ impl ShardCore {
             if s.alloc.rerun || now >= s.alloc.next_run {
                 self.run_allocation(now, idx);
             }
-            let s = &mut self.sessions[idx];
-            if now < s.alloc.next_stats {
-                continue;
+            if now >= self.sessions[idx].alloc.next_stats {
+                self.report_viewer(now, idx);
             }
-            let elapsed = now.saturating_duration_since(s.alloc.last_stats);
-            s.alloc.next_stats = now + STATS_INTERVAL;
-            s.alloc.last_stats = now;
-            let micros = elapsed.as_micros().max(1) as u64;
-            for &sidx in &s.subs {
-                if let Some(sub) = self.subs.get_mut(sidx) {
-                    let a = &mut sub.alloc;
-                    let bytes = a.sent_bytes - a.sent_mark;
-                    a.sent_mark = a.sent_bytes;
-                    a.sent = Bitrate(bytes.saturating_mul(8_000_000) / micros);
-                }
-            }
-            let stats = self.viewer_stats(idx);
-            let id = self.sessions[idx].id;
-            self.events.push_back(Event::ViewerStats {
-                id,
-                shard: self.shard,
-                stats,
-            });
         }
         self.dynacast_tick(now);
     }
@@ -274,37 +244,22 @@ impl ShardCore {
             })
         });
         let s = &mut self.sessions[idx];
-        let (estimate, up_limit, resume_limit) = match s.viewer_bwe.as_deref() {
-            Some(vb) => {
-                let st = vb.bwe.stats();
-                if let Some(p) = st.last_probe
-                    && s.alloc.probe_result.is_none_or(|(q, _)| q != p)
-                {
-                    s.alloc.probe_result = Some((p, now));
-                }
-                // What the path has been seen to carry: what the viewer acknowledges, or a
-                // recent probe result. An application-limited estimate has not been tested
-                // (GCC lets it rise to 1.5 × what is acknowledged), so a step up then needs
-                // the path to have carried it; a resume (a keyframe into a path that just
-                // could not carry the lowest layer) always does. Without RTX nothing probes,
-                // and the estimate alone decides.
-                let probed = s
-                    .alloc
-                    .probe_result
-                    .filter(|&(_, t)| now.saturating_duration_since(t) < PROBE_RESULT_VALID)
-                    .map(|(p, _)| p);
-                let acked = st.acked.unwrap_or(Bitrate::ZERO);
-                let carried = can_probe.then(|| probed.map_or(acked, |p| p.max(acked)));
-                let up_limit = carried.filter(|_| st.in_alr);
-                (Some(st.target), up_limit, carried)
+        let view = s.viewer_bwe.as_deref().map(|vb| {
+            let st = vb.bwe.stats();
+            EstimatorView {
+                target: st.target,
+                acked: st.acked,
+                in_alr: st.in_alr,
+                last_probe: st.last_probe,
+                can_probe,
             }
-            None => (None, None, None),
-        };
-        let budget = Budget {
-            estimate,
-            up_limit,
-            resume_limit,
-            video_cap: cap.max_video,
+        });
+        let budget = match &view {
+            Some(e) => s.alloc.probing.budget(now, e, cap.max_video),
+            None => Budget {
+                video_cap: cap.max_video,
+                ..Budget::default()
+            },
         };
         let mut inputs = [SectionInput::audio(None); MAX_SECTIONS];
         for k in 0..n {
@@ -312,27 +267,30 @@ impl ShardCore {
         }
         let mut out = [SectionResult::default(); MAX_SECTIONS];
         let totals = allocate(&self.cfg.allocator, &budget, &inputs[..n], &mut out[..n]);
+        let (mut stepped_up, mut stepped_down) = (false, false);
         for k in 0..n {
-            self.apply_section(now, subs[k], &inputs[k], &out[k]);
+            let (up, down) = self.apply_section(now, subs[k], &inputs[k], &out[k]);
+            stepped_up |= up;
+            stepped_down |= down;
         }
         let s = &mut self.sessions[idx];
         let a = &mut s.alloc;
-        a.budget = estimate;
+        a.budget = budget.estimate;
         a.totals = totals;
         a.next_run = now + RUN_INTERVAL;
         a.rerun = false;
-        // Probe toward what the best allowed layers need, with their headroom.
-        if let Some(vb) = s.viewer_bwe.as_deref_mut()
-            && totals.desired.0 > 0
-        {
-            let want = Bitrate((totals.desired.0 as f64 * (1.0 + PROBE_MARGIN)) as u64);
-            let moved = a.probe_to.is_none_or(|p| {
-                (want.0 as f64 - p.0 as f64).abs() > PROBE_TARGET_CHANGE * p.0 as f64
-            });
-            if moved {
-                a.probe_to = Some(want);
-                vb.bwe.set_desired_max(now, want);
-                self.refresh_viewer(now, idx);
+        if let (Some(e), Some(vb)) = (&view, s.viewer_bwe.as_deref_mut()) {
+            match a.probing.after(now, e, &totals, stepped_up, stepped_down) {
+                ProbeRequest::None => {}
+                ProbeRequest::SetDesired(d) => {
+                    vb.bwe.set_desired_max(now, d);
+                    self.refresh_viewer(now, idx);
+                }
+                ProbeRequest::Reraise { from, to } => {
+                    vb.bwe.set_desired_max(now, from);
+                    vb.bwe.set_desired_max(now, to);
+                    self.refresh_viewer(now, idx);
+                }
             }
         }
         let s = &mut self.sessions[idx];
@@ -398,22 +356,24 @@ impl ShardCore {
         input
     }
 
-    /// Applies the allocator's result to section `sidx`.
+    /// Applies the allocator's result to section `sidx`; says whether it stepped up, and
+    /// whether down.
     fn apply_section(
         &mut self,
         now: Instant,
         sidx: usize,
         input: &SectionInput,
         r: &SectionResult,
-    ) {
+    ) -> (bool, bool) {
         let Some(sub) = self.subs.get_mut(sidx) else {
-            return;
+            return (false, false);
         };
         sub.alloc.allocated = r.allocated;
         if sub.kind == MediaKind::Audio {
-            return;
+            return (false, false);
         }
         let a = &mut sub.alloc;
+        let (up, down) = (is_higher(r.choice, a.choice), is_lower(r.choice, a.choice));
         if is_lower(r.choice, a.choice) {
             a.down_at = Some(now);
             let failed_up = a
@@ -438,13 +398,14 @@ impl ShardCore {
             if !sub.alloc.paused {
                 self.pause_section(sidx);
             }
-            return;
+            return (up, down);
         }
         let resumed = std::mem::replace(&mut sub.alloc.paused, false);
         let selection = effective_selection(&sub.alloc.explicit, r.choice, sub.group.is_some());
         if resumed || sub.alloc.applied != Some(selection) {
             self.apply_selection(now, sidx, &selection, resumed);
         }
+        (up, down)
     }
 
     /// Stops forwarding video to section `sidx`; it resumes on a keyframe.
@@ -481,66 +442,6 @@ impl ShardCore {
             && (resumed || self.subs[sidx].selector.wants_spatial_up())
         {
             self.request_keyframe(now, t);
-        }
-    }
-
-    /// The report of viewer session `idx`.
-    fn viewer_stats(&self, idx: usize) -> ViewerStats {
-        let s = &self.sessions[idx];
-        let mut tracks = Vec::with_capacity(s.subs.len());
-        let mut rtt = s.viewer_bwe.as_deref().map(|v| v.bwe.stats().rtt);
-        for &sidx in &s.subs {
-            let Some(sub) = self.subs.get(sidx) else {
-                continue;
-            };
-            rtt = rtt.or(sub.send.rtt());
-            let remote = sub.send.remote();
-            let source = sub.source.and_then(|t| self.tracks.get(t));
-            let bound = source.or_else(|| {
-                sub.layers
-                    .iter()
-                    .flatten()
-                    .find_map(|&t| self.tracks.get(t))
-            });
-            let clock_rate = bound.map_or(90_000, |t| t.clock_rate).max(1);
-            let video = sub.kind == MediaKind::Video;
-            let forwarding = video && source.is_some() && !sub.alloc.paused;
-            let spatial = if !forwarding {
-                None
-            } else if sub.group.is_some() {
-                source.map(|t| t.layer.rank)
-            } else {
-                Some(sub.selector.current_spatial()).filter(|&l| l != HIGHEST)
-            };
-            let temporal =
-                Some(sub.selector.current_temporal()).filter(|&l| forwarding && l != HIGHEST);
-            tracks.push(TrackAllocation {
-                mid: sub.mid.clone(),
-                kind: sub.kind,
-                content: bound.map(|t| t.content).unwrap_or_default(),
-                spatial,
-                temporal,
-                target_spatial: sub.alloc.choice.spatial(),
-                target_temporal: sub.alloc.choice.temporal(),
-                paused: sub.alloc.paused,
-                allocated: sub.alloc.allocated,
-                sent: sub.alloc.sent,
-                loss_permille: remote.map_or(0, |r| {
-                    ((u32::from(r.fraction_lost) * 1000 + 128) / 256) as u16
-                }),
-                jitter_ms: remote.map_or(0, |r| {
-                    (u64::from(r.jitter) * 1000 / u64::from(clock_rate)) as u32
-                }),
-            });
-        }
-        ViewerStats {
-            estimate: s.viewer_bwe.as_deref().map(|v| v.bwe.target()),
-            rtt,
-            allocated: s.alloc.totals.allocated,
-            desired: s.alloc.totals.desired,
-            cap: s.alloc.cap,
-            degraded: s.alloc.degraded(),
-            tracks,
         }
     }
 }

@@ -268,6 +268,11 @@ impl ShardCore {
         let Some(track) = self.tracks.get(tidx) else {
             return;
         };
+        // Demand is reported by rank.
+        let id = track.id;
+        if !self.demand_dirty.contains(&id) {
+            self.demand_dirty.push(id);
+        }
         for &sidx in &track.subscribers {
             let Some(sub) = self.subs.get_mut(sidx) else {
                 continue;
@@ -367,7 +372,7 @@ impl ShardCore {
             self.reallocate_viewer_of(sidx);
         }
         if track.layer.is_simulcast() {
-            self.forget_demand_track(&track, tidx);
+            self.forget_demand_track(&track);
         }
         self.fanout.retain(|j| j.track != tidx);
         let Some(entry) = self.streams.get_mut(&track.stream) else {

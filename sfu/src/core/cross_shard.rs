@@ -52,13 +52,19 @@ impl ShardCore {
             data: [0u8; CROSS_SHARD_MTU],
         };
         pkt.data[..buf.len()].copy_from_slice(buf);
-        let (Some(entry), Some(mesh)) = (
-            self.streams.get(&self.tracks[tidx].stream),
-            self.mesh.as_mut(),
-        ) else {
+        let track = &self.tracks[tidx];
+        let (id, rank, simulcast) = (track.id, track.layer.rank, track.layer.is_simulcast());
+        let Some(entry) = self.streams.get(&track.stream) else {
             return;
         };
         for &shard in &entry.links {
+            // Dynacast between shards: an encoding none of that shard's viewers needs stays.
+            if simulcast && !self.shard_needs(id, rank, shard) {
+                continue;
+            }
+            let Some(mesh) = self.mesh.as_mut() else {
+                return;
+            };
             match mesh.send(shard, ShardMsg::Media(pkt.clone())) {
                 Ok(()) => self.counters.cross_shard_out += 1,
                 Err(_) => self.counters.drop(DropReason::CrossShardQueueFull),

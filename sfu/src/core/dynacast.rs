@@ -72,8 +72,7 @@ impl ShardCore {
 
     /// An encoding of a simulcast track was removed; once every encoding is gone, so is its
     /// demand state.
-    pub(super) fn forget_demand_track(&mut self, track: &Track, tidx: usize) {
-        let _ = tidx;
+    pub(super) fn forget_demand_track(&mut self, track: &Track) {
         let id = track.id;
         let any_left =
             (0..MAX_SIMULCAST_LAYERS as u8).any(|s| self.tracks_by_id.contains_key(&(id, s)));
@@ -90,6 +89,17 @@ impl ShardCore {
             }
         }
         self.demand_dirty.retain(|&t| t != id);
+    }
+
+    /// Whether an encoding of rank `rank` of local simulcast track `track` is needed by shard
+    /// `to`'s viewers: false only once that shard reported needs that leave it out (until it
+    /// reports, and while it reports no viewers, everything crosses).
+    #[inline]
+    pub(super) fn shard_needs(&self, track: TrackId, rank: u8, to: ShardId) -> bool {
+        self.demand
+            .get(&track)
+            .and_then(|e| e.remote.iter().find(|(s, _)| *s == to))
+            .is_none_or(|&(_, ranks)| ranks & (1 << rank) != 0)
     }
 
     /// Another shard reports what its viewers of local track `track` need.

@@ -17,6 +17,7 @@ mod shard_msg;
 mod subscription;
 mod track;
 mod viewer_bwe;
+mod viewer_stats;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
