@@ -71,7 +71,10 @@ fn a_viewer_short_of_bandwidth_is_announced_degraded_then_restored_on_nats() {
     let restored = events.wait_for("media.quality.restored", Duration::from_secs(40), |v| {
         v["session_id"] == session.as_str()
     });
-    eprintln!("restored {:?} after lifting the limit: {restored}", lifted.elapsed());
+    eprintln!(
+        "restored {:?} after lifting the limit: {restored}",
+        lifted.elapsed()
+    );
     assert_eq!(restored["stream"], stream);
     assert!(
         restored["allocated_bps"].as_u64() >= restored["wanted_bps"].as_u64(),
