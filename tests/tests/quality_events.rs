@@ -1,6 +1,6 @@
 //! `media.quality.degraded` and `media.quality.restored` over real NATS, from a real viewer whose
 //! allocation is low: a Chromium viewer inside a network namespace whose downlink is limited to
-//! 400 kbit/s watches a Chromium simulcast publisher (top encoding about 2.5 Mbit/s). An
+//! 400 kbit/s watches a Chromium simulcast publisher (top encoding about 0.8 Mbit/s). An
 //! independent NATS subscriber sees the viewer degraded (its WHEP session id and stream, its
 //! allocation below what it wants, the estimate), and restored once the limit is removed.
 
@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use adaptation_support::*;
 use ringcast_tests::{Io, NetNs, Server, ServerOptions, deps, media_lock, netns};
 use stream_support::{Backing, Subscriber, is_rfc3339};
+
+const LIMIT_KBIT: u32 = 400;
 
 #[test]
 fn a_viewer_short_of_bandwidth_is_announced_degraded_then_restored_on_nats() {
@@ -32,7 +34,7 @@ fn a_viewer_short_of_bandwidth_is_announced_degraded_then_restored_on_nats() {
     let publisher = publisher(&server, stream, run);
     std::thread::sleep(Duration::from_secs(4));
 
-    ns.limit_downlink(400).expect("tbf on the downlink");
+    ns.limit_downlink(LIMIT_KBIT).expect("tbf on the downlink");
     let joined = Instant::now();
     let mut viewer = viewer(&server, Some(&ns), stream, run, &[]);
     let path = resource_path(&mut viewer, "view-0");
@@ -47,8 +49,10 @@ fn a_viewer_short_of_bandwidth_is_announced_degraded_then_restored_on_nats() {
     let allocated = degraded["allocated_bps"].as_u64().expect("allocated_bps");
     let wanted = degraded["wanted_bps"].as_u64().expect("wanted_bps");
     assert!(allocated < wanted, "{degraded}");
+    // Without a preset it wants the top layers: more than the link carries (Chromium's
+    // 1280-wide encoding of the fake camera at 20 fps takes about 0.8 Mbit/s).
     assert!(
-        wanted > 1_000_000,
+        wanted > u64::from(LIMIT_KBIT) * 1000,
         "without a preset the viewer wants the top layers: {degraded}"
     );
     let estimate = degraded["estimate_bps"].as_u64().expect("estimate_bps");
