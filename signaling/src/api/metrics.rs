@@ -228,7 +228,7 @@ fn render_bwe(out: &mut String, targets: impl Iterator<Item = u64>) {
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct ViewerSample {
     /// The current layer of its first video section: `Some(rank)`, or `None` while paused.
-    /// Viewers without a forwarded video layer are not counted in the layer gauge.
+    /// Viewers without a video layer forwarded or chosen are not counted in the layer gauge.
     layer: Option<Option<u8>>,
     degraded: bool,
     /// The worst loss of its sections, in thousandths.
@@ -244,7 +244,9 @@ impl ViewerSample {
             if t.paused {
                 Some(None)
             } else {
-                t.spatial.map(Some)
+                // Between layers (or on a single encoding, which has no rank of its own): the
+                // layer the allocator chose.
+                t.spatial.or(t.target_spatial).map(Some)
             }
         });
         Some(ViewerSample {
