@@ -319,6 +319,11 @@ async fn whip_layers_resource_follows_the_media_planes_layer_demand() {
         "{links:?}"
     );
 
+    // CORS preflight for browsers that send a bearer token.
+    let (status, h, _) = call(&st, Request::options(&layers).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(h.get(header::ACCESS_CONTROL_ALLOW_METHODS).is_some());
+
     // Before any demand: everything is needed.
     let (status, h, body) = call(&st, get(&layers)).await;
     assert_eq!(status, StatusCode::OK, "{body}");

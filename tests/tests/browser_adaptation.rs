@@ -35,7 +35,7 @@ fn viewer_behind_a_600_kbit_downlink_gets_the_low_layer_without_freezing_then_th
         Server::start(ServerOptions::new(1, Io::Mmsg).bind(ANY)).expect("server starts");
     let stream = "adapt";
     let run = Duration::from_secs(110);
-    let mut publisher = publisher(&server, stream, run);
+    let publisher = publisher(&server, stream, run);
     // Every encoding is flowing before the viewer comes (Chromium ramps its encoders up).
     std::thread::sleep(Duration::from_secs(4));
 

@@ -125,6 +125,11 @@ pub async fn get(
     run().unwrap_or_else(IntoResponse::into_response)
 }
 
+/// `OPTIONS`: CORS preflight (a browser sending `Authorization` asks first).
+pub async fn options() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,7 +38,10 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .patch(resource::patch)
                 .options(resource::options),
         )
-        .route("/whip/{stream}/{session}/layers", get(layers::get))
+        .route(
+            "/whip/{stream}/{session}/layers",
+            get(layers::get).options(layers::options),
+        )
         .route(
             "/whep/{stream}/{session}/layer",
             post(layer::post).get(layer::get),
