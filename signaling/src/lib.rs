@@ -12,6 +12,7 @@ pub mod media_server;
 pub mod netif;
 pub mod placement;
 pub mod problem;
+pub mod quality;
 pub mod registry;
 pub mod sdp;
 pub mod session_spec;
@@ -159,7 +160,35 @@ pub fn handle_event(st: &AppState, ev: Event) {
                 reg.set_bwe(id, stats);
             }
         }
-        Event::ViewerStats { .. } | Event::QualityDegraded { .. } | Event::LayerDemand { .. } => {}
+        Event::ViewerStats { id, stats, .. } => {
+            if let Ok(mut reg) = st.registry.lock() {
+                reg.set_stats(id, stats);
+            }
+        }
+        Event::QualityDegraded {
+            id,
+            shard,
+            degraded,
+            allocated,
+            wanted,
+        } => {
+            tracing::info!(session = %id, %shard, degraded, allocated_bps = allocated.0, wanted_bps = wanted.0, "viewer quality");
+            if let Ok(mut reg) = st.registry.lock() {
+                reg.set_degraded(id, degraded, allocated, wanted);
+            }
+        }
+        Event::LayerDemand {
+            stream,
+            track,
+            mid,
+            active,
+        } => {
+            if let Ok(mut reg) = st.registry.lock()
+                && reg.set_layer_demand(stream, track, mid.clone(), active.clone())
+            {
+                tracing::info!(?stream, mid = %mid.0, ?active, "encodings viewers need");
+            }
+        }
         Event::CommandFailed { id, shard, error } => {
             tracing::warn!(session = ?id, %shard, %error, "shard refused a command");
             if let Some(id) = id {

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use sfu::control::{Command, LayerOrder, LayerSelection};
-use sfu::{Mid, Rid, SessionId, ShardId, StreamKey, TrackId};
+use sfu::control::{Command, LayerOrder, LayerSelection, ViewerStats};
+use sfu::{Bitrate, Mid, Rid, SessionId, ShardId, StreamKey, TrackId};
 
 use crate::placement::Placer;
 use crate::problem::Problem;
@@ -30,6 +30,26 @@ pub struct SessionRecord {
     pub selections: Vec<(Mid, LayerSelection)>,
     /// The shard's latest send-side estimate toward this session (viewers with transport-cc).
     pub bwe: Option<sfu::control::ViewerBweStats>,
+    /// A WHEP viewer's quality preset (`?quality=` or the layer extension's `quality`).
+    pub quality: Option<&'static crate::quality::Preset>,
+    /// The shard's latest allocation report for a viewer (once a second).
+    pub stats: Option<ViewerStats>,
+    /// The last degradation notice for a viewer: allocated and wanted video rates, when it was
+    /// raised and not yet cleared.
+    pub degraded: Option<(Bitrate, Bitrate)>,
+    /// A publisher's simulcast encodings still needed by some viewer, per publisher video mid
+    /// (dynacast); a mid without an entry needs every encoding.
+    pub layer_demand: Vec<(Mid, Vec<Rid>)>,
+}
+
+/// Which simulcast encodings of one published video section viewers need (dynacast), lowest
+/// first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SectionDemand {
+    /// The publisher's mid.
+    pub mid: Mid,
+    pub active: Vec<Rid>,
+    pub inactive: Vec<Rid>,
 }
 
 /// The encodings of one published video track, lowest first (empty: not simulcast).
@@ -39,6 +59,20 @@ pub struct PublishedVideo {
     pub mid: Mid,
     pub layers: Vec<Rid>,
     pub order: LayerOrder,
+}
+
+/// The video tracks a publisher's session spec sends, in order.
+pub fn published_video(spec: &sfu::control::SessionSpec) -> Vec<PublishedVideo> {
+    spec.publish
+        .iter()
+        .filter(|p| p.kind == sfu::MediaKind::Video)
+        .map(|p| PublishedVideo {
+            track: p.track,
+            mid: p.mid.clone(),
+            layers: p.layers.clone(),
+            order: p.layer_order,
+        })
+        .collect()
 }
 
 #[derive(Debug)]
@@ -85,6 +119,8 @@ pub struct Registry {
     sessions: HashMap<SessionId, SessionRecord>,
     loads: Vec<usize>,
     next_key: u64,
+    /// Bumped whenever what [`Registry::layer_demand`] answers may have changed.
+    layers_changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Registry {
@@ -95,7 +131,121 @@ impl Registry {
             sessions: HashMap::new(),
             loads: vec![0; shards],
             next_key: 1,
+            layers_changed: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Changes whenever a publisher's layer demand may have changed (a new demand, a new
+    /// publisher, a learned layer order, a session gone).
+    pub fn layers_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.layers_changed.subscribe()
+    }
+
+    fn bump_layers(&self) {
+        self.layers_changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Records a viewer's allocation report (ignored for an unknown session).
+    pub fn set_stats(&mut self, id: SessionId, stats: ViewerStats) {
+        if let Some(r) = self.sessions.get_mut(&id) {
+            r.stats = Some(stats);
+        }
+    }
+
+    /// Records a viewer's degradation notice; `false` when the session is unknown.
+    pub fn set_degraded(
+        &mut self,
+        id: SessionId,
+        degraded: bool,
+        allocated: Bitrate,
+        wanted: Bitrate,
+    ) -> bool {
+        let Some(r) = self.sessions.get_mut(&id) else {
+            return false;
+        };
+        r.degraded = degraded.then_some((allocated, wanted));
+        if let Some(s) = r.stats.as_mut() {
+            s.degraded = degraded;
+        }
+        true
+    }
+
+    /// Records a viewer's quality preset.
+    pub fn set_quality(&mut self, id: SessionId, preset: Option<&'static crate::quality::Preset>) {
+        if let Some(r) = self.sessions.get_mut(&id) {
+            r.quality = preset;
+        }
+    }
+
+    /// Every viewer session.
+    pub fn viewers(&self) -> impl Iterator<Item = &SessionRecord> {
+        self.sessions.values().filter(|r| r.role == Role::Viewer)
+    }
+
+    /// Records which encodings of a published track viewers need (dynacast). Returns whether
+    /// anything changed (an unknown stream or a stream without a publisher changes nothing).
+    pub fn set_layer_demand(
+        &mut self,
+        key: StreamKey,
+        track: TrackId,
+        mid: Mid,
+        active: Vec<Rid>,
+    ) -> bool {
+        let Some(publisher) = self
+            .streams
+            .values()
+            .find(|s| s.key == key)
+            .filter(|s| s.video.iter().any(|v| v.track == track))
+            .and_then(|s| s.publisher)
+            .map(|(id, _)| id)
+        else {
+            return false;
+        };
+        let Some(rec) = self.sessions.get_mut(&publisher) else {
+            return false;
+        };
+        match rec.layer_demand.iter_mut().find(|(m, _)| *m == mid) {
+            Some((_, a)) if *a == active => return false,
+            Some((_, a)) => *a = active,
+            None => rec.layer_demand.push((mid, active)),
+        }
+        self.bump_layers();
+        true
+    }
+
+    /// What viewers need of each simulcast video section a publisher sends (sections with at
+    /// least two encodings), in the publisher's order. `None` for an unknown session or one that
+    /// is not the publisher of its stream.
+    pub fn layer_demand(&self, publisher: SessionId) -> Option<Vec<SectionDemand>> {
+        let rec = self.sessions.get(&publisher)?;
+        let stream = self.streams.get(&rec.stream)?;
+        if rec.role != Role::Publisher || stream.publisher.map(|(id, _)| id) != Some(publisher) {
+            return None;
+        }
+        Some(
+            stream
+                .video
+                .iter()
+                .filter(|v| v.layers.len() >= 2)
+                .map(|v| {
+                    let wanted = rec
+                        .layer_demand
+                        .iter()
+                        .find(|(m, _)| *m == v.mid)
+                        .map(|(_, a)| a);
+                    let (active, inactive) = v
+                        .layers
+                        .iter()
+                        .cloned()
+                        .partition(|r| wanted.is_none_or(|a| a.contains(r)));
+                    SectionDemand {
+                        mid: v.mid.clone(),
+                        active,
+                        inactive,
+                    }
+                })
+                .collect(),
+        )
     }
 
     pub fn session(&self, id: SessionId) -> Option<&SessionRecord> {
@@ -227,6 +377,10 @@ impl Registry {
                 video_mids: Vec::new(),
                 selections: Vec::new(),
                 bwe: None,
+                quality: None,
+                stats: None,
+                degraded: None,
+                layer_demand: Vec::new(),
             },
         );
         Ok(Admission {
@@ -283,6 +437,9 @@ impl Registry {
                 self.streams.remove(&rec.stream);
             }
         }
+        if rec.role == Role::Publisher {
+            self.bump_layers();
+        }
         Some((rec, commands))
     }
 
@@ -290,6 +447,7 @@ impl Registry {
     pub fn set_published_video(&mut self, stream: &str, video: Vec<PublishedVideo>) {
         if let Some(s) = self.streams.get_mut(stream) {
             s.video = video;
+            self.bump_layers();
         }
     }
 
@@ -308,6 +466,13 @@ impl Registry {
         }
     }
 
+    /// A stream's key and its publisher's video tracks (empty without a publisher).
+    pub fn published(&self, stream: &str) -> Option<(StreamKey, &[PublishedVideo])> {
+        self.streams
+            .get(stream)
+            .map(|s| (s.key, s.video.as_slice()))
+    }
+
     /// The publisher's video track a viewer's video mid receives, if the stream has a publisher.
     pub fn published_video_for(&self, viewer: SessionId, mid: &Mid) -> Option<&PublishedVideo> {
         let rec = self.sessions.get(&viewer)?;
@@ -323,6 +488,7 @@ impl Registry {
                 v.order = LayerOrder::Named;
             }
         }
+        self.bump_layers();
     }
 
     /// Every session id (for shutdown).
@@ -469,6 +635,102 @@ mod tests {
         assert!(
             r.published_video_for(SessionId(2), &Mid("v".into()))
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn layer_demand_is_kept_per_publisher_mid_and_watchers_hear_of_changes() {
+        let mut r = reg(1, Placement::Stream);
+        let p = r
+            .admit(SessionId(1), "s", Role::Publisher, "e".into(), "u".into())
+            .unwrap();
+        let rids = |v: &[&str]| v.iter().map(|x| Rid((*x).into())).collect::<Vec<_>>();
+        r.set_published_video(
+            "s",
+            vec![
+                PublishedVideo {
+                    track: TrackId(7),
+                    mid: Mid("1".into()),
+                    layers: rids(&["q", "h", "f"]),
+                    order: LayerOrder::Named,
+                },
+                PublishedVideo {
+                    track: TrackId(8),
+                    mid: Mid("2".into()),
+                    layers: Vec::new(),
+                    order: LayerOrder::Named,
+                },
+            ],
+        );
+        let mut watch = r.layers_watch();
+        watch.borrow_and_update();
+        // Until the media plane says otherwise, every encoding is needed; sections without
+        // simulcast are not listed.
+        let all = r.layer_demand(SessionId(1)).unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(
+            (
+                all[0].mid.0.as_str(),
+                all[0].active.clone(),
+                all[0].inactive.clone()
+            ),
+            ("1", rids(&["q", "h", "f"]), vec![])
+        );
+        assert!(r.set_layer_demand(p.key, TrackId(7), Mid("1".into()), rids(&["q"])));
+        assert!(watch.has_changed().unwrap());
+        watch.borrow_and_update();
+        let low = &r.layer_demand(SessionId(1)).unwrap()[0];
+        assert_eq!(
+            (low.active.clone(), low.inactive.clone()),
+            (rids(&["q"]), rids(&["h", "f"]))
+        );
+        // The same demand again, another stream's track, an unknown stream: no change.
+        assert!(!r.set_layer_demand(p.key, TrackId(7), Mid("1".into()), rids(&["q"])));
+        assert!(!r.set_layer_demand(p.key, TrackId(99), Mid("1".into()), vec![]));
+        assert!(!r.set_layer_demand(StreamKey(999), TrackId(7), Mid("1".into()), vec![]));
+        assert!(!watch.has_changed().unwrap());
+        // Nothing needed at all (no viewer): every encoding inactive.
+        assert!(r.set_layer_demand(p.key, TrackId(7), Mid("1".into()), vec![]));
+        assert_eq!(r.layer_demand(SessionId(1)).unwrap()[0].active, vec![]);
+        // Viewers and unknown sessions have no layers resource; a publisher leaving ends it.
+        r.admit(SessionId(2), "s", Role::Viewer, "e".into(), "u".into())
+            .unwrap();
+        assert!(r.layer_demand(SessionId(2)).is_none());
+        assert!(r.layer_demand(SessionId(3)).is_none());
+        watch.borrow_and_update();
+        r.remove(SessionId(1));
+        assert!(watch.has_changed().unwrap());
+        assert!(r.layer_demand(SessionId(1)).is_none());
+    }
+
+    #[test]
+    fn viewer_reports_and_degradation_notices_are_kept_per_session() {
+        let mut r = reg(1, Placement::Stream);
+        r.admit(SessionId(2), "s", Role::Viewer, "e".into(), "u".into())
+            .unwrap();
+        let stats = ViewerStats {
+            estimate: Some(Bitrate(500_000)),
+            rtt: None,
+            allocated: Bitrate(300_000),
+            desired: Bitrate(2_000_000),
+            cap: Default::default(),
+            degraded: false,
+            tracks: Vec::new(),
+        };
+        r.set_stats(SessionId(2), stats.clone());
+        r.set_stats(SessionId(9), stats.clone());
+        assert!(r.set_degraded(SessionId(2), true, Bitrate(300_000), Bitrate(2_000_000)));
+        assert!(!r.set_degraded(SessionId(9), true, Bitrate(1), Bitrate(2)));
+        let rec = r.session(SessionId(2)).unwrap();
+        assert_eq!(rec.degraded, Some((Bitrate(300_000), Bitrate(2_000_000))));
+        assert!(rec.stats.as_ref().unwrap().degraded);
+        assert_eq!(r.viewers().count(), 1);
+        r.set_degraded(SessionId(2), false, Bitrate(2_000_000), Bitrate(2_000_000));
+        assert_eq!(r.session(SessionId(2)).unwrap().degraded, None);
+        r.set_quality(SessionId(2), crate::quality::find("low"));
+        assert_eq!(
+            r.session(SessionId(2)).unwrap().quality.map(|p| p.name),
+            Some("low")
         );
     }
 

@@ -3,7 +3,7 @@
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
-use sfu::control::{IceParams, PublishSpec, SessionSpec, SubscribeSpec};
+use sfu::control::{IceParams, PublishSpec, SessionSpec, SubscribeSpec, TrackContent};
 use sfu::{SessionId, Ssrc, StreamKey, TrackId};
 
 use crate::media::MediaNode;
@@ -62,6 +62,18 @@ pub fn host_candidates(node: &MediaNode, port: u16) -> Vec<Candidate> {
         .collect()
 }
 
+/// Marks every video track a session publishes as screen content (the stream service's
+/// streams are screen shares, whatever the offer says).
+pub fn mark_screen(spec: &mut SessionSpec) {
+    for p in spec
+        .publish
+        .iter_mut()
+        .filter(|p| p.kind == sfu::MediaKind::Video)
+    {
+        p.content = TrackContent::Screen;
+    }
+}
+
 /// The session a shard runs, and the local description for the answer.
 #[allow(clippy::too_many_arguments)]
 pub fn build(
@@ -96,7 +108,7 @@ pub fn build(
                     codecs: m.codecs.clone(),
                     layers,
                     layer_order,
-                    content: sfu::control::TrackContent::Camera,
+                    content: m.content,
                 });
                 send_ssrcs.push(None);
             }

@@ -8,6 +8,8 @@
 //   {"type":"peer",  "peer":"view-0", "role":"view", "stream":"s", "status":201, "location":"..."}
 //   {"type":"state", "peer":"view-0", "t":1.2, "pc":"connected", "ice":"connected"}
 //   {"type":"stats", "peer":"view-0", "t":2.0, "video":{...}, "audio":{...}, "pair":{...}}
+//   {"type":"layers","peer":"publish-0","t":3.1, "layers":{"1":{"active":["q"],"inactive":["h","f"]}},
+//    "applied":{"1":{"q":true,"h":false,"f":false}}}   (publishers following the WHIP layers resource)
 //   {"type":"error", "peer":"view-0", "message":"..."}
 //   {"type":"done",  "peer":"view-0", "delete_status":200}
 //   {"type":"summary", "ok":true, "peers":[...]}
@@ -48,6 +50,10 @@
 //   --codec NAME       publishers offer only this video codec (vp8, vp9, av1, h264; H.264 in
 //                      packetization-mode 1), via RTCRtpTransceiver.setCodecPreferences; viewers
 //                      always offer everything Chromium can receive
+//   --quality NAME     view peers ask for this quality preset (POST /whep/STREAM?quality=NAME)
+//   --no-follow-layers publishers ignore the WHIP layers resource (Link rel
+//                      "urn:ringcast:whip:layers"); by default they follow its event stream and
+//                      switch simulcast encodings on and off with RTCRtpSender.setParameters
 
 import { chromium } from 'playwright-core';
 import http from 'node:http';
@@ -72,7 +78,7 @@ function parseArgs(argv) {
     server: 'http://127.0.0.1:8080', duration: 10, stagger: 500, interval: 1000, token: null,
     width: 640, height: 480, fps: 30, chromium: process.env.CHROMIUM || '/usr/bin/chromium',
     connectTimeout: 15, mode: 'run', peers: [], offerRole: null, codec: null, stream: 'demo', linger: 5,
-    simulcast: false, scalability: null, noDelete: false,
+    simulcast: false, scalability: null, noDelete: false, quality: null, followLayers: true,
   };
   const num = (v, name) => { const n = Number(v); if (!Number.isFinite(n) || n < 0) usage(`bad ${name}: ${v}`); return n; };
   for (let i = 0; i < argv.length; i++) {
@@ -92,6 +98,8 @@ function parseArgs(argv) {
       case '--stream': o.stream = val(); break;
       case '--linger': o.linger = num(val(), a); break;
       case '--simulcast': o.simulcast = true; break;
+      case '--quality': o.quality = val(); break;
+      case '--no-follow-layers': o.followLayers = false; break;
       case '--scalability': o.scalability = val(); break;
       case '--codec': {
         const c = val().toLowerCase();
@@ -226,6 +234,28 @@ function pageSetup() {
       await this.pc.setLocalDescription(answer);
       return this.pc.localDescription.sdp;
     },
+    /**
+     * Dynacast: turns simulcast encodings on and off as the server's layers object says
+     * ({mid: {active: [rid...], inactive: [rid...]}}); returns {mid: {rid: active}} as applied.
+     */
+    async applyLayers(layers) {
+      const out = {};
+      for (const tr of this.pc.getTransceivers()) {
+        const want = layers[tr.mid];
+        if (!want || !tr.sender || !tr.sender.track) continue;
+        const params = tr.sender.getParameters();
+        if (!params.encodings || params.encodings.length < 2) continue;
+        let changed = false;
+        for (const e of params.encodings) {
+          if (!e.rid) continue;
+          const active = want.active.includes(e.rid) ? true : (want.inactive.includes(e.rid) ? false : e.active);
+          if (e.active !== active) { e.active = active; changed = true; }
+        }
+        if (changed) await tr.sender.setParameters(params);
+        out[tr.mid] = Object.fromEntries(tr.sender.getParameters().encodings.map((e) => [e.rid, e.active]));
+      }
+      return out;
+    },
     takeStates() { const s = this.states; this.states = []; return s; },
     state() { return this.pc ? { pc: this.pc.connectionState, ice: this.pc.iceConnectionState } : null; },
     async sample() {
@@ -250,7 +280,7 @@ function pageSetup() {
             ? ['ssrc', 'packetsSent', 'bytesSent', 'framesEncoded', 'framesSent', 'keyFramesEncoded',
               'framesPerSecond', 'frameWidth', 'frameHeight', 'nackCount', 'pliCount', 'firCount',
               'retransmittedPacketsSent', 'qualityLimitationReason', 'encoderImplementation', 'targetBitrate',
-              'scalabilityMode']
+              'scalabilityMode', 'active', 'rid']
             : ['ssrc', 'packetsSent', 'bytesSent', 'retransmittedPacketsSent', 'targetBitrate'];
           out[s.kind] = { ...pick(s, keys), codec: codecOf(s) };
           // Simulcast: one outbound-rtp per encoding, also listed by rid.
@@ -338,6 +368,52 @@ async function httpExchange(method, url, body, contentType = 'application/sdp') 
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** The target of the Link header entry with relation `rel`, resolved against `base`. */
+function linkTarget(link, rel, base) {
+  if (!link) return null;
+  for (const part of link.split(/,(?=\s*<)/)) {
+    const m = /^\s*<([^>]*)>(.*)$/.exec(part);
+    const rels = m ? m[2].split(';').map((x) => x.trim()).filter((x) => /^rel=/i.test(x)) : [];
+    if (rels.some((x) => x.slice(4).replace(/"/g, '').split(/\s+/).includes(rel))) return new URL(m[1], base).toString();
+  }
+  return null;
+}
+
+/**
+ * Follows a publisher's WHIP layers resource (server-sent events): applies every object to the
+ * page's senders and reports it. Runs until `signal` aborts or the server ends the stream.
+ */
+async function followLayers(peer, url, signal) {
+  const headers = { accept: 'text/event-stream' };
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  try {
+    const res = await fetch(url, { headers, signal });
+    if (res.status !== 200) throw new Error(`GET ${url} -> ${res.status}: ${(await res.text()).slice(0, 300)}`);
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    let buf = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += decoder.decode(value, { stream: true }).replace(/\r\n/g, '\n');
+      let end;
+      while ((end = buf.indexOf('\n\n')) >= 0) {
+        const block = buf.slice(0, end);
+        buf = buf.slice(end + 2);
+        const lines = block.split('\n');
+        const event = (lines.find((l) => l.startsWith('event:')) || 'event: message').slice(6).trim();
+        const data = lines.filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('\n');
+        if (event !== 'layers' || !data) continue;
+        const layers = JSON.parse(data);
+        const applied = await peer.page.evaluate((l) => window.rc.applyLayers(l), layers);
+        emit({ type: 'layers', peer: peer.name, t: now(), layers, applied });
+      }
+    }
+  } catch (e) {
+    if (!signal.aborted) emit({ type: 'error', peer: peer.name, t: now(), message: `layers: ${e.message}` });
+  }
+}
+
 async function waitConnected(peer, timeoutS) {
   const deadline = performance.now() + timeoutS * 1000;
   while (performance.now() < deadline) {
@@ -396,15 +472,21 @@ async function runPeers() {
           peer.ok = true;
           continue;
         }
-        const url = spec.role === 'share'
+        let url = spec.role === 'share'
           ? `${opts.server}/stream/${encodeURIComponent(spec.stream)}/whip`
           : `${opts.server}/${spec.role === 'publish' ? 'whip' : 'whep'}/${encodeURIComponent(spec.stream)}`;
+        if (spec.role === 'view' && opts.quality) url += `?quality=${encodeURIComponent(opts.quality)}`;
         const res = await httpExchange('POST', url, offer);
         peer.location = res.location ? new URL(res.location, url).toString() : null;
         emit({ type: 'peer', peer: name, role: spec.role, stream: spec.stream, t: now(), status: res.status, location: peer.location, link: res.link, content_type: res.contentType });
         if (res.status !== 201) throw new Error(`POST ${url} -> ${res.status} ${res.contentType || ''}: ${res.text.slice(0, 500)}`);
         await peer.page.evaluate((sdp) => window.rc.setAnswer(sdp), res.text);
         peer.ok = true;
+        const layersUrl = linkTarget(res.link, 'urn:ringcast:whip:layers', url);
+        if (layersUrl && opts.followLayers && (spec.role === 'publish' || spec.role === 'share')) {
+          peer.layersAbort = new AbortController();
+          peer.layersDone = followLayers(peer, layersUrl, peer.layersAbort.signal);
+        }
       } catch (e) {
         failed = true;
         emit({ type: 'error', peer: name, t: now(), message: String(e && e.message ? e.message : e) });
@@ -443,6 +525,9 @@ async function runPeers() {
       await sleep(Math.max(0, opts.interval - (performance.now() - tick)));
     }
 
+    for (const p of peers) {
+      if (p.layersAbort) { p.layersAbort.abort(); await p.layersDone; }
+    }
     for (const p of peers) {
       if (!p.ok) continue;
       let deleteStatus = null;

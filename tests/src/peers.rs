@@ -111,6 +111,20 @@ impl PeerProcess {
         duration: Duration,
         extra: &[&str],
     ) -> Result<PeerProcess, HarnessError> {
+        PeerProcess::spawn_wrapped(&[], stack, base_url, peers, duration, extra)
+    }
+
+    /// [`PeerProcess::spawn`] under a wrapper command, for example `["ip", "netns", "exec",
+    /// "NAME"]` to run the peers inside a network namespace (the wrapper must exec the program,
+    /// so that stopping the process group stops the peers).
+    pub fn spawn_wrapped(
+        wrapper: &[&str],
+        stack: Stack,
+        base_url: &str,
+        peers: &[PeerSpec],
+        duration: Duration,
+        extra: &[&str],
+    ) -> Result<PeerProcess, HarnessError> {
         let mut args: Vec<String> = vec![
             "--server".into(),
             base_url.into(),
@@ -120,7 +134,8 @@ impl PeerProcess {
         args.extend(extra.iter().map(|s| s.to_string()));
         args.extend(peers.iter().map(PeerSpec::arg));
         // Startup (browser launch, offers, HTTP) plus the run, plus slack for a loaded machine.
-        PeerProcess::spawn_args(
+        PeerProcess::spawn_args_wrapped(
+            wrapper,
             stack,
             &args,
             duration + Duration::from_secs(45 + 5 * peers.len() as u64),
@@ -134,20 +149,37 @@ impl PeerProcess {
         args: &[S],
         limit: Duration,
     ) -> Result<PeerProcess, HarnessError> {
-        let mut cmd = match stack {
+        PeerProcess::spawn_args_wrapped(&[], stack, args, limit)
+    }
+
+    fn spawn_args_wrapped<S: AsRef<std::ffi::OsStr>>(
+        wrapper: &[&str],
+        stack: Stack,
+        args: &[S],
+        limit: Duration,
+    ) -> Result<PeerProcess, HarnessError> {
+        let (program, script_args): (std::ffi::OsString, Vec<std::ffi::OsString>) = match stack {
             Stack::Chromium => {
                 deps::check_browser()?;
-                let mut c = Command::new("node");
-                c.arg(paths::browser_script());
-                c
+                ("node".into(), vec![paths::browser_script().into()])
             }
             Stack::Aiortc => {
                 deps::check_aiortc()?;
-                let mut c = Command::new(paths::venv_python());
-                c.arg("-u").arg(paths::aiortc_script());
-                c
+                (
+                    paths::venv_python().into(),
+                    vec!["-u".into(), paths::aiortc_script().into()],
+                )
             }
         };
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(program);
+                c
+            }
+            None => Command::new(program),
+        };
+        cmd.args(script_args);
         cmd.current_dir(paths::workspace_root())
             .args(args)
             .stdin(Stdio::null())

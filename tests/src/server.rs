@@ -44,6 +44,9 @@ pub struct ServerOptions {
     pub env: Vec<(String, String)>,
     /// How long to wait for `/health` to answer 200.
     pub startup_timeout: Duration,
+    /// The HTTP listener's address (`--bind`; 127.0.0.1 unless set). The harness itself always
+    /// talks to it through 127.0.0.1, so set it to `0.0.0.0` or to an address that includes it.
+    pub bind: Ipv4Addr,
 }
 
 impl Default for ServerOptions {
@@ -54,6 +57,7 @@ impl Default for ServerOptions {
             args: Vec::new(),
             env: Vec::new(),
             startup_timeout: Duration::from_secs(20),
+            bind: Ipv4Addr::LOCALHOST,
         }
     }
 }
@@ -71,6 +75,12 @@ impl ServerOptions {
     /// Appends command-line arguments.
     pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
         self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// The HTTP listener's address (see [`ServerOptions::bind`]).
+    pub fn bind(mut self, addr: Ipv4Addr) -> Self {
+        self.bind = addr;
         self
     }
 
@@ -135,7 +145,7 @@ impl Server {
         for k in CONTRACT_ENV {
             cmd.env_remove(k);
         }
-        cmd.args(["--bind", "127.0.0.1"])
+        cmd.args(["--bind", &opts.bind.to_string()])
             .args(["--port", &ports.http.to_string()])
             .args(["--rtc-min-port", &ports.rtc_min.to_string()])
             .args(["--shards", &opts.shards.to_string()])
@@ -203,6 +213,12 @@ impl Server {
     /// `base_url() + path` (`path` starts with `/`).
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url())
+    }
+
+    /// `http://{ip}:PORT`: the server as a peer elsewhere (another network namespace) reaches
+    /// it, when it listens there ([`ServerOptions::bind`]).
+    pub fn base_url_at(&self, ip: Ipv4Addr) -> String {
+        format!("http://{ip}:{}", self.ports.http)
     }
 
     /// The HTTP listener's address.

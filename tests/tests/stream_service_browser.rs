@@ -2,7 +2,8 @@
 //! WHIP to `/stream/{id}/whip`; a Chromium viewer calls `/stream/watch`, answers the server's
 //! offer with `PUT` to its `answer_url` and decodes the video. The viewer's joined and left
 //! events come from the media session's life (connected; DELETE), seen by an independent NATS
-//! subscriber; the sharer's DELETE stops the stream.
+//! subscriber; the sharer's DELETE stops the stream. The stream's quality caps the viewer, at
+//! join and after `PATCH …/quality` (read back from the viewer listing of `GET /stream/{id}`).
 
 mod stream_support;
 
@@ -65,6 +66,46 @@ fn chromium_sharer_reaches_a_chromium_viewer_through_the_server_offer() {
         .json()
         .expect("JSON");
     assert_eq!(state["viewer_count"], 1, "{state}");
+
+    // The stream's quality caps its viewer: at join (2500 kbit/s, 1080 rows), and again after
+    // PATCH (1500 kbit/s, 720 rows), as the viewer's shard reports it once a second. (The
+    // sharer sends one 640x480 encoding of about 0.8 Mbit/s, which fits both caps.)
+    let viewer_cap = |want: (u64, u64)| {
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let st = get(&server, &format!("/stream/{id}"), Some(&alice))
+                .json()
+                .expect("JSON");
+            let v = &st["viewers"][0];
+            let cap = (
+                v["cap"]["max_video_bps"].as_u64().unwrap_or(0),
+                v["cap"]["max_height"].as_u64().unwrap_or(0),
+            );
+            if cap == want {
+                assert_eq!(v["session_id"].as_str(), Some(viewer_session.as_str()));
+                assert_eq!(v["state"], "connected", "{st}");
+                assert!(
+                    v["tracks"].as_object().is_some_and(|t| !t.is_empty()),
+                    "{st}"
+                );
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < end,
+                "the viewer's cap is {cap:?}, not {want:?}: {st}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+    viewer_cap((2_500_000, 1080));
+    let r = patch_json(
+        &server,
+        &format!("/stream/{id}/quality"),
+        Some(&alice),
+        &serde_json::json!({ "resolution": "1280x720", "bitrate": 1500 }),
+    );
+    assert_eq!(r.status, 200, "{}", r.describe());
+    viewer_cap((1_500_000, 720));
 
     let report = run.wait().expect("Chromium run ends");
     report.assert_ok();

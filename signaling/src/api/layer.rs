@@ -1,7 +1,8 @@
 //! The WHEP layer extension (`urn:ietf:params:whep:ext:core:layer`, from the WHEP draft):
 //! `POST /whep/{stream}/{session}/layer` with a JSON body chooses the simulcast encoding and the
-//! spatial/temporal layers a viewer receives; `GET` lists the layers of the source it watches.
-//! Each choice becomes a `Command::SetLayers` for the viewer's shard.
+//! spatial/temporal layers a viewer receives, and (a Ringcast field) its quality preset; `GET`
+//! lists the layers of the source it watches. Each layer choice becomes a `Command::SetLayers`
+//! for the viewer's shard, each preset a `Command::SetQuality`.
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use sfu::{Mid, SessionId};
 
 use super::{check_auth, check_content_type, header_value, read_body};
 use crate::problem::Problem;
+use crate::quality::Preset;
 use crate::registry::{Registry, Role, SessionRecord};
 use crate::state::AppState;
 
@@ -33,15 +35,18 @@ pub struct LayerRequest {
     pub temporal: Option<Option<u8>>,
     pub max_spatial: Option<Option<u8>>,
     pub max_temporal: Option<Option<u8>>,
+    /// A quality preset for the whole session (`null`: none, no cap).
+    pub quality: Option<Option<&'static Preset>>,
 }
 
-const FIELDS: [&str; 6] = [
+const FIELDS: [&str; 7] = [
     "mediaId",
     "encodingId",
     "spatialLayerId",
     "temporalLayerId",
     "maxSpatialLayerId",
     "maxTemporalLayerId",
+    "quality",
 ];
 
 impl LayerRequest {
@@ -73,6 +78,16 @@ impl LayerRequest {
                 ));
             }
         };
+        let quality = match obj.get("quality") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(Value::String(name)) => Some(Some(super::offer::quality_preset(name)?)),
+            Some(_) => {
+                return Err(Problem::bad_request(
+                    "quality must be a preset name or null",
+                ));
+            }
+        };
         let req = LayerRequest {
             media_id,
             encoding_id,
@@ -80,18 +95,23 @@ impl LayerRequest {
             temporal: layer_field(&obj, "temporalLayerId")?,
             max_spatial: layer_field(&obj, "maxSpatialLayerId")?,
             max_temporal: layer_field(&obj, "maxTemporalLayerId")?,
+            quality,
         };
-        if req.encoding_id.is_none()
-            && req.spatial.is_none()
-            && req.temporal.is_none()
-            && req.max_spatial.is_none()
-            && req.max_temporal.is_none()
-        {
+        if !req.names_a_layer() && req.quality.is_none() {
             return Err(Problem::bad_request(
-                "name a layer: encodingId, spatialLayerId, temporalLayerId, maxSpatialLayerId or maxTemporalLayerId (null: the highest)",
+                "name a layer: encodingId, spatialLayerId, temporalLayerId, maxSpatialLayerId or maxTemporalLayerId (null: the highest), or a quality preset",
             ));
         }
         Ok(req)
+    }
+
+    /// Whether the request changes the layer selection (not only the quality preset).
+    pub fn names_a_layer(&self) -> bool {
+        self.encoding_id.is_some()
+            || self.spatial.is_some()
+            || self.temporal.is_some()
+            || self.max_spatial.is_some()
+            || self.max_temporal.is_some()
     }
 }
 
@@ -237,18 +257,32 @@ pub async fn post(
             .lock()
             .map_err(|_| Problem::internal("registry lock poisoned"))?;
         let (id, rec) = viewer(&reg, &stream, &session)?;
-        let (mid, selection) = resolve(&reg, id, rec, &req)?;
         let shard = rec.shard;
-        reg.set_selection(id, &mid, selection);
-        st.media.send(
-            shard,
-            Command::SetLayers {
-                session: id,
-                mid: Some(mid.clone()),
-                selection,
-            },
-        );
-        tracing::info!(session = %id, stream = %stream, mid = %mid.0, ?selection, "layer selection");
+        // Resolve everything before changing anything: a refused request changes nothing.
+        let layers = if req.names_a_layer() {
+            Some(resolve(&reg, id, rec, &req)?)
+        } else {
+            None
+        };
+        if let Some((mid, selection)) = layers {
+            reg.set_selection(id, &mid, selection);
+            st.media.send(
+                shard,
+                Command::SetLayers {
+                    session: id,
+                    mid: Some(mid.clone()),
+                    selection,
+                },
+            );
+            tracing::info!(session = %id, stream = %stream, mid = %mid.0, ?selection, "layer selection");
+        }
+        if let Some(preset) = req.quality {
+            reg.set_quality(id, preset);
+            let cap = preset.map(Preset::cap).unwrap_or_default();
+            st.media
+                .send(shard, Command::SetQuality { session: id, cap });
+            tracing::info!(session = %id, stream = %stream, quality = preset.map(|p| p.name), "quality preset");
+        }
         Ok::<Response, Problem>(StatusCode::NO_CONTENT.into_response())
     };
     run.await.unwrap_or_else(IntoResponse::into_response)
@@ -328,6 +362,22 @@ mod tests {
         assert_eq!(ok.spatial, None);
         let reset = LayerRequest::parse(br#"{"spatialLayerId":null}"#).expect("valid");
         assert_eq!(reset.spatial, Some(None));
+        let q = LayerRequest::parse(br#"{"quality":"720p"}"#).expect("quality alone");
+        assert_eq!(q.quality.flatten().map(|p| p.name), Some("720p"));
+        assert!(!q.names_a_layer());
+        let both = LayerRequest::parse(br#"{"quality":null,"encodingId":"q"}"#).expect("valid");
+        assert_eq!(both.quality, Some(None));
+        assert!(both.names_a_layer());
+        let unknown = LayerRequest::parse(br#"{"quality":"4k"}"#).expect_err("unknown preset");
+        assert_eq!(unknown.status.as_u16(), 422);
+        for bad in [
+            &br#"{"quality":720}"#[..],
+            br#"{"quality":""}"#,
+            br#"{"quality":["low"]}"#,
+        ] {
+            let e = LayerRequest::parse(bad).expect_err(&String::from_utf8_lossy(bad));
+            assert_eq!(e.status.as_u16(), 400, "{}", String::from_utf8_lossy(bad));
+        }
         for bad in [
             &b"not json"[..],
             b"[]",

@@ -166,6 +166,7 @@ pub fn render_text(st: &AppState) -> String {
     }
     if let Ok(reg) = st.registry.lock() {
         render_bwe(&mut out, reg.bwe_estimates().map(|b| b.target.0));
+        render_allocation(&mut out, reg.viewers().filter_map(ViewerSample::of));
         let (p, v) = reg.counts();
         let _ = writeln!(
             out,
@@ -223,6 +224,116 @@ fn render_bwe(out: &mut String, targets: impl Iterator<Item = u64>) {
     );
 }
 
+/// What `/metrics` aggregates of one viewer's latest allocation report.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ViewerSample {
+    /// The current layer of its first video section: `Some(rank)`, or `None` while paused.
+    /// Viewers without a video layer forwarded or chosen are not counted in the layer gauge.
+    layer: Option<Option<u8>>,
+    degraded: bool,
+    /// The worst loss of its sections, in thousandths.
+    loss_permille: u16,
+    rtt: Option<std::time::Duration>,
+}
+
+impl ViewerSample {
+    fn of(rec: &crate::registry::SessionRecord) -> Option<ViewerSample> {
+        let s = rec.stats.as_ref()?;
+        let video = s.tracks.iter().find(|t| t.kind == sfu::MediaKind::Video);
+        let layer = video.and_then(|t| {
+            if t.paused {
+                Some(None)
+            } else {
+                // Between layers (or on a single encoding, which has no rank of its own): the
+                // layer the allocator chose.
+                t.spatial.or(t.target_spatial).map(Some)
+            }
+        });
+        Some(ViewerSample {
+            layer,
+            degraded: s.degraded || rec.degraded.is_some(),
+            loss_permille: s.tracks.iter().map(|t| t.loss_permille).max().unwrap_or(0),
+            rtt: s.rtt,
+        })
+    }
+}
+
+/// Upper bounds (thousandths) of the loss histogram's buckets.
+const LOSS_BUCKETS: [u16; 9] = [0, 1, 5, 10, 20, 50, 100, 200, 500];
+/// Upper bounds (seconds) of the round-trip histogram's buckets.
+const RTT_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2];
+
+/// Aggregates of the viewers' allocation reports, without per-session labels: viewers per
+/// current layer, degraded viewers, and the distributions of their loss and round-trip times.
+fn render_allocation(out: &mut String, viewers: impl Iterator<Item = ViewerSample>) {
+    let mut layers = std::collections::BTreeMap::<String, u64>::new();
+    for l in ["0", "1", "2", "paused"] {
+        layers.insert(l.into(), 0);
+    }
+    let mut degraded = 0u64;
+    let mut loss = [0u64; LOSS_BUCKETS.len()];
+    let (mut loss_n, mut loss_sum) = (0u64, 0u64);
+    let mut rtt = [0u64; RTT_BUCKETS.len()];
+    let (mut rtt_n, mut rtt_sum) = (0u64, 0f64);
+    for v in viewers {
+        match v.layer {
+            Some(Some(rank)) => *layers.entry(rank.to_string()).or_default() += 1,
+            Some(None) => *layers.entry("paused".into()).or_default() += 1,
+            None => {}
+        }
+        degraded += u64::from(v.degraded);
+        loss_n += 1;
+        loss_sum += u64::from(v.loss_permille);
+        for (c, &b) in loss.iter_mut().zip(&LOSS_BUCKETS) {
+            *c += u64::from(v.loss_permille <= b);
+        }
+        if let Some(r) = v.rtt {
+            let r = r.as_secs_f64();
+            rtt_n += 1;
+            rtt_sum += r;
+            for (c, &b) in rtt.iter_mut().zip(&RTT_BUCKETS) {
+                *c += u64::from(r <= b);
+            }
+        }
+    }
+    let name = "ringcast_viewer_layer";
+    let _ = writeln!(
+        out,
+        "# HELP {name} viewers by the simulcast/spatial layer of their first video section (paused: no video fits)\n# TYPE {name} gauge"
+    );
+    for (l, n) in &layers {
+        let _ = writeln!(out, "{name}{{layer=\"{l}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP ringcast_viewers_degraded viewers whose video allocation stayed below what they want\n# TYPE ringcast_viewers_degraded gauge\nringcast_viewers_degraded {degraded}"
+    );
+    let name = "ringcast_viewer_loss_permille";
+    let _ = writeln!(
+        out,
+        "# HELP {name} loss each viewer reports (worst section, thousandths)\n# TYPE {name} histogram"
+    );
+    for (c, b) in loss.iter().zip(LOSS_BUCKETS) {
+        let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {c}");
+    }
+    let _ = writeln!(
+        out,
+        "{name}_bucket{{le=\"+Inf\"}} {loss_n}\n{name}_sum {loss_sum}\n{name}_count {loss_n}"
+    );
+    let name = "ringcast_viewer_rtt_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} round-trip time to each viewer\n# TYPE {name} histogram"
+    );
+    for (c, b) in rtt.iter().zip(RTT_BUCKETS) {
+        let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {c}");
+    }
+    let _ = writeln!(
+        out,
+        "{name}_bucket{{le=\"+Inf\"}} {rtt_n}\n{name}_sum {rtt_sum}\n{name}_count {rtt_n}"
+    );
+}
+
 pub async fn render(State(st): State<Arc<AppState>>) -> Response {
     let mut resp = render_text(&st).into_response();
     resp.headers_mut().insert(
@@ -234,7 +345,47 @@ pub async fn render(State(st): State<Arc<AppState>>) -> Response {
 
 #[cfg(test)]
 mod bwe_tests {
-    use super::render_bwe;
+    use super::{ViewerSample, render_allocation, render_bwe};
+    use std::time::Duration;
+
+    #[test]
+    fn allocation_families_aggregate_viewers_without_session_labels() {
+        let v = |layer, degraded, loss_permille, rtt_ms: Option<u64>| ViewerSample {
+            layer,
+            degraded,
+            loss_permille,
+            rtt: rtt_ms.map(Duration::from_millis),
+        };
+        let mut out = String::new();
+        render_allocation(
+            &mut out,
+            [
+                v(Some(Some(0)), true, 30, Some(40)),
+                v(Some(Some(0)), false, 0, Some(4)),
+                v(Some(Some(2)), false, 0, None),
+                v(Some(None), true, 600, Some(300)),
+                v(None, false, 0, None),
+            ]
+            .into_iter(),
+        );
+        assert!(
+            out.contains("ringcast_viewer_layer{layer=\"0\"} 2\n"),
+            "{out}"
+        );
+        assert!(out.contains("ringcast_viewer_layer{layer=\"1\"} 0\n"));
+        assert!(out.contains("ringcast_viewer_layer{layer=\"2\"} 1\n"));
+        assert!(out.contains("ringcast_viewer_layer{layer=\"paused\"} 1\n"));
+        assert!(out.contains("ringcast_viewers_degraded 2\n"));
+        assert!(out.contains("ringcast_viewer_loss_permille_bucket{le=\"0\"} 3\n"));
+        assert!(out.contains("ringcast_viewer_loss_permille_bucket{le=\"50\"} 4\n"));
+        assert!(out.contains("ringcast_viewer_loss_permille_bucket{le=\"+Inf\"} 5\n"));
+        assert!(out.contains("ringcast_viewer_loss_permille_sum 630\n"));
+        assert!(out.contains("ringcast_viewer_rtt_seconds_bucket{le=\"0.005\"} 1\n"));
+        assert!(out.contains("ringcast_viewer_rtt_seconds_bucket{le=\"0.05\"} 2\n"));
+        assert!(out.contains("ringcast_viewer_rtt_seconds_bucket{le=\"0.4\"} 3\n"));
+        assert!(out.contains("ringcast_viewer_rtt_seconds_count 3\n"));
+        assert!(!out.contains("session"), "no per-session labels");
+    }
 
     #[test]
     fn estimate_histogram_counts_viewers_per_bucket_and_below_300_kbps() {

@@ -3,9 +3,11 @@
 
 mod demo;
 pub mod layer;
+pub mod layers;
 mod metrics;
 mod offer;
 mod resource;
+pub mod stats;
 
 use std::sync::Arc;
 
@@ -37,6 +39,10 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .options(resource::options),
         )
         .route(
+            "/whip/{stream}/{session}/layers",
+            get(layers::get).options(layers::options),
+        )
+        .route(
             "/whep/{stream}/{session}/layer",
             post(layer::post).get(layer::get),
         )
@@ -46,7 +52,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .patch(resource::patch)
                 .options(resource::options),
         )
-        .route("/whep/{stream}/{session}/stats", get(resource::stats))
+        .route("/whep/{stream}/{session}/stats", get(stats::get))
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .layer(axum::middleware::from_fn(cors))
         .with_state(state)

@@ -1,9 +1,11 @@
 //! `POST /whip/{stream}` and `POST /whep/{stream}`: an SDP offer in, a session on a shard and the
 //! SDP answer out (RFC 9725 §4.2).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -12,7 +14,8 @@ use sfu::{MediaKind, SessionId};
 
 use super::{check_auth, check_content_type, check_stream_name, header_value, read_body};
 use crate::problem::Problem;
-use crate::registry::{PublishedVideo, Role};
+use crate::quality;
+use crate::registry::{Role, published_video};
 use crate::sdp;
 use crate::session_spec;
 use crate::state::AppState;
@@ -23,20 +26,41 @@ pub async fn whip(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    offer(state, path, headers, body, Role::Publisher)
+    offer(state, path, headers, body, Role::Publisher, Ok(None))
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
+/// `POST /whep/{stream}`, optionally `?quality=<preset>` (any name of [`crate::quality`]).
 pub async fn whep(
     state: State<Arc<AppState>>,
     path: Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    offer(state, path, headers, body, Role::Viewer)
+    let quality = query
+        .map(|Query(mut q)| q.remove("quality"))
+        .map_err(|e| Problem::bad_request(format!("bad query string: {e}")));
+    offer(state, path, headers, body, Role::Viewer, quality)
         .await
         .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// A quality preset by name: `400` for an empty name, `422` for one that is not a preset.
+pub(crate) fn quality_preset(name: &str) -> Result<&'static quality::Preset, Problem> {
+    if name.trim().is_empty() {
+        return Err(Problem::bad_request(format!(
+            "quality needs a preset name: {}",
+            quality::names()
+        )));
+    }
+    quality::find(name).ok_or_else(|| {
+        Problem::unprocessable(format!(
+            "no quality preset {name:?}; presets are {}",
+            quality::names()
+        ))
+    })
 }
 
 /// `OPTIONS` on an endpoint: what it accepts, and the ICE servers.
@@ -65,9 +89,11 @@ async fn offer(
     headers: HeaderMap,
     body: axum::body::Body,
     role: Role,
+    quality: Result<Option<String>, Problem>,
 ) -> Result<Response, Problem> {
     check_auth(&st, &headers)?;
     check_stream_name(&stream)?;
+    let preset = quality?.map(|n| quality_preset(&n)).transpose()?;
     check_content_type(&headers, "application/sdp")?;
     let bytes = read_body(body, st.cfg.max_sdp_bytes).await?;
     let text = std::str::from_utf8(&bytes)
@@ -99,18 +125,7 @@ async fn offer(
             session_spec::build(id, role, adm.key, &stream, &neg, ice, &st.media, port);
         match role {
             Role::Publisher => {
-                let video = spec
-                    .publish
-                    .iter()
-                    .filter(|p| p.kind == MediaKind::Video)
-                    .map(|p| PublishedVideo {
-                        track: p.track,
-                        mid: p.mid.clone(),
-                        layers: p.layers.clone(),
-                        order: p.layer_order,
-                    })
-                    .collect();
-                reg.set_published_video(&stream, video);
+                reg.set_published_video(&stream, published_video(&spec));
             }
             Role::Viewer => {
                 let mids = spec
@@ -120,14 +135,24 @@ async fn offer(
                     .map(|s| s.mid.clone())
                     .collect();
                 reg.set_video_mids(id, mids);
+                reg.set_quality(id, preset);
             }
         }
         st.media
             .send(adm.shard, Command::AddSession(Box::new(spec)));
+        if let Some(p) = preset {
+            st.media.send(
+                adm.shard,
+                Command::SetQuality {
+                    session: id,
+                    cap: p.cap(),
+                },
+            );
+        }
         for (to, cmd) in adm.commands {
             st.media.send(to, cmd);
         }
-        tracing::info!(session = %id, stream = %stream, ?role, shard = %adm.shard, "session created");
+        tracing::info!(session = %id, stream = %stream, ?role, shard = %adm.shard, quality = preset.map(|p| p.name), "session created");
         sdp::write_answer(&neg, &local)
     };
     let kind = match role {
@@ -146,6 +171,16 @@ async fn offer(
     );
     for link in &st.ice_links {
         h.append(header::LINK, link.clone());
+    }
+    if role == Role::Publisher {
+        // Dynacast: which encodings viewers need, for publishers that follow it.
+        h.append(
+            header::LINK,
+            header_value(&format!(
+                "<{location}/layers>; rel=\"{}\"",
+                super::layers::LAYERS_REL
+            )),
+        );
     }
     if role == Role::Viewer {
         // The WHEP layer extension: the viewer picks its simulcast/SVC layers there.

@@ -93,56 +93,6 @@ pub async fn patch(
     run.await.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// `GET /whep/{stream}/{session}/stats`: the session's figures as JSON, with the send-side
-/// bandwidth estimate toward the viewer (`bwe`, null until the shard reported one: the viewer
-/// must have negotiated transport-cc, and reports come once a second).
-pub async fn stats(
-    State(st): State<Arc<AppState>>,
-    Path((stream, session)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    let run = || -> Result<Response, Problem> {
-        check_auth(&st, &headers)?;
-        let id = parse_session(&session)?;
-        let reg = st
-            .registry
-            .lock()
-            .map_err(|_| Problem::internal("registry lock poisoned"))?;
-        let rec = reg
-            .session(id)
-            .filter(|r| r.stream == stream)
-            .ok_or_else(|| Problem::not_found("no such session"))?;
-        let bwe = rec.bwe.map(|b| {
-            serde_json::json!({
-                "target_bps": b.target.0,
-                "delay_based_bps": b.delay_based.0,
-                "acked_bps": b.acked.map(|r| r.0),
-                "loss": f64::from(b.loss_permille) / 1000.0,
-                "rtt_ms": b.rtt.as_secs_f64() * 1000.0,
-                "usage": format!("{:?}", b.usage).to_lowercase(),
-                "rate_state": format!("{:?}", b.rate_state).to_lowercase(),
-                "in_alr": b.in_alr,
-                "last_probe_bps": b.last_probe.map(|r| r.0),
-                "packets_sent": b.packets_sent,
-                "padding_packets": b.padding_packets,
-                "padding_bytes": b.padding_bytes,
-                "feedback_received": b.feedback_received,
-            })
-        });
-        let body = serde_json::json!({
-            "session": id.to_string(),
-            "stream": rec.stream,
-            "shard": rec.shard.0,
-            "bwe": bwe,
-        });
-        let mut resp = body.to_string().into_response();
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, header_value("application/json"));
-        Ok(resp)
-    };
-    run().unwrap_or_else(IntoResponse::into_response)
-}
-
 pub async fn options() -> Response {
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut().insert(

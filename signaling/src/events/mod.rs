@@ -32,6 +32,7 @@ pub mod subjects {
     pub const MEDIA_TRACK_ADDED: &str = "media.track.added";
     pub const MEDIA_TRACK_REMOVED: &str = "media.track.removed";
     pub const MEDIA_QUALITY_DEGRADED: &str = "media.quality.degraded";
+    pub const MEDIA_QUALITY_RESTORED: &str = "media.quality.restored";
 }
 
 /// One message on the bus.

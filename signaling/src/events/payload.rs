@@ -67,6 +67,26 @@ pub struct QualityChanged {
     pub timestamp: String,
 }
 
+/// `media.quality.degraded` (a viewer's video allocation stayed below what it wants for 5 s) and
+/// `media.quality.restored` (it stayed at it for 5 s again).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QualityNotice {
+    /// The viewer's session: the stream service's session uuid, or a WHEP session's id (16 hex
+    /// digits, as in its resource URL).
+    pub session_id: String,
+    /// The stream: the stream service's stream uuid, or the WHEP stream name.
+    pub stream: String,
+    /// What the allocator gives the viewer's video, bit/s.
+    pub allocated_bps: u64,
+    /// What the viewer wants: its quality preset's bit rate, or without one the top layers'
+    /// rate, bit/s.
+    pub wanted_bps: u64,
+    /// The send-side estimate toward the viewer, bit/s (`null` without transport-cc or before
+    /// the first report).
+    pub estimate_bps: Option<u64>,
+    pub timestamp: String,
+}
+
 /// `voice.session.ended` as other services publish it: the user's stream in that channel (or
 /// every stream of the user when no channel is given) stops.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

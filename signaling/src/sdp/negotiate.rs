@@ -1,7 +1,7 @@
 //! Offer/answer negotiation (RFC 3264, RFC 8829 §5.3) for the two roles Ringcast answers: WHIP
 //! publishers, whose media it receives, and WHEP viewers, to whom it sends.
 
-use sfu::control::{CodecParams, ExtMap, IceParams, RtcpFeedback};
+use sfu::control::{CodecParams, ExtMap, IceParams, RtcpFeedback, TrackContent};
 use sfu::dtls::Fingerprint;
 use sfu::{MediaKind, Mid, Rid, Ssrc};
 
@@ -80,6 +80,9 @@ pub struct NegotiatedMedia {
     pub rids: Vec<Rid>,
     /// `a=rtcp-rsize` was offered and is answered (RFC 5506).
     pub rtcp_rsize: bool,
+    /// What a publisher's video line shows: [`TrackContent::Screen`] when the offer marks it
+    /// `a=content:slides` (RFC 4796), else camera. Always camera for audio and for viewers.
+    pub content: TrackContent,
     /// Position of the line in the offer.
     pub(crate) line: usize,
     pub(crate) proto: String,
@@ -130,6 +133,7 @@ pub fn negotiate(offer: &Offer, role: Role, caps: &Capabilities) -> Result<Negot
             remote_msid: om.msid.clone(),
             rids: Vec::new(),
             rtcp_rsize: false,
+            content: TrackContent::Camera,
             line,
             proto: om.proto.clone(),
             first_format: om.first_format.clone(),
@@ -164,6 +168,15 @@ pub fn negotiate(offer: &Offer, role: Role, caps: &Capabilities) -> Result<Negot
         bundle_offered: !offer.bundle.is_empty(),
         extmap_allow_mixed: offer.extmap_allow_mixed,
     })
+}
+
+/// RFC 4796 `a=content:slides` on a publisher's video line: a shared screen or slides.
+fn content_of(om: &OfferedMedia, kind: MediaKind, role: Role) -> TrackContent {
+    if role == Role::Publisher && kind == MediaKind::Video && om.is_slides() {
+        TrackContent::Screen
+    } else {
+        TrackContent::Camera
+    }
 }
 
 /// The bundled transport must be DTLS-SRTP with RTP/RTCP multiplexing.
@@ -278,6 +291,7 @@ fn accept_line(
         remote_msid: om.msid.clone(),
         rids,
         rtcp_rsize: om.rtcp_rsize,
+        content: content_of(om, kind, role),
         line: 0,
         proto: om.proto.clone(),
         first_format: om.first_format.clone(),

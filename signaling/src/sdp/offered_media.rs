@@ -1,6 +1,7 @@
 //! One `m=` section of an offer, read in a single pass over its attributes: codecs (RFC 8866
 //! `a=rtpmap`/`a=fmtp`, RFC 4585 `a=rtcp-fb`, RFC 4588 RTX), header extensions (RFC 8285), SSRCs
-//! (RFC 5576), `a=msid` (RFC 8830), RIDs and simulcast (RFC 8851, RFC 8853).
+//! (RFC 5576), `a=msid` (RFC 8830), RIDs and simulcast (RFC 8851, RFC 8853), `a=content`
+//! (RFC 4796).
 
 use std::collections::HashMap;
 
@@ -121,6 +122,9 @@ pub struct OfferedMedia {
     pub simulcast: Option<String>,
     pub rtcp_mux: bool,
     pub rtcp_rsize: bool,
+    /// The `a=content` tokens (RFC 4796: `slides`, `speaker`, `sl`, `main`, `alt`, or an
+    /// extension token), lowercased, in order; empty when absent.
+    pub content: Vec<String>,
     /// The first format of the `m=` line, echoed when the answer rejects the line.
     pub(crate) first_format: String,
 }
@@ -129,6 +133,12 @@ impl OfferedMedia {
     /// Whether the offerer wants this line to carry media (port not 0, or bundle-only).
     pub fn enabled(&self) -> bool {
         !self.port_zero || self.bundle_only
+    }
+
+    /// Whether `a=content` names the line as slides (RFC 4796 §5: a presentation or a shared
+    /// screen).
+    pub fn is_slides(&self) -> bool {
+        self.content.iter().any(|c| c == "slides")
     }
 }
 
@@ -217,6 +227,7 @@ pub(crate) fn read_section(
             simulcast: None,
             rtcp_mux: false,
             rtcp_rsize: false,
+            content: Vec::new(),
             first_format,
         },
         transport: SectionTransport::default(),
@@ -325,6 +336,15 @@ pub(crate) fn read_section(
             }
             "simulcast" => {
                 media.simulcast.get_or_insert_with(|| value.to_owned());
+            }
+            "content" => {
+                // RFC 4796 §5: `a=content:` 1*(token) separated by commas.
+                for token in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                    let token = token.to_ascii_lowercase();
+                    if !media.content.contains(&token) {
+                        media.content.push(token);
+                    }
+                }
             }
             key => {
                 if let Some(direction) = Direction::from_attribute(key) {

@@ -15,7 +15,7 @@ use sfu::SessionId;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::quality::resolve;
+use super::quality::{resolve, stream_cap};
 use super::server_offer::{OfferParams, write_offer};
 use super::{LocalSession, SessionRole, SessionState, StreamService, ice_servers, media_name};
 use crate::events::payload::{self, QualityChanged, StreamStarted};
@@ -119,7 +119,11 @@ pub async fn start(State(svc): Svc, headers: HeaderMap, body: axum::body::Body) 
                 }
                 other => other?,
             }
-            svc.local()?.owned.insert(rec.stream_id);
+            {
+                let mut local = svc.local()?;
+                local.owned.insert(rec.stream_id);
+                local.caps.insert(rec.stream_id, stream_cap(&rec.quality));
+            }
             tracing::info!(stream = %rec.stream_id, channel = %rec.channel_id, user = %user, "stream started");
             svc.emit(
                 subjects::STREAM_STARTED,
@@ -268,7 +272,12 @@ impl StreamService {
             (offer, adm.key)
         };
         let sdp = offer.sdp.clone();
-        self.local()?.insert(
+        let mut local = self.local()?;
+        local
+            .caps
+            .entry(rec.stream_id)
+            .or_insert_with(|| stream_cap(&rec.quality));
+        local.insert(
             id,
             LocalSession {
                 uuid: session,
@@ -333,7 +342,7 @@ pub async fn quality(
             if !svc.store.update_stream(rec.clone()).await? {
                 return Err(Problem::not_found(format!("no stream {id}")).into());
             }
-            svc.apply_quality(&rec);
+            svc.apply_quality(rec.stream_id, &rec.quality);
             svc.emit(
                 subjects::STREAM_QUALITY_CHANGED,
                 &QualityChanged {
@@ -359,18 +368,51 @@ pub async fn quality(
 }
 
 impl StreamService {
-    /// Hook for the media plane's layer selection. The quality is recorded on the stream (bitrate
-    /// cap, preferred simulcast layer) and announced; the media plane forwards one layer per
-    /// publisher today, so there is nothing to switch yet. With simulcast, this is where the
-    /// stream's viewers get `preferred_layer` and `max_bitrate_kbps` as their target.
-    fn apply_quality(&self, rec: &StreamRecord) {
+    /// Applies a stream's quality to its viewers on this node: each gets the stream's cap
+    /// (`Command::SetQuality`: its bit rate and the height of its resolution) now, and viewers
+    /// that answer later get it when their session starts. Streams served by another node are
+    /// left to that node, which hears of the change on the bus (`stream.quality.changed`).
+    /// Returns whether the cap changed.
+    pub(crate) fn apply_quality(&self, stream: Uuid, quality: &crate::store::Quality) -> bool {
+        let cap = stream_cap(quality);
+        let viewers: Vec<SessionId> = {
+            let Ok(mut local) = self.local.lock() else {
+                return false;
+            };
+            if !local.owned.contains(&stream) || local.caps.get(&stream) == Some(&cap) {
+                return false;
+            }
+            local.caps.insert(stream, cap);
+            local
+                .of_stream(stream)
+                .into_iter()
+                .filter(|id| {
+                    local.sessions.get(id).is_some_and(|s| {
+                        s.role == SessionRole::Viewer
+                            && matches!(s.state, SessionState::Running { .. })
+                    })
+                })
+                .collect()
+        };
+        if let Ok(reg) = self.app.registry.lock() {
+            for id in &viewers {
+                if let Some(r) = reg.session(*id) {
+                    self.app.media.send(
+                        r.shard,
+                        sfu::control::Command::SetQuality { session: *id, cap },
+                    );
+                }
+            }
+        }
         tracing::info!(
-            stream = %rec.stream_id,
-            preset = %rec.quality.preset,
-            max_kbps = rec.quality.max_bitrate_kbps,
-            layer = %rec.quality.preferred_layer,
-            "stream quality recorded (layer selection applies once simulcast forwarding exists)"
+            %stream,
+            preset = %quality.preset,
+            max_kbps = quality.max_bitrate_kbps,
+            resolution = %quality.resolution,
+            viewers = viewers.len(),
+            "stream quality applied to its viewers"
         );
+        true
     }
 }
 
@@ -391,7 +433,7 @@ pub async fn get_stream(
             let id = parse_id(&stream_id)?;
             let rec = load(&svc, id).await?;
             let viewers = svc.store.viewer_count(id).await?;
-            Ok(Json(json!({
+            let mut body = json!({
                 "stream_id": rec.stream_id,
                 "session_id": rec.session_id,
                 "channel_id": rec.channel_id,
@@ -401,11 +443,58 @@ pub async fn get_stream(
                 "started_at": rec.started_at,
                 "viewer_count": viewers,
                 "quality": quality_json(&rec),
-            }))
-            .into_response())
+            });
+            if rec.node_id == svc.node_id {
+                body["viewers"] = Value::Array(svc.viewer_records(id)?);
+            }
+            Ok(Json(body).into_response())
         }
         .await,
     )
+}
+
+impl StreamService {
+    /// This node's viewer sessions of a stream, with their allocation figures (the fields of
+    /// `GET /whep/{stream}/{session}/stats`), in session order.
+    fn viewer_records(&self, stream: Uuid) -> Result<Vec<Value>, ApiError> {
+        let local = self.local()?;
+        let reg = self
+            .app
+            .registry
+            .lock()
+            .map_err(|_| Problem::internal("registry lock poisoned"))?;
+        let mut out: Vec<(Uuid, Value)> = local
+            .of_stream(stream)
+            .into_iter()
+            .filter_map(|id| {
+                let s = local.sessions.get(&id)?;
+                if s.role != SessionRole::Viewer {
+                    return None;
+                }
+                let state = match s.state {
+                    SessionState::Offered { .. } => "offered",
+                    SessionState::Running {
+                        connected: false, ..
+                    } => "connecting",
+                    SessionState::Running {
+                        connected: true, ..
+                    } => "connected",
+                };
+                let mut v = serde_json::Map::new();
+                v.insert("session_id".into(), json!(s.uuid));
+                v.insert("user_id".into(), json!(s.user_id));
+                v.insert("state".into(), json!(state));
+                if let Some(r) = reg.session(id) {
+                    v.extend(crate::api::stats::allocation_json(r));
+                    // The stream's quality applies, not a WHEP preset.
+                    v.remove("quality");
+                }
+                Some((s.uuid, Value::Object(v)))
+            })
+            .collect();
+        out.sort_by_key(|(u, _)| *u);
+        Ok(out.into_iter().map(|(_, v)| v).collect())
+    }
 }
 
 /// `GET /stream/status`: this node, its store and bus (no auth; 503 when the store is down).

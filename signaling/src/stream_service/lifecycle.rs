@@ -11,7 +11,10 @@ use sfu::control::{CloseReason, Command, Event};
 use uuid::Uuid;
 
 use super::{SessionRole, SessionState, StreamService};
-use crate::events::payload::{self, ChannelDeleted, StreamStopped, ViewerEvent, VoiceSessionEnded};
+use crate::events::payload::{
+    self, ChannelDeleted, QualityChanged, QualityNotice, StreamStopped, ViewerEvent,
+    VoiceSessionEnded,
+};
 use crate::events::{BusError, subjects};
 use crate::store::{StoreError, StreamRecord};
 
@@ -78,10 +81,63 @@ impl StreamService {
             // Layer order and estimates are media-plane bookkeeping (the registry keeps them);
             // the stream service has nothing to record.
             Event::LayerOrder { .. } | Event::ViewerEstimate { .. } => {}
-            Event::ViewerStats { .. }
-            | Event::QualityDegraded { .. }
-            | Event::LayerDemand { .. } => {}
+            Event::QualityDegraded {
+                id,
+                degraded,
+                allocated,
+                wanted,
+                ..
+            } => self.spawn_quality_notice(*id, *degraded, *allocated, *wanted),
+            // Allocation reports and layer demand are kept by the registry.
+            Event::ViewerStats { .. } | Event::LayerDemand { .. } => {}
         }
+    }
+
+    /// Publishes `media.quality.degraded` or `media.quality.restored` for any viewer session of
+    /// this process: stream-service viewers by their uuids, WHEP viewers by session id and
+    /// stream name.
+    fn spawn_quality_notice(
+        self: &Arc<Self>,
+        id: SessionId,
+        degraded: bool,
+        allocated: sfu::Bitrate,
+        wanted: sfu::Bitrate,
+    ) {
+        let local = self.local.lock().ok().and_then(|l| {
+            l.sessions
+                .get(&id)
+                .map(|s| (s.uuid.to_string(), s.stream_id.to_string()))
+        });
+        let Ok(reg) = self.app.registry.lock() else {
+            return;
+        };
+        let rec = reg.session(id);
+        let Some((session_id, stream)) =
+            local.or_else(|| rec.map(|r| (id.to_string(), r.stream.clone())))
+        else {
+            return;
+        };
+        let notice = QualityNotice {
+            session_id,
+            stream,
+            allocated_bps: allocated.0,
+            wanted_bps: wanted.0,
+            estimate_bps: rec
+                .and_then(|r| r.stats.as_ref())
+                .and_then(|s| s.estimate)
+                .or_else(|| rec.and_then(|r| r.bwe.map(|b| b.target)))
+                .map(|b| b.0),
+            timestamp: payload::now_rfc3339(),
+        };
+        drop(reg);
+        let subject = if degraded {
+            subjects::MEDIA_QUALITY_DEGRADED
+        } else {
+            subjects::MEDIA_QUALITY_RESTORED
+        };
+        tracing::info!(subject, session = %notice.session_id, stream = %notice.stream, allocated_bps = notice.allocated_bps, wanted_bps = notice.wanted_bps, "viewer quality notice");
+        let svc = Arc::clone(self);
+        tokio::spawn(async move { svc.emit(subject, &notice).await });
     }
 
     fn spawn_closed(self: &Arc<Self>, id: SessionId, reason: &'static str) {
@@ -168,6 +224,7 @@ impl StreamService {
         let sessions: Vec<_> = match self.local.lock() {
             Ok(mut l) => {
                 l.owned.remove(&stream);
+                l.caps.remove(&stream);
                 l.of_stream(stream)
                     .into_iter()
                     .filter_map(|id| l.remove(id).map(|s| (id, s)))
@@ -295,6 +352,21 @@ impl StreamService {
                     }
                 }
             }
+            subjects::STREAM_QUALITY_CHANGED => {
+                // Another node changed the quality of a stream whose media runs here (this
+                // node's own changes are applied already and change nothing here).
+                if let Ok(ev) = serde_json::from_slice::<QualityChanged>(payload) {
+                    let q = crate::store::Quality {
+                        resolution: ev.resolution,
+                        framerate: ev.framerate,
+                        bitrate: ev.bitrate,
+                        preset: ev.preset,
+                        max_bitrate_kbps: ev.max_bitrate_kbps,
+                        preferred_layer: ev.preferred_layer,
+                    };
+                    self.apply_quality(ev.stream_id, &q);
+                }
+            }
             subjects::STREAM_STOPPED => {
                 // Another node stopped a stream whose media runs here: close it here too.
                 if let Ok(ev) = serde_json::from_slice::<StreamStopped>(payload)
@@ -339,6 +411,7 @@ pub(super) async fn spawn_background(svc: &Arc<StreamService>) -> Result<(), Bus
         subjects::VOICE_SESSION_ENDED,
         subjects::CHANNEL_DELETED,
         subjects::STREAM_STOPPED,
+        subjects::STREAM_QUALITY_CHANGED,
     ] {
         let mut sub = svc.bus.subscribe(subject.to_string()).await?;
         let svc = Arc::clone(svc);

@@ -103,6 +103,8 @@ pub(crate) struct Local {
     pub by_uuid: HashMap<Uuid, SessionId>,
     /// Streams this node started and has not seen stop.
     pub owned: HashSet<Uuid>,
+    /// The quality cap every viewer of a stream served here gets.
+    pub caps: HashMap<Uuid, sfu::control::QualityCap>,
 }
 
 impl Local {

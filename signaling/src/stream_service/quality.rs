@@ -1,48 +1,36 @@
 //! Stream quality: the seed's presets (1080p 2500 kbps at 30 fps, 720p 1500 kbps at 30 fps,
-//! 480p 800 kbps at 24 fps) and the mapping of a requested resolution/framerate/bitrate to a
-//! preset, a bitrate cap and the simulcast layer viewers should get.
+//! 480p 800 kbps at 24 fps, in the one preset table of [`crate::quality`]) and the mapping of a
+//! requested resolution/framerate/bitrate to a preset, a bitrate cap and the simulcast layer
+//! viewers should get; [`stream_cap`] is the cap every viewer of the stream gets.
 
+use sfu::control::QualityCap;
+
+use crate::quality::{Preset, PresetFamily};
 use crate::store::Quality;
 
-/// A named quality preset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Preset {
-    pub name: &'static str,
-    pub width: u32,
-    pub height: u32,
-    pub framerate: u32,
-    pub bitrate_kbps: u32,
-    /// The simulcast layer (`a=rid`) that carries this quality.
-    pub layer: &'static str,
+/// The stream presets, tallest first.
+fn presets() -> impl Iterator<Item = &'static Preset> {
+    crate::quality::family(PresetFamily::Stream)
 }
 
-/// High, medium, low.
-pub const PRESETS: [Preset; 3] = [
-    Preset {
-        name: "1080p",
-        width: 1920,
-        height: 1080,
-        framerate: 30,
-        bitrate_kbps: 2500,
-        layer: "h",
-    },
-    Preset {
-        name: "720p",
-        width: 1280,
-        height: 720,
-        framerate: 30,
-        bitrate_kbps: 1500,
-        layer: "m",
-    },
-    Preset {
-        name: "480p",
-        width: 854,
-        height: 480,
-        framerate: 24,
-        bitrate_kbps: 800,
-        layer: "l",
-    },
-];
+/// The simulcast layer (`a=rid`) that carries a stream preset's quality: `h` for the tallest,
+/// `m`, then `l`.
+fn layer_of(preset: &Preset) -> &'static str {
+    match presets().position(|p| p.name == preset.name) {
+        Some(0) => "h",
+        Some(1) => "m",
+        _ => "l",
+    }
+}
+
+/// The cap every viewer of a stream with this quality gets: the stream's bit rate and the
+/// height of its resolution (the preset's when the resolution cannot be read).
+pub fn stream_cap(q: &Quality) -> QualityCap {
+    let height = parse_resolution(&q.resolution)
+        .map(|(_, h)| h)
+        .unwrap_or_else(|_| preset_for_height(0).height);
+    crate::quality::cap(q.max_bitrate_kbps, height)
+}
 
 /// Why requested settings are refused (400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,10 +59,11 @@ pub fn parse_resolution(s: &str) -> Result<(u32, u32), QualityError> {
 
 /// The preset for a frame height: the largest preset not taller than it (480p at least).
 pub fn preset_for_height(height: u32) -> &'static Preset {
-    PRESETS
-        .iter()
+    presets()
         .find(|p| p.height <= height)
-        .unwrap_or(&PRESETS[PRESETS.len() - 1])
+        .or_else(|| presets().last())
+        // The table has three stream presets.
+        .expect("the preset table has stream presets")
 }
 
 /// Settings of a request; missing fields come from `base` (the stream's current quality) or,
@@ -88,7 +77,10 @@ pub fn resolve(
     let resolution = match (resolution, base) {
         (Some(r), _) => r.trim().to_string(),
         (None, Some(b)) => b.resolution.clone(),
-        (None, None) => format!("{}x{}", PRESETS[0].width, PRESETS[0].height),
+        (None, None) => {
+            let top = preset_for_height(u32::MAX);
+            format!("{}x{}", top.width, top.height)
+        }
     };
     let (_, height) = parse_resolution(&resolution)?;
     let preset = preset_for_height(height);
@@ -110,7 +102,7 @@ pub fn resolve(
         bitrate,
         preset: preset.name.to_string(),
         max_bitrate_kbps: bitrate,
-        preferred_layer: preset.layer.to_string(),
+        preferred_layer: layer_of(preset).to_string(),
     })
 }
 
@@ -153,6 +145,26 @@ mod tests {
                 changed.max_bitrate_kbps
             ),
             ("854x480", 1200, 1200)
+        );
+    }
+
+    #[test]
+    fn the_stream_cap_is_its_bit_rate_and_resolution_height() {
+        let q = resolve(Some("1280x720"), None, Some(1200), None).expect("valid");
+        let c = stream_cap(&q);
+        assert_eq!(c.max_video, Some(sfu::Bitrate(1_200_000)));
+        assert_eq!(c.max_height, Some(720));
+        let d = stream_cap(&resolve(None, None, None, None).expect("defaults"));
+        assert_eq!(
+            (d.max_video, d.max_height),
+            (Some(sfu::Bitrate(2_500_000)), Some(1080))
+        );
+        assert_eq!(
+            [
+                layer_of(&crate::quality::PRESETS[0]),
+                layer_of(&crate::quality::PRESETS[2])
+            ],
+            ["h", "l"]
         );
     }
 

@@ -99,8 +99,11 @@ pub async fn whip(
             )?;
             let media = &svc.app.media;
             let port = media.port(adm.shard);
-            let (spec, local_desc) =
+            let (mut spec, local_desc) =
                 session_spec::build(sid, Role::Publisher, adm.key, &name, &neg, ice, media, port);
+            // The stream service shares screens: its allocators keep them before camera video.
+            session_spec::mark_screen(&mut spec);
+            reg.set_published_video(&name, crate::registry::published_video(&spec));
             media.send(adm.shard, Command::AddSession(Box::new(spec)));
             for (to, cmd) in adm.commands {
                 media.send(to, cmd);
@@ -221,6 +224,16 @@ pub async fn answer(
             svc.app
                 .media
                 .send(shard, Command::AddSession(Box::new(spec)));
+            let cap = local.caps.get(&s.stream_id).copied();
+            if let Some(cap) = cap {
+                // The stream's quality, from the viewer's first packet on.
+                svc.app
+                    .media
+                    .send(shard, Command::SetQuality { session: id, cap });
+            }
+            let Some(cur) = local.sessions.get_mut(&id) else {
+                return Err(Problem::not_found("the session ended before its answer").into());
+            };
             cur.state = SessionState::Running {
                 connected: false,
                 remote_ufrag: accepted.remote_ice.ufrag.clone(),

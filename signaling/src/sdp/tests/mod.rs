@@ -2,6 +2,7 @@
 //! input.
 
 mod arbitrary_input;
+mod content;
 mod interop;
 mod malformed;
 mod real_offers;
