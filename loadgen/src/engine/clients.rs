@@ -403,12 +403,12 @@ impl Clients {
         (video, audio, no_video, no_audio)
     }
 
-    /// Starts the measurement window of every subscriber.
-    pub fn start_window(&mut self) {
+    /// Starts the measurement window of every subscriber at `now`.
+    pub fn start_window(&mut self, now: Instant) {
         self.latency.reset();
         for c in self.conns.iter_mut().flatten() {
             if let Media::Subscriber { state: Some(s), .. } = &mut c.media {
-                s.start_window();
+                s.start_window(now);
             }
         }
     }

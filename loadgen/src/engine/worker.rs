@@ -291,7 +291,7 @@ impl Worker {
             if self.shared.window.swap(false, Ordering::Relaxed) {
                 self.publish();
                 self.base = self.clients.counters;
-                self.clients.start_window();
+                self.clients.start_window(Instant::now());
                 sched0 = SchedTimes::thread();
                 cpu0 = CpuTimes::thread();
                 started = Instant::now();
