@@ -22,7 +22,7 @@ use crate::stats::cpu::ProcSample;
 use crate::stats::live::{LiveSample, status_line};
 use crate::stats::report::ServerCpu;
 use crate::stats::server_metrics::{self, Scrape, ServerTraffic};
-use crate::stats::{Counters, CpuTimes, Histogram, Measured, Report, RunInfo};
+use crate::stats::{ClassReport, Counters, CpuTimes, Histogram, Measured, Report, RunInfo};
 use crate::target::{Role, SessionHandle, Target, TargetError, WhipTarget};
 
 /// Distinct join errors kept for the report.
@@ -163,10 +163,11 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
         })?,
     };
     let cert = Arc::new(DtlsCert::generate().map_err(|e| RunError::Cert(e.to_string()))?);
+    let classes = args.class_plan().map_err(RunError::Args)?.map(Arc::new);
     let requests = plan(
         &args.stream_prefix,
         args.publishers,
-        args.subscribers,
+        args.subscribers_per_publisher(),
         args.rooms(),
     );
     let total = requests.len();
@@ -207,6 +208,7 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
         seed: args.seed,
         socket_buffer: args.socket_buffer,
         impair: impair_plan(&args)?,
+        classes: classes.clone(),
     };
 
     let cpu0 = CpuTimes::process();
@@ -304,7 +306,7 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
 
     // Live display until the duration is over.
     let pubs = args.publishers as u64;
-    let subs = (args.publishers * args.subscribers) as u64;
+    let subs = (args.publishers * args.subscribers_per_publisher()) as u64;
     let live = !args.quiet;
     let tty = std::io::stderr().is_terminal();
     let end = start + Duration::from_secs_f64(args.duration);
@@ -432,6 +434,27 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
     let mut worker_cpu_ratios = Vec::new();
     let mut worker_busy_ratios = Vec::new();
     let (mut no_video, mut no_audio) = (0, 0);
+    let viewers: Vec<_> = results
+        .iter()
+        .flat_map(|r| r.viewers.iter().copied())
+        .collect();
+    let experience = ClassReport::build("all", None, &viewers);
+    let class_reports: Vec<ClassReport> = match &classes {
+        Some(plan) => plan
+            .classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mine: Vec<_> = viewers
+                    .iter()
+                    .copied()
+                    .filter(|v| v.class == Some(i))
+                    .collect();
+                ClassReport::build(&c.name, c.rate_bps, &mine)
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     for r in &results {
         no_video += r.subscribers_without_video;
         no_audio += r.subscribers_without_audio;
@@ -480,6 +503,8 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
         join_subscribers_us: &js,
         subscribers_without_video: no_video,
         subscribers_without_audio: no_audio,
+        experience: &experience,
+        classes: &class_reports,
     };
     let report = Report::build(args.clone(), &info, &measured);
     if report.loadgen_saturated {

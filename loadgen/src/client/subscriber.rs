@@ -86,11 +86,16 @@ struct VideoView {
 }
 
 impl VideoView {
-    fn experience(&self, now: Instant) -> VideoExperience {
+    /// Up to `now`; with `ongoing`, a freeze still going on counts.
+    fn experience(&self, now: Instant, ongoing: bool) -> VideoExperience {
         VideoExperience {
             layers: self.layers.stats(now),
             frames: self.frames.stats(),
-            freezes: self.freezes.stats(),
+            freezes: if ongoing {
+                self.freezes.stats_at(now)
+            } else {
+                self.freezes.stats()
+            },
         }
     }
 }
@@ -203,10 +208,10 @@ impl Subscriber {
     }
 
     /// The video's layers, rendered frames and freezes since the measurement window began, up
-    /// to `now` (`None` without video).
+    /// to `now`, a freeze still going on included (`None` without video).
     pub fn video_experience(&self, now: Instant) -> Option<VideoExperience> {
         let v = self.video.as_ref()?.view.as_ref()?;
-        Some(v.experience(now).since(&v.baseline))
+        Some(v.experience(now, true).since(&v.baseline))
     }
 
     /// Whether the answer negotiated transport-wide feedback.
@@ -232,7 +237,7 @@ impl Subscriber {
         {
             t.baseline = t.continuity.stats();
             if let Some(v) = t.view.as_mut() {
-                v.baseline = v.experience(now);
+                v.baseline = v.experience(now, false);
             }
         }
     }

@@ -20,8 +20,9 @@ use super::udp::{RxBatch, TxBatch, UdpSock};
 use super::uring::{Completion, UringRx};
 use crate::client::{PublisherConfig, SubscriberConfig};
 use crate::media::Clock;
+use crate::relay::DownlinkConfig;
 use crate::stats::counters::ReceiveQuality;
-use crate::stats::{Counters, CpuTimes, Histogram, SchedTimes};
+use crate::stats::{Counters, CpuTimes, Histogram, SchedTimes, ViewerSample};
 use crate::target::Role;
 
 const WAKER_TOKEN: u64 = u64::MAX;
@@ -53,6 +54,10 @@ pub struct NewClient {
     pub media: ClientMedia,
     /// When its signaling request was sent (join time starts there).
     pub post_at: Instant,
+    /// Its capacity class (`--subscriber-classes`), if any.
+    pub class: Option<usize>,
+    /// Its class's downlink rate limit (`None`: unlimited).
+    pub downlink: Option<DownlinkConfig>,
 }
 
 impl NewClient {
@@ -77,6 +82,8 @@ pub struct WorkerSnapshot {
 /// What a worker returns when it stops.
 #[derive(Debug)]
 pub struct WorkerResult {
+    /// Every subscriber still connected, over the measurement window.
+    pub viewers: Vec<ViewerSample>,
     pub counters: Counters,
     pub quality: ReceiveQuality,
     pub video: ReceiveQuality,
@@ -195,6 +202,8 @@ pub struct Worker {
     rx: Rx,
     clients: Clients,
     timers: TimerHeap,
+    /// Release timers of the clients' rate-limited downlinks (one entry per busy downlink).
+    releases: TimerHeap,
     tx: TxBatch,
     /// Clients that received datagrams this turn and must be serviced.
     dirty: Vec<u32>,
@@ -276,6 +285,7 @@ impl Worker {
             rx,
             clients: Clients::new(cfg.clock, cfg.join_timeout, cfg.expected_clients),
             timers: TimerHeap::with_capacity(cfg.expected_clients * 4 + 64),
+            releases: TimerHeap::with_capacity(cfg.expected_clients + 64),
             tx: TxBatch::new(cfg.tx_batch),
             dirty: Vec::with_capacity(cfg.expected_clients + 16),
             base: Counters::default(),
@@ -303,6 +313,7 @@ impl Worker {
                     self.service(idx as usize, now);
                 }
             }
+            self.release_due(now);
             if now >= next_snapshot {
                 self.publish();
                 next_snapshot = now + SNAPSHOT_INTERVAL;
@@ -312,6 +323,7 @@ impl Worker {
                 .timers
                 .peek()
                 .unwrap_or(now + MAX_SLEEP)
+                .min(self.releases.peek().unwrap_or(now + MAX_SLEEP))
                 .min(next_snapshot)
                 .min(now + MAX_SLEEP);
             if let Err(e) = self.wait_and_receive(wake.saturating_duration_since(now)) {
@@ -319,16 +331,19 @@ impl Worker {
                 break;
             }
             let now = Instant::now();
+            self.release_due(now);
             while let Some(idx) = self.dirty.pop() {
                 self.service(idx as usize, now);
             }
         }
         self.publish();
+        let viewers = self.clients.viewer_samples(Instant::now());
         let (video, audio, no_video, no_audio) = self.clients.quality_by_kind();
         let mut quality = video;
         quality.add(&audio);
         let wall = started.elapsed();
         WorkerResult {
+            viewers,
             counters: self.clients.counters.since(&self.base),
             quality,
             video,
@@ -359,6 +374,7 @@ impl Worker {
             clients,
             dirty,
             waker,
+            releases,
             ..
         } = self;
         let mut failed: Vec<usize> = Vec::new();
@@ -370,10 +386,16 @@ impl Worker {
                     Completion::Wake => waker.drain(),
                     Completion::Datagram { token, data } => {
                         let idx = token as usize;
-                        match clients.handle_datagram(idx, data, now) {
+                        match clients.ingress(idx, data, now) {
                             Err(_) => failed.push(idx),
-                            Ok(true) => mark_dirty(clients, dirty, idx),
-                            Ok(false) => {}
+                            Ok(i) => {
+                                if let Some(at) = i.arm {
+                                    releases.push(at, idx as u32);
+                                }
+                                if i.service {
+                                    mark_dirty(clients, dirty, idx);
+                                }
+                            }
                         }
                     }
                 });
@@ -405,12 +427,17 @@ impl Worker {
                                 clients.counters.undecodable += 1;
                                 continue;
                             }
-                            match clients.handle_datagram(idx, batch.get_mut(k), now) {
+                            match clients.ingress(idx, batch.get_mut(k), now) {
                                 Err(_) => {
                                     failed.push(idx);
                                     break;
                                 }
-                                Ok(s) => service |= s,
+                                Ok(i) => {
+                                    if let Some(at) = i.arm {
+                                        releases.push(at, idx as u32);
+                                    }
+                                    service |= i.service;
+                                }
                             }
                         }
                         if got < batch.capacity() {
@@ -459,6 +486,25 @@ impl Worker {
         }
     }
 
+    /// Hands every downlink datagram due at `now` to its client; the clients that have
+    /// something to send are serviced after this turn.
+    fn release_due(&mut self, now: Instant) {
+        while let Some((_, idx)) = self.releases.pop_due(now) {
+            let idx = idx as usize;
+            match self.clients.release(idx, now) {
+                Err(_) => self.fail(idx),
+                Ok(i) => {
+                    if let Some(at) = i.arm {
+                        self.releases.push(at, idx as u32);
+                    }
+                    if i.service {
+                        mark_dirty(&mut self.clients, &mut self.dirty, idx);
+                    }
+                }
+            }
+        }
+    }
+
     fn service(&mut self, idx: usize, now: Instant) {
         if self
             .clients
@@ -496,6 +542,7 @@ fn mark_dirty(clients: &mut Clients, dirty: &mut Vec<u32>, idx: usize) {
 impl WorkerResult {
     fn empty() -> Self {
         WorkerResult {
+            viewers: Vec::new(),
             counters: Counters::default(),
             quality: ReceiveQuality::default(),
             video: ReceiveQuality::default(),

@@ -2,7 +2,9 @@
 //! `totalFreezesDuration` of RTCInboundRtpStreamStats): a frame rendered after an inter-frame
 //! interval of at least max(3 × the average interval, the average + 150 ms), the average taken
 //! over the previous 30 intervals, counts as a freeze, and that whole interval as frozen time.
-//! Like libwebrtc, nothing is judged before 5 intervals are known. Fixed memory.
+//! Like libwebrtc, nothing is judged before 5 intervals are known. A freeze still going on when
+//! the counters are read ([`FreezeDetector::stats_at`]) counts up to that moment, so a picture
+//! that stopped for good is not missed. Fixed memory.
 
 use std::time::{Duration, Instant};
 
@@ -84,9 +86,7 @@ impl FreezeDetector {
         let interval = now.saturating_duration_since(last?).as_micros() as u64;
         self.stats.longest_gap_us = self.stats.longest_gap_us.max(interval);
         let mut frozen = None;
-        if self.len >= MIN_INTERVALS {
-            let avg = self.sum / self.len as u64;
-            let threshold = (3 * avg).max(avg + MIN_INCREASE.as_micros() as u64);
+        if let Some(threshold) = self.threshold_us() {
             if interval >= threshold {
                 self.stats.freezes += 1;
                 self.stats.frozen_us += interval;
@@ -104,9 +104,32 @@ impl FreezeDetector {
         frozen
     }
 
-    /// Counters so far.
+    /// The interval from which a freeze counts, µs, once enough intervals are known.
+    fn threshold_us(&self) -> Option<u64> {
+        if self.len < MIN_INTERVALS {
+            return None;
+        }
+        let avg = self.sum / self.len as u64;
+        Some((3 * avg).max(avg + MIN_INCREASE.as_micros() as u64))
+    }
+
+    /// Counters of the freezes that ended.
     pub fn stats(&self) -> FreezeStats {
         self.stats
+    }
+
+    /// Counters at `now`, a freeze still going on included (up to `now`).
+    pub fn stats_at(&self, now: Instant) -> FreezeStats {
+        let mut s = self.stats;
+        if let (Some(last), Some(threshold)) = (self.last, self.threshold_us()) {
+            let gap = now.saturating_duration_since(last).as_micros() as u64;
+            s.longest_gap_us = s.longest_gap_us.max(gap);
+            if gap >= threshold {
+                s.freezes += 1;
+                s.frozen_us += gap;
+            }
+        }
+        s
     }
 }
 
@@ -180,6 +203,23 @@ mod tests {
         assert_eq!(d.on_frame(t + ms(290)), None);
         let t = frames(&mut d, t + ms(290), ms(100), 30);
         assert!(d.on_frame(t + ms(310)).is_some());
+    }
+
+    #[test]
+    fn a_picture_that_stopped_for_good_is_one_freeze_up_to_the_reading() {
+        let mut d = FreezeDetector::new();
+        let t = frames(&mut d, Instant::now(), ms(33), 30);
+        let s = d.stats_at(t + ms(100));
+        assert_eq!((s.freezes, s.frozen_us), (0, 0));
+        let s = d.stats_at(t + ms(2000));
+        assert_eq!(
+            (s.freezes, s.frozen_us, s.longest_gap_us),
+            (1, 2_000_000, 2_000_000)
+        );
+        // The freeze that ended is counted once, at its full length.
+        d.on_frame(t + ms(2500));
+        let s = d.stats_at(t + ms(2510));
+        assert_eq!((s.freezes, s.frozen_us), (1, 2_500_000));
     }
 
     #[test]
