@@ -43,8 +43,10 @@ pub struct Args {
     #[arg(long, default_value = "200ms")]
     pub class_queue: String,
 
-    /// Token bucket depth of a class's downlink (what passes at once after an idle moment).
-    #[arg(long, default_value = "16kB")]
+    /// Token bucket depth of a class's downlink: what passes at once after an idle moment.
+    /// The default, one large packet, makes the downlink a link that serializes packets at
+    /// its rate; a larger bucket models a shaper that lets short bursts (and probes) through.
+    #[arg(long, default_value = "1500B")]
     pub class_burst: String,
 
     /// Stream names the publishers (and their subscribers) are spread over; default: one per

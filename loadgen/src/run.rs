@@ -22,6 +22,7 @@ use crate::stats::cpu::ProcSample;
 use crate::stats::live::{LiveSample, status_line};
 use crate::stats::report::ServerCpu;
 use crate::stats::server_metrics::{self, Scrape, ServerTraffic};
+use crate::stats::server_viewer::{self, ViewerEstimate};
 use crate::stats::{ClassReport, Counters, CpuTimes, Histogram, Measured, Report, RunInfo};
 use crate::target::{Role, SessionHandle, Target, TargetError, WhipTarget};
 
@@ -217,6 +218,8 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
     let next = Arc::new(AtomicUsize::new(0));
     let failures = Arc::new(Mutex::new(JoinFailures::default()));
     let sessions: Arc<Mutex<Vec<Arc<SessionHandle>>>> = Arc::new(Mutex::new(Vec::new()));
+    // Capacity-class viewers: (class, resource), to ask the server for its estimates.
+    let class_viewers: Arc<Mutex<Vec<(usize, String)>>> = Arc::new(Mutex::new(Vec::new()));
     let requests = Arc::new(requests);
     let senders: Vec<_> = workers.iter().map(|w| (w.sender(), w.waker())).collect();
     let senders = Arc::new(senders);
@@ -231,6 +234,7 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
             Arc::clone(&requests),
             Arc::clone(&senders),
         );
+        let class_viewers = Arc::clone(&class_viewers);
         let ramp = args.ramp;
         let threads = args.threads;
         joiners.push(
@@ -255,6 +259,10 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
                         }
                         match join(&ctx, req) {
                             Ok(j) => {
+                                if let (Some(c), Ok(mut v)) = (j.client.class, class_viewers.lock())
+                                {
+                                    v.push((c, j.session.resource.clone()));
+                                }
                                 if let Ok(mut s) = sessions.lock() {
                                     s.push(Arc::new(j.session));
                                 }
@@ -395,6 +403,19 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
         window.unwrap_or((start, cpu0, None, None));
     let server_after = args.server_pid.and_then(|p| ProcSample::of_pid(p).ok());
     let metrics_after = server_metrics::scrape(&args.target, scrape_timeout);
+    // The server's estimate toward each class's viewers, while their sessions live.
+    let mut estimates: Vec<Vec<ViewerEstimate>> = Vec::new();
+    if let Some(plan) = &classes {
+        estimates = vec![Vec::new(); plan.classes.len()];
+        let list = class_viewers.lock().map(|v| v.clone()).unwrap_or_default();
+        for (c, resource) in list {
+            if let Some(e) = server_viewer::fetch(&resource, args.token.as_deref(), scrape_timeout)
+                && let Some(v) = estimates.get_mut(c)
+            {
+                v.push(e);
+            }
+        }
+    }
     let metrics_secs = window_start.elapsed().as_secs_f64();
     let results: Vec<WorkerResult> = workers.into_iter().filter_map(WorkerHandle::stop).collect();
     let media_s = window_start.elapsed().as_secs_f64();
@@ -450,7 +471,11 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
                     .copied()
                     .filter(|v| v.class == Some(i))
                     .collect();
-                ClassReport::build(&c.name, c.rate_bps, &mine)
+                let mut r = ClassReport::build(&c.name, c.rate_bps, &mine);
+                if let Some(e) = estimates.get(i) {
+                    r.set_server_estimates(e);
+                }
+                r
             })
             .collect(),
         None => Vec::new(),

@@ -86,12 +86,12 @@ impl FreezeDetector {
         let interval = now.saturating_duration_since(last?).as_micros() as u64;
         self.stats.longest_gap_us = self.stats.longest_gap_us.max(interval);
         let mut frozen = None;
-        if let Some(threshold) = self.threshold_us() {
-            if interval >= threshold {
-                self.stats.freezes += 1;
-                self.stats.frozen_us += interval;
-                frozen = Some(Duration::from_micros(interval));
-            }
+        if let Some(threshold) = self.threshold_us()
+            && interval >= threshold
+        {
+            self.stats.freezes += 1;
+            self.stats.frozen_us += interval;
+            frozen = Some(Duration::from_micros(interval));
         }
         if self.len == AVERAGE_WINDOW {
             self.sum -= self.intervals[self.next];

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::client::VideoExperience;
 use crate::recv::{ContinuityStats, MAX_LAYERS};
 use crate::relay::DownlinkStats;
+use crate::stats::server_viewer::ViewerEstimate;
 
 /// One subscriber at the end of the run, over the measurement window.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -103,6 +104,11 @@ pub struct ClassReport {
     pub video_loss_ratio: f64,
     /// The class's downlinks (rate-limited classes only).
     pub downlink: Option<DownlinkReport>,
+    /// The server's send-side estimate toward the class's viewers at the end of the window,
+    /// where the server reports it (Ringcast: `GET {resource}/stats`).
+    pub server_estimate_bps: Option<BitrateSpread>,
+    /// Transport-cc feedback packets the server received from the class's viewers.
+    pub server_feedback_received: Option<u64>,
 }
 
 impl ClassReport {
@@ -120,16 +126,7 @@ impl ClassReport {
             .filter(|s| s.receiving)
             .map(ViewerSample::bitrate_bps)
             .collect();
-        rates.sort_by(f64::total_cmp);
-        if let (Some(&min), Some(&max)) = (rates.first(), rates.last()) {
-            let p10 = (rates.len() as f64 * 0.1).ceil().max(1.0) as usize - 1;
-            r.bitrate_bps = BitrateSpread {
-                mean: rates.iter().sum::<f64>() / rates.len() as f64,
-                p10: rates[p10],
-                min,
-                max,
-            };
-        }
+        r.bitrate_bps = spread(&mut rates).unwrap_or_default();
         let mut time = [0u64; MAX_LAYERS];
         let mut packets = [0u64; MAX_LAYERS];
         let mut at_end = [0u64; MAX_LAYERS];
@@ -188,6 +185,14 @@ impl ClassReport {
         r
     }
 
+    /// Adds the server's estimates toward the group's viewers (nothing when there are none).
+    pub fn set_server_estimates(&mut self, estimates: &[ViewerEstimate]) {
+        let mut v: Vec<f64> = estimates.iter().map(|e| e.target_bps as f64).collect();
+        self.server_estimate_bps = spread(&mut v);
+        self.server_feedback_received =
+            (!estimates.is_empty()).then(|| estimates.iter().map(|e| e.feedback_received).sum());
+    }
+
     /// One line of the summary table.
     pub fn summary_line(&self) -> String {
         let shares = self
@@ -217,8 +222,28 @@ impl ClassReport {
         if let Some(d) = &self.downlink {
             line.push_str(&format!(" | queue drops {:.2} %", d.drop_ratio * 100.0));
         }
+        if let Some(e) = &self.server_estimate_bps {
+            line.push_str(&format!(
+                " | server estimate {:.2} Mb/s (p10 {:.2})",
+                e.mean / 1e6,
+                e.p10 / 1e6
+            ));
+        }
         line
     }
+}
+
+/// Mean, 10th percentile (nearest rank), min and max; `None` for no values.
+fn spread(v: &mut [f64]) -> Option<BitrateSpread> {
+    v.sort_by(f64::total_cmp);
+    let (&min, &max) = (v.first()?, v.last()?);
+    let p10 = (v.len() as f64 * 0.1).ceil().max(1.0) as usize - 1;
+    Some(BitrateSpread {
+        mean: v.iter().sum::<f64>() / v.len() as f64,
+        p10: v[p10],
+        min,
+        max,
+    })
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -293,6 +318,21 @@ mod tests {
         let line = r.summary_line();
         assert!(line.contains("q/h/f 90/10/0 %"), "{line}");
         assert!(line.contains("1 freezes"), "{line}");
+        let mut r = r;
+        r.set_server_estimates(&[
+            ViewerEstimate {
+                target_bps: 500_000,
+                feedback_received: 10,
+            },
+            ViewerEstimate {
+                target_bps: 700_000,
+                feedback_received: 20,
+            },
+        ]);
+        let e = r.server_estimate_bps.unwrap();
+        assert_eq!((e.mean, e.p10, e.max), (600_000.0, 500_000.0, 700_000.0));
+        assert_eq!(r.server_feedback_received, Some(30));
+        assert!(r.summary_line().contains("server estimate 0.60 Mb/s"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod histogram;
 pub mod live;
 pub mod report;
 pub mod server_metrics;
+pub mod server_viewer;
 
 pub use classes::{ClassReport, ViewerSample};
 pub use counters::Counters;
