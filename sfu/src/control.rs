@@ -68,6 +68,65 @@ pub struct PublishSpec {
     pub layers: Vec<Rid>,
     /// How `layers` was ordered.
     pub layer_order: LayerOrder,
+    /// What the track shows (video): a viewer short of bandwidth keeps screen content first.
+    pub content: TrackContent,
+}
+
+/// What a published video track shows; a viewer short of bandwidth keeps screen content before camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrackContent {
+    #[default]
+    Camera,
+    Screen,
+}
+
+/// A viewer's quality preset as caps for its allocator (None: no cap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QualityCap {
+    /// The most video the viewer receives in all; also the level below which it counts as
+    /// degraded.
+    pub max_video: Option<Bitrate>,
+    /// The tallest picture (in rows) the viewer receives, where the layer heights are known.
+    pub max_height: Option<u16>,
+}
+
+/// Per viewer media section, what the allocator chose and what went out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackAllocation {
+    /// The viewer's mid of the section.
+    pub mid: Mid,
+    pub kind: MediaKind,
+    pub content: TrackContent,
+    /// The layer being forwarded now (spatial rank, temporal id).
+    pub spatial: Option<u8>,
+    pub temporal: Option<u8>,
+    /// The layer the allocator asked for (spatial rank, temporal id).
+    pub target_spatial: Option<u8>,
+    pub target_temporal: Option<u8>,
+    /// Video paused because even its lowest layer does not fit.
+    pub paused: bool,
+    /// What the allocator budgets for this section.
+    pub allocated: Bitrate,
+    /// What was sent over the last second.
+    pub sent: Bitrate,
+    /// From the viewer's receiver reports: loss in thousandths and interarrival jitter.
+    pub loss_permille: u16,
+    pub jitter_ms: u32,
+}
+
+/// One viewer session's allocation, once a second (every viewer session, transport-cc or not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewerStats {
+    /// The send-side estimate (None: the viewer did not negotiate transport-cc; no adaptation).
+    pub estimate: Option<Bitrate>,
+    pub rtt: Option<std::time::Duration>,
+    /// Sum of the sections' `allocated`.
+    pub allocated: Bitrate,
+    /// What the sections would take at their best allowed layers (the estimator probes toward it).
+    pub desired: Bitrate,
+    pub cap: QualityCap,
+    pub degraded: bool,
+    pub tracks: Vec<TrackAllocation>,
 }
 
 /// Most simulcast encodings the media plane forwards for one media section; signaling answers
@@ -152,6 +211,9 @@ pub enum Command {
     /// The most the allocator would send viewer session `session` (the sum of the layers it
     /// wants); raising it above the estimate makes the send-side estimator probe toward it.
     SetDesiredMax { session: SessionId, max: Bitrate },
+    /// A viewer's quality preset: caps every video section the viewer receives; the preset's
+    /// bit rate is also the level below which the viewer counts as degraded.
+    SetQuality { session: SessionId, cap: QualityCap },
     /// Close every session and stop the shard loop.
     Shutdown,
 }
@@ -226,6 +288,30 @@ pub enum Event {
         id: SessionId,
         shard: ShardId,
         stats: ViewerBweStats,
+    },
+    /// A viewer session's allocation, once a second.
+    ViewerStats {
+        id: SessionId,
+        shard: ShardId,
+        stats: ViewerStats,
+    },
+    /// A viewer's video allocation stayed below what it wants (its preset's bit rate, or without
+    /// a preset the top layers' rate) for 5 s (`degraded: true`), or stayed at it for 5 s again
+    /// (`false`).
+    QualityDegraded {
+        id: SessionId,
+        shard: ShardId,
+        degraded: bool,
+        allocated: Bitrate,
+        wanted: Bitrate,
+    },
+    /// From the publisher's shard, when the set of simulcast encodings any viewer (on any shard)
+    /// needs changes (dynacast): `mid` is the publisher's, `active` the rids still needed.
+    LayerDemand {
+        stream: StreamKey,
+        track: TrackId,
+        mid: Mid,
+        active: Vec<Rid>,
     },
     /// A command could not be applied.
     CommandFailed {

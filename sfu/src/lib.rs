@@ -6,6 +6,7 @@
 //! state (NACK, RTX cache, keyframe gating, sequence rewriting); [`core`] ties them into one
 //! `ShardCore` per shard; [`shard`] runs a core on a pinned thread over an [`io`] backend.
 
+pub mod alloc;
 pub mod bwe;
 pub mod client;
 pub mod control;

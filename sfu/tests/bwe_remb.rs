@@ -61,6 +61,8 @@ fn add_publisher(h: &mut Harness, abs_send_time: bool, transport_cc: bool) -> us
         publisher: None,
         simulcast: None,
         record: true,
+        audio: None,
+        downlink: None,
     });
     h.peers.len() - 1
 }

@@ -147,7 +147,17 @@ fn run_behind_link(
     schedule: Vec<(Duration, Bitrate)>,
     secs: u64,
 ) -> (Vec<Bitrate>, Harness, usize, Rc<RefCell<SimLink<u16>>>) {
-    let mut h = Harness::new(1);
+    // The publisher follows the estimate, so its video always sits at the edge of the
+    // viewer's budget: an allocator free to pause would cut it off and leave the estimator
+    // nothing to measure. This test is about the estimator, so video is never paused here.
+    let cfg = sfu::core::CoreConfig {
+        allocator: sfu::alloc::AllocatorConfig {
+            pause_video: false,
+            ..sfu::alloc::AllocatorConfig::default()
+        },
+        ..sfu::core::CoreConfig::default()
+    };
+    let mut h = Harness::with_config(1, cfg);
     let p = h.add_publisher(0, 1);
     let v = h.add_twcc_viewer(0, 1, TWCC_ID);
     assert!(h.connect_all(Duration::from_secs(5)));
@@ -255,7 +265,12 @@ fn viewer_feedback_behind_a_bottleneck_drives_the_estimate_to_its_capacity() {
 #[test]
 fn raising_the_desired_maximum_sends_a_probe() {
     let mut h = Harness::new(1);
-    let _p = h.add_publisher(0, 1);
+    let p = h.add_publisher(0, 1);
+    // Video that fits the 300 kbit/s start estimate (one 500-byte packet per picture), so the
+    // viewer's allocator has no step up to probe for on its own.
+    let src = h.peers[p].publisher.as_mut().unwrap();
+    src.packets_per_frame = 1;
+    src.video_payload = 500;
     let v = h.add_twcc_viewer(0, 1, TWCC_ID);
     assert!(h.connect_all(Duration::from_secs(5)));
     h.run(Duration::from_secs(3));

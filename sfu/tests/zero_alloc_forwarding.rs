@@ -1,6 +1,8 @@
 //! Zero heap allocations per forwarded packet: once sessions are connected and warmed up, the
-//! shard core forwards audio and video to several viewers — NACKs, RTX, reports and keyframe
-//! requests included — without allocating.
+//! shard core forwards audio and video to several viewers — NACKs, RTX, reports, keyframe
+//! requests and the per-viewer bandwidth allocation included — without allocating. The one
+//! heap cost left is the once-a-second `Event::ViewerStats` report per viewer (its list of
+//! sections and their mids), which the tests count exactly and subtract.
 
 #![allow(clippy::unwrap_used)] // test code: an unwrap is an assertion
 
@@ -8,6 +10,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Duration;
 
+use sfu::control::Event;
 use sfu::sim::{Harness, IN_CORE};
 
 struct Counting;
@@ -46,6 +49,34 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Hands the cores' events to a stand-in for signaling (outside the core, as the shard loop
+/// does every iteration) and returns the allocations the reports among them account for:
+/// per `ViewerStats`, its list of sections and one mid per section. (Any other event that
+/// carries heap data in a measured window shows up as an unexplained allocation.)
+fn drain_events(h: &mut Harness) -> u64 {
+    let mut reports = 0;
+    for core in &mut h.cores {
+        while let Some(e) = core.poll_event() {
+            if let Event::ViewerStats { stats, .. } = e {
+                reports += 1 + stats.tracks.len() as u64;
+            }
+        }
+    }
+    reports
+}
+
+/// Runs the harness for `ms` milliseconds, draining events every step; returns the
+/// allocations the reports account for.
+fn run(h: &mut Harness, ms: u64) -> u64 {
+    let mut reports = 0;
+    for _ in 0..ms {
+        h.step();
+        reports += drain_events(h);
+        h.now += Duration::from_millis(1);
+    }
+    reports
+}
+
 #[test]
 fn forwarding_allocates_nothing_per_packet() {
     let mut h = Harness::new(1);
@@ -56,14 +87,16 @@ fn forwarding_allocates_nothing_per_packet() {
     for &v in &viewers {
         assert!(h.peers[v].connected);
     }
+    drain_events(&mut h);
     let out_before = h.cores[0].counters().rtp_out;
     let allocs_before = allocs();
-    h.run(Duration::from_secs(3));
+    let reports = run(&mut h, 3000);
     let allocs = allocs() - allocs_before;
     let forwarded = h.cores[0].counters().rtp_out - out_before;
-    println!("forwarded {forwarded} packets with {allocs} allocations");
+    println!("forwarded {forwarded} packets with {allocs} allocations ({reports} for reports)");
     assert!(forwarded > 1500, "forwarded {forwarded}");
-    assert_eq!(allocs, 0, "allocations on the forwarding path");
+    assert!(reports > 0, "the viewers were reported");
+    assert_eq!(allocs - reports, 0, "allocations on the forwarding path");
 }
 
 #[test]
@@ -83,11 +116,12 @@ fn cross_shard_forwarding_allocates_nothing_per_packet() {
     for &v in &viewers {
         assert!(h.peers[v].connected);
     }
+    drain_events(&mut h);
     let out_before = h.cores[1].counters().rtp_out;
     let crossed_before = h.cores[0].counters().cross_shard_out;
     let allocs_before = allocs();
-    h.run(Duration::from_secs(3));
-    let allocs = allocs() - allocs_before;
+    let reports = run(&mut h, 3000);
+    let allocs = allocs() - allocs_before - reports;
     let forwarded = h.cores[1].counters().rtp_out - out_before;
     let crossed = h.cores[0].counters().cross_shard_out - crossed_before;
     println!(
@@ -128,8 +162,10 @@ fn simulcast_forwarding_and_layer_switches_allocate_nothing() {
     let out = |h: &Harness| h.cores[0].counters().rtp_out + h.cores[1].counters().rtp_out;
     let switches =
         |h: &Harness| h.cores[0].counters().layer_switches + h.cores[1].counters().layer_switches;
+    drain_events(&mut h);
     let (out_before, switches_before) = (out(&h), switches(&h));
     let allocs_before = allocs();
+    let mut reports = 0;
     // Every viewer changes encoding twice and one drops temporal layers, inside the window.
     for round in 0..2u8 {
         for (i, &(shard, v)) in viewers.iter().enumerate() {
@@ -148,9 +184,9 @@ fn simulcast_forwarding_and_layer_switches_allocate_nothing() {
                 },
             );
         }
-        h.run(Duration::from_secs(2));
+        reports += run(&mut h, 2000);
     }
-    let allocs = allocs() - allocs_before;
+    let allocs = allocs() - allocs_before - reports;
     let forwarded = out(&h) - out_before;
     let switched = switches(&h) - switches_before;
     println!("forwarded {forwarded} simulcast packets, {switched} switches, {allocs} allocations");
@@ -177,6 +213,7 @@ fn forwarding_to_viewers_with_send_side_estimation_allocates_nothing_per_packet(
     // Every viewer acknowledges what it received (stamps, feedback every 50 ms), so the
     // estimators, probe controllers and pacers all run.
     let mut run = |h: &mut Harness, ms: u64| {
+        let mut reports = 0;
         for _ in 0..ms {
             h.step();
             let now = h.now;
@@ -202,9 +239,10 @@ fn forwarding_to_viewers_with_send_side_estimation_allocates_nothing_per_packet(
                 }
             }
             // The shard loop hands events to signaling every iteration.
-            while h.cores[0].poll_event().is_some() {}
+            reports += drain_events(h);
             h.now += Duration::from_millis(1);
         }
+        reports
     };
     run(&mut h, 3000);
     for &v in &viewers {
@@ -212,8 +250,8 @@ fn forwarding_to_viewers_with_send_side_estimation_allocates_nothing_per_packet(
     }
     let out_before = h.cores[0].counters().rtp_out;
     let allocs_before = allocs();
-    run(&mut h, 6000);
-    let allocs = allocs() - allocs_before;
+    let reports = run(&mut h, 6000);
+    let allocs = allocs() - allocs_before - reports;
     let forwarded = h.cores[0].counters().rtp_out - out_before;
     let est = h.cores[0]
         .viewer_estimate(h.peers[viewers[0]].session)
@@ -228,4 +266,62 @@ fn forwarding_to_viewers_with_send_side_estimation_allocates_nothing_per_packet(
         allocs, 0,
         "allocations on the forwarding and estimation path"
     );
+}
+
+#[test]
+fn allocation_switches_pauses_and_resumes_allocate_nothing() {
+    use sfu::bwe::sim_link::LinkConfig;
+    use sfu::control::TrackContent;
+
+    const TWCC_ID: u8 = 9;
+    let mut h = Harness::new(1);
+    let sizes = [(1, 550), (2, 1200), (5, 1200)];
+    let _p =
+        h.add_simulcast_av_publisher(0, 1, &["q", "h", "f"], &sizes, TrackContent::Camera, true);
+    let viewers: Vec<usize> = (0..2).map(|_| h.add_twcc_viewer(0, 1, TWCC_ID)).collect();
+    assert!(h.connect_all(Duration::from_secs(5)));
+    // 5 Mbit/s, 1 Mbit/s from 8 s (down to h), 120 kbit/s from 12 s (video paused), 5 Mbit/s
+    // from 18 s (resumed, back up).
+    let schedule: Vec<(Duration, sfu::Bitrate)> = [(0, 5000), (8, 1000), (12, 120), (18, 5000)]
+        .iter()
+        .map(|&(s, k)| (Duration::from_secs(s), sfu::Bitrate::kbps(k)))
+        .collect();
+    for &v in &viewers {
+        let link = LinkConfig {
+            capacity: schedule.clone(),
+            ..LinkConfig::default()
+        };
+        h.set_downlink(v, link, TWCC_ID);
+    }
+    // Warm-up: the viewers reach the top layer.
+    run(&mut h, 6000);
+    let (out_before, switches_before) = (
+        h.cores[0].counters().rtp_out,
+        h.cores[0].counters().layer_switches,
+    );
+    let mut paused = false;
+    let allocs_before = allocs();
+    let mut reports = 0;
+    for _ in 0..24_000 {
+        h.step();
+        for core in &mut h.cores {
+            while let Some(e) = core.poll_event() {
+                if let Event::ViewerStats { stats, .. } = e {
+                    paused |= stats.tracks.iter().any(|t| t.paused);
+                    reports += 1 + stats.tracks.len() as u64;
+                }
+            }
+        }
+        h.now += Duration::from_millis(1);
+    }
+    let allocs = allocs() - allocs_before - reports;
+    let forwarded = h.cores[0].counters().rtp_out - out_before;
+    let switched = h.cores[0].counters().layer_switches - switches_before;
+    println!(
+        "forwarded {forwarded} packets, {switched} switches, paused {paused}, {allocs} allocations"
+    );
+    assert!(forwarded > 3000, "forwarded {forwarded}");
+    assert!(switched >= 4, "switched {switched}");
+    assert!(paused, "video was paused in the window");
+    assert_eq!(allocs, 0, "allocations on the allocation path");
 }

@@ -143,6 +143,7 @@ pub fn handle_event(st: &AppState, ev: Event) {
                 reg.set_bwe(id, stats);
             }
         }
+        Event::ViewerStats { .. } | Event::QualityDegraded { .. } | Event::LayerDemand { .. } => {}
         Event::CommandFailed { id, shard, error } => {
             tracing::warn!(session = ?id, %shard, %error, "shard refused a command");
             if let Some(id) = id {

@@ -96,6 +96,7 @@ pub fn build(
                     codecs: m.codecs.clone(),
                     layers,
                     layer_order,
+                    content: sfu::control::TrackContent::Camera,
                 });
                 send_ssrcs.push(None);
             }

@@ -73,6 +73,7 @@ impl ShardCore {
                 }
             }
             Command::SetDesiredMax { session, max } => self.set_desired_max(now, session, max),
+            Command::SetQuality { session, cap } => self.set_quality(now, session, cap),
             Command::Shutdown => {
                 self.shutting_down = true;
                 let all: Vec<usize> = self.sessions.iter().map(|(i, _)| i).collect();
@@ -134,6 +135,7 @@ impl ShardCore {
                     self.sessions[idx].tracks.push(tidx);
                     self.attach_track(p.stream, tidx);
                 }
+                self.register_demand(now, p.track, p.stream, &p.mid, count as u8);
                 ordinals[k] += 1;
                 continue;
             }
@@ -168,13 +170,16 @@ impl ShardCore {
         }
         let egress = ext::egress_map(&spec.extmap);
         let egress_av1 = ext::egress_map_av1(&spec.extmap);
-        let mut ordinals = [0u8; 2];
-        for s in &spec.subscribe {
-            let k = kind_index(s.kind);
+        for (i, s) in spec.subscribe.iter().enumerate() {
+            // Position among this session's sections of the same kind and stream (a session
+            // may view several streams).
+            let ordinal = spec.subscribe[..i]
+                .iter()
+                .filter(|o| o.kind == s.kind && o.stream == s.stream)
+                .count() as u8;
             let seed = self.next_random();
-            let mut sub = Subscription::new(s, ordinals[k], idx, egress, &self.cfg, now, seed);
+            let mut sub = Subscription::new(s, ordinal, idx, egress, &self.cfg, now, seed);
             sub.ext_map_av1 = egress_av1;
-            ordinals[k] += 1;
             let sidx = self.subs.insert(sub);
             self.sessions[idx].subs.push(sidx);
             self.attach_subscription(s.stream, sidx);
@@ -251,6 +256,10 @@ impl ShardCore {
                 self.subs[sidx].bind(tidx);
             }
             self.tracks[tidx].subscribers.push(sidx);
+            self.reallocate_viewer_of(sidx);
+        }
+        if simulcast {
+            self.mark_demand(id);
         }
     }
 
@@ -259,6 +268,11 @@ impl ShardCore {
         let Some(track) = self.tracks.get(tidx) else {
             return;
         };
+        // Demand is reported by rank.
+        let id = track.id;
+        if !self.demand_dirty.contains(&id) {
+            self.demand_dirty.push(id);
+        }
         for &sidx in &track.subscribers {
             let Some(sub) = self.subs.get_mut(sidx) else {
                 continue;
@@ -275,7 +289,8 @@ impl ShardCore {
         }
     }
 
-    /// Applies a viewer's layer selection and asks for the keyframe a switch up needs.
+    /// Stores a viewer's layer selection, the bound of its allocation, and allocates with it
+    /// (a switch asks for the keyframe it needs).
     fn set_layers(
         &mut self,
         now: Instant,
@@ -296,16 +311,9 @@ impl ShardCore {
                 None => self.subs[s].kind == MediaKind::Video,
             })
             .ok_or(CommandError::NoMediaSection)?;
-        self.subs[sidx].selector.set(selection);
-        if let Some(t) = self.wanted_layer_track(now, sidx)
-            && self.subs[sidx].source != Some(t)
-        {
-            self.request_keyframe(now, t);
-        } else if let Some(t) = self.subs[sidx].source
-            && self.subs[sidx].selector.wants_spatial_up()
-        {
-            self.request_keyframe(now, t);
-        }
+        // The allocator chooses within the viewer's selection and applies it.
+        self.subs[sidx].alloc.explicit = *selection;
+        self.run_allocation(now, idx);
         Ok(())
     }
 
@@ -327,12 +335,14 @@ impl ShardCore {
         let Some(&first) = sources.first() else {
             return;
         };
+        self.reallocate_viewer_of(sidx);
         if !self.tracks[first].layer.is_simulcast() {
             self.subs[sidx].bind(first);
             self.tracks[first].subscribers.push(sidx);
             return;
         }
         let id = self.tracks[first].id;
+        self.mark_demand(id);
         for t in sources {
             if self.tracks[t].id == id {
                 let rank = self.tracks[t].layer.rank;
@@ -359,6 +369,10 @@ impl ShardCore {
                     sub.unbind();
                 }
             }
+            self.reallocate_viewer_of(sidx);
+        }
+        if track.layer.is_simulcast() {
+            self.forget_demand_track(&track);
         }
         self.fanout.retain(|j| j.track != tidx);
         let Some(entry) = self.streams.get_mut(&track.stream) else {
@@ -399,6 +413,9 @@ impl ShardCore {
             if let Some(t) = self.tracks.get_mut(t) {
                 t.subscribers.retain(|&s| s != sidx);
             }
+        }
+        if let Some(g) = sub.group {
+            self.mark_demand(g);
         }
         if let Some(entry) = self.streams.get_mut(&sub.stream) {
             entry.subs.retain(|&s| s != sidx);

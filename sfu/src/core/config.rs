@@ -24,6 +24,8 @@ pub struct CoreConfig {
     pub report_interval: Duration,
     /// Granularity of the core's periodic work (NACKs, timers, reports).
     pub tick: Duration,
+    /// The per-viewer bandwidth allocator's tunables.
+    pub allocator: crate::alloc::AllocatorConfig,
 }
 
 impl Default for CoreConfig {
@@ -38,6 +40,7 @@ impl Default for CoreConfig {
             keyframe_request_interval: Duration::from_millis(500),
             report_interval: Duration::from_secs(1),
             tick: Duration::from_millis(10),
+            allocator: crate::alloc::AllocatorConfig::default(),
         }
     }
 }

@@ -41,6 +41,8 @@ impl ShardCore {
             layer_slot: track.layer.slot,
             layer_rank: track.layer.rank,
             layer_count: track.layer.count,
+            layer_info: track.rates.info,
+            content: track.content,
             codec,
             clock_rate: track.clock_rate,
             ext_seq: ext.0,
@@ -50,13 +52,19 @@ impl ShardCore {
             data: [0u8; CROSS_SHARD_MTU],
         };
         pkt.data[..buf.len()].copy_from_slice(buf);
-        let (Some(entry), Some(mesh)) = (
-            self.streams.get(&self.tracks[tidx].stream),
-            self.mesh.as_mut(),
-        ) else {
+        let track = &self.tracks[tidx];
+        let (id, rank, simulcast) = (track.id, track.layer.rank, track.layer.is_simulcast());
+        let Some(entry) = self.streams.get(&track.stream) else {
             return;
         };
         for &shard in &entry.links {
+            // Dynacast between shards: an encoding none of that shard's viewers needs stays.
+            if simulcast && !self.shard_needs(id, rank, shard) {
+                continue;
+            }
+            let Some(mesh) = self.mesh.as_mut() else {
+                return;
+            };
             match mesh.send(shard, ShardMsg::Media(pkt.clone())) {
                 Ok(()) => self.counters.cross_shard_out += 1,
                 Err(_) => self.counters.drop(DropReason::CrossShardQueueFull),
@@ -99,6 +107,9 @@ impl ShardCore {
                     self.request_keyframe(now, t);
                 }
             }
+            ShardMsg::LayerDemand { track, ranks } => {
+                self.on_remote_demand(now, from, track, ranks)
+            }
         }
     }
 
@@ -122,6 +133,9 @@ impl ShardCore {
                     return; // no viewers here (any more)
                 }
                 let track = Track::mirror(pkt, from, &self.cfg, now);
+                if track.layer.is_simulcast() {
+                    self.register_mirror_demand(track.id, from);
+                }
                 let t = self.tracks.insert(track);
                 self.tracks_by_id.insert(key, t);
                 self.attach_track(pkt.stream, t);
@@ -144,6 +158,7 @@ impl ShardCore {
             track.keyframes.on_keyframe(now);
         }
         track.last_arrival = Some(pkt.arrival);
+        track.rates.info = pkt.layer_info;
         if pkt.kind == crate::MediaKind::Video {
             track.learn_templates(&hdr, data);
         }

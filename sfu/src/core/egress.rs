@@ -185,6 +185,10 @@ impl ShardCore {
                 let Some(sub) = self.subs.get_mut(sidx) else {
                     continue;
                 };
+                if sub.alloc.paused {
+                    // The allocator paused this viewer's video: nothing goes out.
+                    continue;
+                }
                 let Some(session) = self.sessions.get_mut(sub.session) else {
                     continue;
                 };
@@ -241,8 +245,13 @@ impl ShardCore {
                         sub.rewriter.start(rp.ext, rp.hdr.timestamp);
                         sub.started = true;
                     } else if sub.needs_rebase {
-                        // A new publisher: its numbering continues the viewer's.
-                        sub.rewriter.rebase(rp.ext, rp.hdr.timestamp, gap);
+                        // A new publisher, or a resume: its numbering continues the viewer's.
+                        let ts_gap = if std::mem::take(&mut sub.alloc.rebase_by_arrival) {
+                            arrival_gap(sub.last_arrival, rp.arrival, clock_rate)
+                        } else {
+                            gap
+                        };
+                        sub.rewriter.rebase(rp.ext, rp.hdr.timestamp, ts_gap);
                         sub.needs_rebase = false;
                         if let Some((pid, _)) = rp.layers.vp8_picture_id {
                             sub.pictures
@@ -303,6 +312,7 @@ impl ShardCore {
                         r
                     });
                     if pushed {
+                        sub.alloc.sent_bytes += len as u64;
                         sub.last_arrival = Some(rp.arrival);
                         sub.send.on_packet(now, ts, rp.hdr.payload_len);
                         self.counters.rtp_out += 1;

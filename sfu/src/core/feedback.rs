@@ -33,6 +33,7 @@ impl ShardCore {
         self.next_tick = now + self.cfg.tick;
         self.session_timers(now);
         self.viewer_bwe_tick(now);
+        self.allocation_tick(now);
         self.track_feedback(now);
         self.subscription_reports(now);
     }
@@ -138,6 +139,7 @@ impl ShardCore {
             if now >= track.next_report {
                 track.next_report = now + self.cfg.report_interval;
                 track.measure_rate(self.cfg.report_interval);
+                track.rates.measure(self.cfg.report_interval);
                 let r = track.recv.report(now);
                 let block = ReportBlock {
                     ssrc: media,
@@ -230,6 +232,9 @@ impl ShardCore {
                 sub.temporal_up_since = None;
                 false
             };
+            if sub.alloc.paused {
+                continue;
+            }
             let (source, gate_waits, spatial_up) = (
                 sub.source,
                 sub.gate.wants_keyframe(),

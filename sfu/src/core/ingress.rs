@@ -228,6 +228,7 @@ impl ShardCore {
         if keyframe {
             track.keyframes.on_keyframe(now);
         }
+        track.rates.on_packet(codec, len, payload, keyframe);
         rtp::remap_extensions(buf, &hdr, &track.ext_to_canonical);
         if track.kind == MediaKind::Video {
             // Remapping changed ids only, so the header still describes the packet.

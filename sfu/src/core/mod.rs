@@ -1,19 +1,23 @@
 //! The sans-IO shard core: sessions, tracks and subscriptions of one shard, driven by `handle_*`
 //! and drained by `poll_*` (DESIGN.md "The sans-IO core"). It never touches a socket or a clock.
 
+mod allocation;
 mod commands;
 pub mod config;
 mod control_queue;
 mod cross_shard;
+mod dynacast;
 mod egress;
 pub mod ext;
 mod feedback;
 mod ingress;
+mod layer_rate;
 mod session;
 mod shard_msg;
 mod subscription;
 mod track;
 mod viewer_bwe;
+mod viewer_stats;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -97,6 +101,12 @@ pub struct ShardCore {
     probing: Vec<usize>,
     /// When the next probe padding is due.
     probe_wake: Option<Instant>,
+    /// Dynacast: the demand for local simulcast tracks, what was told the owners of mirrored
+    /// ones, the tracks whose demand may have changed, and when an encoding may turn off.
+    demand: FxHashMap<TrackId, dynacast::DemandEntry>,
+    mirror_demand: FxHashMap<TrackId, dynacast::MirrorDemand>,
+    demand_dirty: Vec<TrackId>,
+    demand_wake: Option<Instant>,
 }
 
 impl std::fmt::Debug for ShardCore {
@@ -150,6 +160,10 @@ impl ShardCore {
             nack_scratch: Box::new([crate::SeqNo(0); 256]),
             probing: Vec::with_capacity(64),
             probe_wake: None,
+            demand: FxHashMap::default(),
+            mirror_demand: FxHashMap::default(),
+            demand_dirty: Vec::with_capacity(64),
+            demand_wake: None,
         }
     }
 

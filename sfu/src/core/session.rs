@@ -10,6 +10,7 @@ use crate::dtls::DtlsConn;
 use crate::ice::IceLite;
 use crate::srtp::SrtpSession;
 
+use super::allocation::ViewerAllocation;
 use super::viewer_bwe::ViewerBwe;
 use crate::{SessionId, Ssrc};
 
@@ -51,6 +52,8 @@ pub struct Session {
     /// Send-side estimation toward a viewer that negotiated transport-wide sequence numbers
     /// (boxed: publishers have none).
     pub viewer_bwe: Option<Box<ViewerBwe>>,
+    /// The viewer's bandwidth allocation (caps, reports).
+    pub alloc: ViewerAllocation,
     pub rtt: Duration,
 }
 
@@ -81,6 +84,7 @@ impl Session {
                 Some(id) if !spec.subscribe.is_empty() => Some(ViewerBwe::new(id, now)),
                 _ => None,
             },
+            alloc: ViewerAllocation::new(now),
             rtt: Duration::from_millis(100),
         }
     }

@@ -21,6 +21,10 @@ pub struct MediaPacket {
     pub layer_slot: u8,
     pub layer_rank: u8,
     pub layer_count: u8,
+    /// The owner's measurements of the encoding (for viewers' allocators).
+    pub layer_info: super::layer_rate::LayerInfo,
+    /// What the track shows.
+    pub content: crate::control::TrackContent,
     pub codec: Codec,
     pub clock_rate: u32,
     /// The publisher's extended sequence number (shared numbering, so NACKs translate the same
@@ -62,4 +66,7 @@ pub enum ShardMsg {
     TrackEnded { stream: StreamKey, track: TrackId },
     /// A viewer on the sending shard needs a keyframe of this track.
     KeyframeRequest { track: TrackId, layer_slot: u8 },
+    /// The simulcast encodings (bits by spatial rank) the sending shard's viewers of this
+    /// track need now (dynacast); 0: none, or no viewers any more.
+    LayerDemand { track: TrackId, ranks: u8 },
 }

@@ -14,6 +14,7 @@ use crate::{Codec, MediaKind, Mid, PayloadType, SeqNo, Ssrc, StreamKey, TrackId}
 /// Most simulcast encodings of one media section.
 pub const MAX_LAYERS: usize = crate::control::MAX_SIMULCAST_LAYERS;
 
+use super::allocation::SectionAlloc;
 use super::config::CoreConfig;
 
 /// Index of a codec in per-codec tables.
@@ -74,6 +75,8 @@ pub struct Subscription {
     pub next_report: Instant,
     /// Packets whose codec the viewer did not accept.
     pub codec_drops: u64,
+    /// The bandwidth allocator's state for this section.
+    pub alloc: SectionAlloc,
 }
 
 impl Subscription {
@@ -131,6 +134,7 @@ impl Subscription {
             limiter: RetransmitLimiter::new(cache),
             next_report: now + cfg.report_interval,
             codec_drops: 0,
+            alloc: SectionAlloc::default(),
         }
     }
 

@@ -3,11 +3,12 @@
 
 use std::time::Instant;
 
-use crate::control::{CodecParams, PublishSpec};
+use crate::control::{CodecParams, PublishSpec, TrackContent};
 use crate::stream::{KeyframeRequester, NackGenerator, PacketCache, RecvStats, SeqUnwrapper};
 use crate::{Codec, MediaKind, Mid, PayloadType, Rid, ShardId, Ssrc, StreamKey, TrackId};
 
 use super::config::CoreConfig;
+use super::layer_rate::LayerRate;
 use super::shard_msg::MediaPacket;
 
 /// Where a track's packets come from.
@@ -108,6 +109,8 @@ impl LayerIdentity {
 pub struct Track {
     pub id: TrackId,
     pub layer: LayerIdentity,
+    /// What the track shows (screen content is kept before camera under a shortage).
+    pub content: TrackContent,
     /// When the last media packet arrived (whether the encoding is being sent).
     pub last_arrival: Option<Instant>,
     /// Bytes received when the bit rate was last measured, and the rate measured then.
@@ -115,6 +118,8 @@ pub struct Track {
     pub rate_bps: u64,
     /// Rate measurements taken (for learning the layer order).
     pub rate_samples: u32,
+    /// Rates and picture facts for the allocator.
+    pub rates: LayerRate,
     /// The layers of the dependency-descriptor templates the publisher last announced.
     pub templates: Option<crate::wire::codec::TemplateLayers>,
     pub stream: StreamKey,
@@ -172,10 +177,12 @@ impl Track {
         Track {
             id: spec.track,
             layer,
+            content: spec.content,
             last_arrival: None,
             rate_mark: 0,
             rate_bps: 0,
             rate_samples: 0,
+            rates: LayerRate::default(),
             templates: None,
             stream: spec.stream,
             kind: spec.kind,
@@ -212,10 +219,12 @@ impl Track {
                 rid: None,
                 order_pending: false,
             },
+            content: first.content,
             last_arrival: None,
             rate_mark: 0,
             rate_bps: 0,
             rate_samples: 0,
+            rates: LayerRate::carried(first.layer_info),
             templates: None,
             stream: first.stream,
             kind,

@@ -184,6 +184,7 @@ impl ShardCore {
         vb.feedback += 1;
         vb.bwe.handle_feedback(now, fb);
         self.refresh_viewer(now, idx);
+        self.on_estimate(now, idx);
     }
 
     /// A viewer's receiver report block about one of its streams: loss, and the round-trip time
@@ -200,10 +201,11 @@ impl ShardCore {
         };
         vb.bwe.handle_receiver_report(now, fraction_lost, rtt);
         self.refresh_viewer(now, idx);
+        self.on_estimate(now, idx);
     }
 
     /// Hands new probe clusters and the target to the session's pacer.
-    fn refresh_viewer(&mut self, now: Instant, idx: usize) {
+    pub(super) fn refresh_viewer(&mut self, now: Instant, idx: usize) {
         let Some(vb) = self
             .sessions
             .get_mut(idx)

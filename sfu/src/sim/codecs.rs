@@ -112,6 +112,7 @@ pub fn publisher_spec(
                 codecs: vec![vp8(PUB_VP8, Some(PUB_VP8_RTX))],
                 layers: Vec::new(),
                 layer_order: LayerOrder::Named,
+                content: crate::control::TrackContent::Camera,
             },
             PublishSpec {
                 stream,
@@ -123,6 +124,7 @@ pub fn publisher_spec(
                 codecs: vec![opus(PUB_OPUS)],
                 layers: Vec::new(),
                 layer_order: LayerOrder::Named,
+                content: crate::control::TrackContent::Camera,
             },
         ],
         subscribe: vec![],
@@ -209,7 +211,83 @@ pub fn simulcast_publisher_spec(
             codecs: vec![vp8(PUB_VP8, Some(PUB_VP8_RTX))],
             layers: rids.iter().map(|r| Rid((*r).into())).collect(),
             layer_order: order,
+            content: crate::control::TrackContent::Camera,
         }],
         subscribe: vec![],
     }
+}
+
+/// [`simulcast_publisher_spec`] showing `content`, with an Opus section (mid `1`, SSRC learned)
+/// when `audio`.
+#[allow(clippy::too_many_arguments)]
+pub fn simulcast_av_publisher_spec(
+    id: SessionId,
+    local_ice: IceParams,
+    remote_ice: IceParams,
+    remote_fingerprint: Fingerprint,
+    stream: StreamKey,
+    rids: &[&str],
+    content: crate::control::TrackContent,
+    audio: bool,
+) -> SessionSpec {
+    let mut spec = simulcast_publisher_spec(
+        id,
+        local_ice,
+        remote_ice,
+        remote_fingerprint,
+        stream,
+        rids,
+        LayerOrder::Named,
+    );
+    spec.publish[0].content = content;
+    if audio {
+        spec.extmap.audio_level = Some(PUB_EXT_AUDIO_LEVEL);
+        spec.publish.push(PublishSpec {
+            stream,
+            track: TrackId(id.0 * 10 + 1),
+            kind: MediaKind::Audio,
+            mid: Mid("1".into()),
+            ssrc: None,
+            rtx_ssrc: None,
+            codecs: vec![opus(PUB_OPUS)],
+            layers: Vec::new(),
+            layer_order: LayerOrder::Named,
+            content: crate::control::TrackContent::Camera,
+        });
+    }
+    spec
+}
+
+/// The SSRC a viewer made by [`multi_viewer_spec`] receives its `k`-th video section on.
+pub fn multi_viewer_video_ssrc(n: u32, k: usize) -> Ssrc {
+    Ssrc(0x5000_0000 + n + 0x10_0000 * k as u32)
+}
+
+/// A session viewing the video of each of `streams` (one media section each, mids `v0`,
+/// `v1`, ...; SSRCs from [`multi_viewer_video_ssrc`]) and the audio of the first (mid `a`).
+pub fn multi_viewer_spec(
+    id: SessionId,
+    local_ice: IceParams,
+    remote_ice: IceParams,
+    remote_fingerprint: Fingerprint,
+    streams: &[StreamKey],
+    n: u32,
+) -> SessionSpec {
+    let mut spec = viewer_spec(id, local_ice, remote_ice, remote_fingerprint, streams[0], n);
+    let audio = spec.subscribe.pop();
+    let video = spec.subscribe.remove(0);
+    for (k, &stream) in streams.iter().enumerate() {
+        spec.subscribe.push(SubscribeSpec {
+            stream,
+            mid: Mid(format!("v{k}")),
+            ssrc: multi_viewer_video_ssrc(n, k),
+            rtx_ssrc: Some(Ssrc(0x5100_0000 + n + 0x10_0000 * k as u32)),
+            ..video.clone()
+        });
+    }
+    if let Some(mut a) = audio {
+        a.mid = Mid("a".into());
+        spec.subscribe.push(a);
+    }
+    spec
 }

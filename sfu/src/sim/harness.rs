@@ -7,19 +7,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::codecs::{
-    PUB_VP8_RTX, RTX_SSRC, VIEW_OPUS, VIEW_VP8, ice_credentials, publisher_spec,
-    simulcast_publisher_spec, viewer_spec,
+    PUB_VP8_RTX, RTX_SSRC, VIEW_OPUS, VIEW_VP8, ice_credentials, multi_viewer_spec, publisher_spec,
+    simulcast_av_publisher_spec, simulcast_publisher_spec, viewer_spec,
 };
 use super::in_core;
 use super::media_source::MediaSource;
 use super::simulcast_source::SimulcastSource;
+use crate::bwe::sim_link::{LinkConfig, SimLink};
+use crate::bwe::{TwccReceiver, TwccReceiverConfig};
 use crate::client::{ClientConfig, ClientEvent, ClientSession};
 use crate::control::LayerOrder;
+use crate::control::TrackContent;
 use crate::control::{IceParams, SessionSpec};
 use crate::core::{CoreConfig, ShardCore};
 use crate::dtls::DtlsCert;
 use crate::io::{RecvMeta, SLOT_SIZE, TxBatch};
 use crate::shard::Mesh;
+use crate::wire::demux::{PacketClass, classify};
 use crate::wire::rtcp::{self, RtcpPacket};
 use crate::wire::rtp::{self, RtpHeader};
 use crate::{PayloadType, SeqNo, SessionId, ShardId, Ssrc, StreamKey};
@@ -43,6 +47,20 @@ pub struct Peer {
     pub simulcast: Option<SimulcastSource>,
     /// Whether received media is kept in `rtp` and `rtcp` (benchmarks turn it off).
     pub record: bool,
+    /// Audio sent beside a simulcast publisher's video.
+    pub audio: Option<MediaSource>,
+    /// A bottleneck the shard's RTP to this peer crosses (see [`Harness::set_downlink`]).
+    pub downlink: Option<Downlink>,
+}
+
+/// A viewer's downlink: a simulated bottleneck for the RTP the shard sends it, and the
+/// transport-cc feedback the viewer returns about what arrived (every 50 ms).
+#[derive(Debug)]
+pub struct Downlink {
+    pub link: SimLink<Vec<u8>>,
+    /// The viewer's transport-wide sequence number extension id.
+    pub twcc_id: u8,
+    pub twcc: TwccReceiver,
 }
 
 /// Decides whether to drop a datagram: (from, to, bytes as sent).
@@ -152,6 +170,8 @@ impl Harness {
             publisher: None,
             simulcast: None,
             record: true,
+            audio: None,
+            downlink: None,
         });
         self.peers.len() - 1
     }
@@ -190,6 +210,65 @@ impl Harness {
         });
         self.peers[idx].simulcast = Some(SimulcastSource::new(self.now, rids, sizes));
         idx
+    }
+
+    /// A simulcast VP8 publisher on `stream` (encodings `rids`, lowest first, named order) whose
+    /// video shows `content`, with Opus audio beside it when `audio`.
+    pub fn add_simulcast_av_publisher(
+        &mut self,
+        shard: usize,
+        stream: u64,
+        rids: &[&str],
+        sizes: &[(usize, usize)],
+        content: TrackContent,
+        audio: bool,
+    ) -> usize {
+        let fp = self.client_cert.fingerprint();
+        let idx = self.new_peer(shard, |id, local_ice, remote_ice| {
+            simulcast_av_publisher_spec(
+                id,
+                local_ice,
+                remote_ice,
+                fp,
+                StreamKey(stream),
+                rids,
+                content,
+                audio,
+            )
+        });
+        self.peers[idx].simulcast = Some(SimulcastSource::new(self.now, rids, sizes));
+        if audio {
+            self.peers[idx].audio = Some(MediaSource::new(self.now));
+        }
+        idx
+    }
+
+    /// A viewer of the video of every stream in `streams` (one section each) and the audio of
+    /// the first, with transport-wide sequence numbers under `twcc_id` when given.
+    pub fn add_multi_viewer(
+        &mut self,
+        shard: usize,
+        streams: &[u64],
+        twcc_id: Option<u8>,
+    ) -> usize {
+        let fp = self.client_cert.fingerprint();
+        let keys: Vec<StreamKey> = streams.iter().map(|&s| StreamKey(s)).collect();
+        self.new_peer(shard, |id, local_ice, remote_ice| {
+            let mut spec = multi_viewer_spec(id, local_ice, remote_ice, fp, &keys, id.0 as u32);
+            spec.extmap.transport_cc = twcc_id;
+            spec
+        })
+    }
+
+    /// Puts viewer `p` (which negotiated transport-cc under `twcc_id`) behind a bottleneck:
+    /// from now on the shard's RTP to it crosses `link` (counted with IP and UDP headers), and
+    /// the viewer sends transport-cc feedback about what arrives.
+    pub fn set_downlink(&mut self, p: usize, link: LinkConfig, twcc_id: u8) {
+        self.peers[p].downlink = Some(Downlink {
+            link: SimLink::new(link, self.now),
+            twcc_id,
+            twcc: TwccReceiver::new(TwccReceiverConfig::default()),
+        });
     }
 
     /// A viewer of `stream` with its own payload types and RTX.
@@ -277,11 +356,67 @@ impl Harness {
                     {
                         continue;
                     }
+                    if classify(&bytes) == PacketClass::Rtp
+                        && let Some(d) = self
+                            .peers
+                            .iter_mut()
+                            .find(|p| p.addr == dest)
+                            .and_then(|p| p.downlink.as_mut())
+                    {
+                        let size = bytes.len() + 28;
+                        d.link.send(now, bytes, size);
+                        continue;
+                    }
                     self.deliver_to_peer(dest, &mut bytes);
                 }
             }
             let core = &mut self.cores[c];
             in_core(|| core.wake_peers());
+        }
+        self.serve_downlinks(now);
+    }
+
+    /// Delivers what the downlinks carried by `now` and sends the viewers' feedback.
+    fn serve_downlinks(&mut self, now: Instant) {
+        for p in 0..self.peers.len() {
+            let mut arrived = Vec::new();
+            let Some(d) = self.peers[p].downlink.as_mut() else {
+                continue;
+            };
+            while let Some((_, bytes)) = d.link.poll_deliver(now) {
+                arrived.push(bytes);
+            }
+            let addr = self.peers[p].addr;
+            for mut bytes in arrived {
+                self.deliver_to_peer(addr, &mut bytes);
+            }
+            let mut feedback = Vec::new();
+            let Some(d) = self.peers[p].downlink.as_mut() else {
+                continue;
+            };
+            loop {
+                let mut buf = vec![0u8; 1500];
+                let Some(n) = d
+                    .twcc
+                    .poll_feedback(now, Ssrc(77), Ssrc(1), &mut buf[..1400])
+                else {
+                    break;
+                };
+                buf.truncate(n);
+                feedback.push(buf);
+            }
+            for mut buf in feedback {
+                let n = buf.len();
+                buf.resize(n + 64, 0);
+                // Connected: it received media.
+                let Ok(n) = self.peers[p].client.protect_rtcp(&mut buf, n) else {
+                    continue;
+                };
+                buf.truncate(n);
+                let (shard, src) = (self.peers[p].shard, self.peers[p].addr);
+                let core = &mut self.cores[shard];
+                in_core(|| core.handle_datagram(now, RecvMeta { src, dst_ip: None }, &mut buf));
+            }
         }
     }
 
@@ -314,8 +449,18 @@ impl Harness {
         let record = self.peers[p].record;
         match self.peers[p].client.handle_datagram(now, bytes) {
             Ok(Some(ClientEvent::Connected)) => self.peers[p].connected = true,
-            Ok(Some(ClientEvent::Rtp { len })) if record => {
-                self.peers[p].rtp.push(bytes[..len].to_vec())
+            Ok(Some(ClientEvent::Rtp { len })) => {
+                let pkt = &bytes[..len];
+                if let Some(d) = self.peers[p].downlink.as_mut()
+                    && let Ok(h) = RtpHeader::parse(pkt)
+                    && let Some(v) = h.extension(pkt, d.twcc_id)
+                    && v.len() >= 2
+                {
+                    d.twcc.on_packet(now, u16::from_be_bytes([v[0], v[1]]));
+                }
+                if record {
+                    self.peers[p].rtp.push(pkt.to_vec());
+                }
             }
             Ok(Some(ClientEvent::Rtcp { len })) => {
                 let pkt = &bytes[..len];
@@ -416,6 +561,14 @@ impl Harness {
             while now >= sc.next_frame {
                 sc.write_picture(|pkt| pictures.push(pkt.to_vec()));
             }
+            if let Some(a) = self.peers[p].audio.as_mut() {
+                while now >= a.next_audio {
+                    let mut buf = vec![0u8; SLOT_SIZE];
+                    let n = a.write_audio(&mut buf);
+                    buf.truncate(n);
+                    pictures.push(buf);
+                }
+            }
             for pkt in pictures {
                 let mut buf = pkt.clone();
                 buf.resize(pkt.len() + 64, 0);
@@ -495,6 +648,14 @@ impl Harness {
                 let h = RtpHeader::parse(b).ok()?;
                 (h.payload_type == PayloadType(VIEW_VP8)).then(|| (h, b.clone()))
             })
+            .collect()
+    }
+
+    /// Video packets a peer received on SSRC `ssrc` (one of its sections), parsed.
+    pub fn video_received_on(&self, p: usize, ssrc: Ssrc) -> Vec<(RtpHeader, Vec<u8>)> {
+        self.video_received(p)
+            .into_iter()
+            .filter(|(h, _)| h.ssrc == ssrc)
             .collect()
     }
 

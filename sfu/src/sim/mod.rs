@@ -10,7 +10,7 @@ mod media_source;
 mod simulcast_source;
 
 pub use codecs::*;
-pub use harness::{DropFilter, Harness, Peer};
+pub use harness::{Downlink, DropFilter, Harness, Peer};
 pub use media_source::{AUDIO_INTERVAL, AUDIO_PAYLOAD, FRAME_INTERVAL, MediaSource, VIDEO_TS_STEP};
 pub use simulcast_source::{
     SIM_FRAME_BYTES, SIM_LAYER_BYTE, SIM_VP8_DESCRIPTOR_LEN, SimulcastEncoding, SimulcastSource,

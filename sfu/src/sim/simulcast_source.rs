@@ -11,8 +11,9 @@ use crate::{PayloadType, SeqNo, Ssrc};
 
 /// Length of the VP8 payload descriptor the source writes (X, I with a 15-bit picture id, L, T).
 pub const SIM_VP8_DESCRIPTOR_LEN: usize = 6;
-/// Offset in the payload of the byte naming the encoding (its index in the source).
-pub const SIM_LAYER_BYTE: usize = SIM_VP8_DESCRIPTOR_LEN + 6;
+/// Offset in the payload of the byte naming the encoding (its index in the source); it follows
+/// the VP8 keyframe header (frame tag, start code, width and height).
+pub const SIM_LAYER_BYTE: usize = SIM_VP8_DESCRIPTOR_LEN + 10;
 /// Offset in the payload of the picture number (8 bytes, big-endian).
 pub const SIM_FRAME_BYTES: usize = SIM_LAYER_BYTE + 1;
 
@@ -36,6 +37,9 @@ pub struct SimulcastEncoding {
     pub active: bool,
     /// Packets carry the RID extension (off: the shard cannot bind the SSRC).
     pub send_rid: bool,
+    /// The picture size written into keyframes.
+    pub width: u16,
+    pub height: u16,
 }
 
 /// Several encodings of one picture sequence.
@@ -69,6 +73,9 @@ impl SimulcastSource {
                 plis: 0,
                 active: true,
                 send_rid: true,
+                // 320x180 doubled per encoding.
+                width: 320 << i.min(4),
+                height: 180 << i.min(4),
             })
             .collect();
         SimulcastSource {
@@ -137,6 +144,8 @@ impl SimulcastSource {
                 p[d] = if key { 0x00 } else { 0x01 };
                 if key {
                     p[d + 3..d + 6].copy_from_slice(&[0x9d, 0x01, 0x2a]);
+                    p[d + 6..d + 8].copy_from_slice(&e.width.to_le_bytes());
+                    p[d + 8..d + 10].copy_from_slice(&e.height.to_le_bytes());
                 }
                 p[SIM_LAYER_BYTE] = index as u8;
                 p[SIM_FRAME_BYTES..SIM_FRAME_BYTES + 8].copy_from_slice(&frame.to_be_bytes());

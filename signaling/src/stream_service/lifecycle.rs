@@ -78,6 +78,9 @@ impl StreamService {
             // Layer order and estimates are media-plane bookkeeping (the registry keeps them);
             // the stream service has nothing to record.
             Event::LayerOrder { .. } | Event::ViewerEstimate { .. } => {}
+            Event::ViewerStats { .. }
+            | Event::QualityDegraded { .. }
+            | Event::LayerDemand { .. } => {}
         }
     }
 

@@ -1,0 +1,162 @@
+//! What the allocator learns about one source encoding from its packets: its rate as it would
+//! reach a viewer (RTP bytes plus the per-packet overhead SRTP, UDP and IP add), the rate of its
+//! base temporal layer (VP8/VP9), its temporal layers, and its picture height (VP8 keyframes).
+//! Measured on the publisher's shard; mirrors on other shards carry the owner's numbers.
+
+use std::time::Duration;
+
+use crate::Bitrate;
+use crate::Codec;
+use crate::wire::codec::{PacketLayers, Vp8Descriptor};
+
+/// Bytes a forwarded packet gains on the way to a viewer: an SRTP tag (up to 16), a
+/// transport-wide sequence number element (4 with padding), IPv4 and UDP headers (28).
+pub const VIEWER_PACKET_OVERHEAD: u64 = 48;
+
+/// The published facts of an encoding (what crosses to other shards).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LayerInfo {
+    /// The encoding's rate toward a viewer, smoothed; kept while the encoding is stopped.
+    pub rate: Option<Bitrate>,
+    /// The rate of its base temporal layer, when it has temporal layers.
+    pub base: Option<Bitrate>,
+    /// The highest temporal layer id seen.
+    pub max_tid: Option<u8>,
+    /// The picture height of its last keyframe, where the codec tells (VP8).
+    pub height: Option<u16>,
+}
+
+/// Counters of one encoding and the measurements taken from them.
+#[derive(Debug, Clone, Default)]
+pub struct LayerRate {
+    bytes: u64,
+    base_bytes: u64,
+    /// The counters at the last measurement.
+    mark: (u64, u64),
+    pub info: LayerInfo,
+}
+
+impl LayerRate {
+    /// The rates of a mirror: the owner's measurements.
+    pub fn carried(info: LayerInfo) -> Self {
+        LayerRate {
+            info,
+            ..LayerRate::default()
+        }
+    }
+
+    /// Counts a media packet of `len` RTP bytes whose payload is `payload`.
+    #[inline]
+    pub fn on_packet(&mut self, codec: Codec, len: usize, payload: &[u8], keyframe: bool) {
+        let wire = len as u64 + VIEWER_PACKET_OVERHEAD;
+        self.bytes += wire;
+        if !matches!(codec, Codec::Vp8 | Codec::Vp9) {
+            return;
+        }
+        let layers = PacketLayers::parse(codec, payload, keyframe);
+        if let Some(tid) = layers.tid {
+            self.info.max_tid = Some(self.info.max_tid.map_or(tid, |m| m.max(tid)));
+            if tid == 0 {
+                self.base_bytes += wire;
+            }
+        }
+        if keyframe && codec == Codec::Vp8 {
+            self.info.height = vp8_keyframe_height(payload).or(self.info.height);
+        }
+    }
+
+    /// Takes a measurement over the `interval` since the last one. A silent interval keeps
+    /// the last rates (a stopped encoding is remembered at what it sent).
+    pub fn measure(&mut self, interval: Duration) {
+        let (bytes, base) = (self.bytes - self.mark.0, self.base_bytes - self.mark.1);
+        self.mark = (self.bytes, self.base_bytes);
+        if bytes == 0 {
+            return;
+        }
+        let micros = interval.as_micros().max(1) as u64;
+        let rate = |b: u64| b.saturating_mul(8_000_000) / micros;
+        self.info.rate = Some(smooth(self.info.rate, rate(bytes)));
+        self.info.base = if self.info.max_tid.is_some_and(|t| t > 0) && base > 0 {
+            Some(smooth(self.info.base, rate(base)))
+        } else {
+            None
+        };
+    }
+}
+
+/// Half the old value and half the new: keyframes and encoder swings average out over seconds.
+fn smooth(old: Option<Bitrate>, new: u64) -> Bitrate {
+    Bitrate(old.map_or(new, |o| (o.0 + new) / 2))
+}
+
+/// The height in a VP8 keyframe's header (RFC 6386 §9.1: 3-byte frame tag, start code
+/// 9d 01 2a, 14-bit width and height, little-endian, with 2 scaling bits each).
+pub fn vp8_keyframe_height(payload: &[u8]) -> Option<u16> {
+    let d = Vp8Descriptor::parse(payload).ok()?;
+    let h = payload.get(d.header_len..d.header_len + 10)?;
+    if h[0] & 0x01 != 0 || h[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    let height = u16::from_le_bytes([h[8], h[9]]) & 0x3fff;
+    (height > 0).then_some(height)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A VP8 payload: descriptor (X, T with `tid`), then a keyframe header with `height`.
+    fn vp8(tid: u8, key: bool, height: u16) -> Vec<u8> {
+        let mut p = vec![0x90, 0x20, tid << 6];
+        let mut hdr = vec![if key { 0x00 } else { 0x01 }, 0, 0, 0x9d, 0x01, 0x2a];
+        hdr.extend_from_slice(&640u16.to_le_bytes());
+        hdr.extend_from_slice(&height.to_le_bytes());
+        p.extend_from_slice(&hdr);
+        p.resize(100, 0);
+        p
+    }
+
+    #[test]
+    fn rates_count_the_overhead_and_the_base_temporal_layer() {
+        let mut r = LayerRate::default();
+        // One second: 30 pictures of one 1000-byte packet, TID 0 every other.
+        for i in 0..30 {
+            let tid = if i % 2 == 0 { 0 } else { 1 };
+            r.on_packet(Codec::Vp8, 1000, &vp8(tid, false, 0), false);
+        }
+        r.measure(Duration::from_secs(1));
+        let per = (1000 + VIEWER_PACKET_OVERHEAD) * 8;
+        assert_eq!(r.info.rate, Some(Bitrate(30 * per)));
+        assert_eq!(r.info.base, Some(Bitrate(15 * per)));
+        assert_eq!(r.info.max_tid, Some(1));
+        // A silent second keeps the rates; the next one is averaged in.
+        r.measure(Duration::from_secs(1));
+        assert_eq!(r.info.rate, Some(Bitrate(30 * per)));
+        for _ in 0..10 {
+            r.on_packet(Codec::Vp8, 1000, &vp8(0, false, 0), false);
+        }
+        r.measure(Duration::from_secs(1));
+        assert_eq!(r.info.rate, Some(Bitrate(20 * per)));
+    }
+
+    #[test]
+    fn no_base_rate_without_temporal_layers() {
+        let mut r = LayerRate::default();
+        for _ in 0..30 {
+            r.on_packet(Codec::H264, 1000, &[0x65, 0, 0], false);
+        }
+        r.measure(Duration::from_secs(1));
+        assert!(r.info.rate.is_some());
+        assert_eq!((r.info.base, r.info.max_tid), (None, None));
+    }
+
+    #[test]
+    fn the_height_comes_from_a_vp8_keyframe() {
+        assert_eq!(vp8_keyframe_height(&vp8(0, true, 360)), Some(360));
+        assert_eq!(vp8_keyframe_height(&vp8(0, false, 360)), None);
+        assert_eq!(vp8_keyframe_height(&[0x90]), None);
+        let mut r = LayerRate::default();
+        r.on_packet(Codec::Vp8, 100, &vp8(0, true, 720), true);
+        assert_eq!(r.info.height, Some(720));
+    }
+}
