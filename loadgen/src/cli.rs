@@ -43,10 +43,11 @@ pub struct Args {
     #[arg(long, default_value = "200ms")]
     pub class_queue: String,
 
-    /// Token bucket depth of a class's downlink: what passes at once after an idle moment.
-    /// The default, one large packet, makes the downlink a link that serializes packets at
-    /// its rate; a larger bucket models a shaper that lets short bursts (and probes) through.
-    #[arg(long, default_value = "1500B")]
+    /// Token bucket depth of a class's downlink: what passes ahead of the rate after an idle
+    /// moment. The default, 0, makes the downlink a link that serializes every datagram at its
+    /// rate (it arrives when its last bit would); a bucket models a shaper that lets short
+    /// bursts, bandwidth probes included, through at any rate.
+    #[arg(long, default_value = "0")]
     pub class_burst: String,
 
     /// Stream names the publishers (and their subscribers) are spread over; default: one per
@@ -196,9 +197,10 @@ impl Args {
         let queue = parse_duration(&self.class_queue)
             .filter(|q| !q.is_zero())
             .ok_or("--class-queue must be a time like 200ms")?;
-        let burst = parse_bytes(&self.class_burst)
-            .filter(|b| *b >= 1500)
-            .ok_or("--class-burst must be at least 1500 bytes (like 16kB)")?;
+        let burst = match self.class_burst.trim() {
+            "0" => 0,
+            b => parse_bytes(b).ok_or("--class-burst must be bytes (like 0 or 16kB)")?,
+        };
         Ok(Some(ClassPlan::new(classes, self.publishers, burst, queue)))
     }
 

@@ -101,27 +101,29 @@ fn viewers_behind_600k_settle_on_the_lowest_layer_without_freezes_and_unlimited_
     );
 }
 
-/// What the classes do whatever the server's layer choice: a limited class receives at most
-/// its rate, loses what does not fit at its queue, and every class is reported.
+/// What the classes do whatever the server chooses to send: a class below even the audio's
+/// rate (Opus at 32 kbit/s is about 48 kbit/s on the wire) receives at most its rate and loses
+/// the rest at its queue, whatever the server does with the video; classes with room receive
+/// everything; every class is reported, and the server hears every viewer's feedback.
 #[test]
 fn a_rate_limited_class_receives_at_most_its_rate_and_reports_its_queue_drops() {
     let server = Server::start();
     let url = server.url();
-    // Plain (non-simulcast) 1 Mbit/s video: more than 600 kbit/s, well under 4 Mbit/s.
+    // Plain (non-simulcast) 200 kbit/s video: it fits the estimator's 300 kbit/s start.
     let (out, report) = loadgen(&[
         "--target",
         &url,
         "--video-bitrate",
-        "1000000",
+        "200000",
         "--audio",
         "--publishers",
         "1",
         "--subscriber-classes",
-        "600k:2,4m:2,unlimited:1",
+        "40k:2,4m:2,unlimited:1",
         "--duration",
-        "10",
+        "12",
         "--warmup",
-        "3",
+        "4",
         "--ramp",
         "20",
         "--quiet",
@@ -136,28 +138,28 @@ fn a_rate_limited_class_receives_at_most_its_rate_and_reports_its_queue_drops() 
         .iter()
         .filter_map(|c| c["class"].as_str())
         .collect();
-    assert_eq!(names, ["600k", "4m", "unlimited"]);
+    assert_eq!(names, ["40k", "4m", "unlimited"]);
 
-    let low = class(&r, "600k");
+    let low = class(&r, "40k");
     assert_eq!(f(low, &["viewers"]), 2.0);
-    assert_eq!(f(low, &["rate_bps"]), 600_000.0);
-    let rate = f(low, &["bitrate_bps", "mean"]);
+    assert_eq!(f(low, &["rate_bps"]), 40_000.0);
+    let rate = f(low, &["bitrate_bps", "max"]);
+    assert!(rate <= 41_000.0, "40k receives {rate}: {}", msg());
     assert!(
-        (540_000.0..=612_000.0).contains(&rate),
-        "600k receives {rate}: {}",
+        f(low, &["bitrate_bps", "min"]) >= 30_000.0,
+        "the 40k link is busy: {}",
         msg()
     );
-    assert!(f(low, &["downlink", "drops"]) > 0.0, "{}", msg());
-    assert!(f(low, &["video_loss_ratio"]) > 0.01, "{}", msg());
+    assert!(f(low, &["downlink", "drops"]) > 50.0, "{}", msg());
     // No simulcast: no layer in the tags.
     assert_eq!(f(low, &["layers", "time_share", "2"]), 0.0);
 
     for name in ["4m", "unlimited"] {
         let c = class(&r, name);
         let rate = f(c, &["bitrate_bps", "p10"]);
-        // 1 Mbit/s of video, 32 kbit/s of audio, headers, RTCP and probes.
+        // 200 kbit/s of video, 32 kbit/s of audio, headers, RTCP and probes.
         assert!(
-            (950_000.0..=1_600_000.0).contains(&rate),
+            (220_000.0..=1_000_000.0).contains(&rate),
             "{name} receives {rate}: {}",
             msg()
         );
@@ -167,24 +169,23 @@ fn a_rate_limited_class_receives_at_most_its_rate_and_reports_its_queue_drops() 
         assert!(fps >= 25.0, "{name} renders {fps:.1} fps: {}", msg());
     }
     assert!(class(&r, "unlimited")["downlink"].is_null());
-    // The server's estimator hears from every viewer and sees the limit: the 600k viewers'
-    // estimates stay under their rate (their loss drives them down), the unlimited one's
-    // is well above it.
-    for name in ["600k", "4m", "unlimited"] {
+    assert_eq!(f(class(&r, "4m"), &["downlink", "drops"]), 0.0, "{}", msg());
+    // The server hears from every viewer, and its estimate follows the limit.
+    for name in ["40k", "4m", "unlimited"] {
         let fb = f(class(&r, name), &["server_feedback_received"]);
         assert!(fb > 50.0, "{name}: {fb} feedback packets: {}", msg());
     }
     let low_est = f(low, &["server_estimate_bps", "max"]);
-    assert!(low_est <= 700_000.0, "600k estimate {low_est}: {}", msg());
     let high_est = f(class(&r, "unlimited"), &["server_estimate_bps", "min"]);
+    // (GoogCC keeps a loss-driven estimate of about 100 kbit/s over a busy 40 kbit/s link.)
+    assert!(low_est <= 150_000.0, "40k estimate {low_est}: {}", msg());
     assert!(
-        high_est >= 1_500_000.0,
+        high_est >= 250_000.0,
         "unlimited estimate {high_est}: {}",
         msg()
     );
-    assert_eq!(f(class(&r, "4m"), &["downlink", "drops"]), 0.0, "{}", msg());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("class 600k"), "{stdout}");
+    assert!(stdout.contains("class 40k"), "{stdout}");
     assert!(stdout.contains("class unlimited"), "{stdout}");
 }
 

@@ -35,7 +35,8 @@ pub struct DownlinkStats {
     pub bytes: u64,
     /// Dropped at the queue.
     pub drops: u64,
-    /// Delivered after waiting in the queue (the rest went through at once).
+    /// Delivered after their arrival (queued, or serialized when the bucket is empty); the
+    /// rest went through at once.
     pub delayed: u64,
 }
 
@@ -306,6 +307,42 @@ mod tests {
             worst >= Duration::from_millis(150),
             "the queue filled: {worst:?}"
         );
+    }
+
+    #[test]
+    fn without_a_bucket_every_datagram_arrives_after_its_serialization() {
+        let t0 = Instant::now();
+        let mut d = Downlink::new(
+            DownlinkConfig {
+                rate_bps: 600_000,
+                burst: 0,
+                queue: Duration::from_millis(200),
+            },
+            t0,
+        );
+        let mut buf = [0u8; 2048];
+        // Three 1200-byte datagrams at once: 16 ms each on the wire.
+        for _ in 0..3 {
+            assert_eq!(d.admit(t0, &[7u8; 1200]), Admit::Queued);
+        }
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        assert_eq!(d.next_release(), Some(ms(16)));
+        assert_eq!(d.pop_due(ms(15), &mut buf), None);
+        assert_eq!(d.pop_due(ms(16), &mut buf), Some((ms(16), 1200)));
+        assert_eq!(d.pop_due(ms(50), &mut buf), Some((ms(32), 1200)));
+        assert_eq!(d.pop_due(ms(50), &mut buf), Some((ms(48), 1200)));
+        assert_eq!(d.pop_due(ms(50), &mut buf), None);
+        // A padding probe of five small packets is spread at the rate too.
+        let mut last = ms(100);
+        for _ in 0..5 {
+            d.admit(ms(100), &[0u8; 250]);
+        }
+        while let Some((at, _)) = d.pop_due(ms(200), &mut buf) {
+            assert!(at - last >= Duration::from_micros(3300), "{:?}", at - last);
+            last = at;
+        }
+        let spread = last - ms(100);
+        assert!(spread.abs_diff(Duration::from_micros(16_667)) < Duration::from_micros(5));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The rate limit of an impaired link: a token bucket in its GCRA form (ITU-T I.371 virtual
 //! scheduling) in front of a FIFO queue bounded in waiting time. A packet leaves as soon as the
-//! bucket holds its size in tokens; one that would wait longer than the queue allows is dropped
-//! at the tail, as a router's drop-tail queue does. Sans-IO, fixed state.
+//! bucket has paid for it: at once while the bucket holds its size in tokens, otherwise when
+//! the rate has earned them (with an empty bucket, when its last bit is on the wire). One that
+//! would wait longer than the queue allows is dropped at the tail, as a router's drop-tail
+//! queue does. Sans-IO, fixed state.
 
 use std::time::{Duration, Instant};
 
