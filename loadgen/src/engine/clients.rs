@@ -238,25 +238,29 @@ impl Clients {
         Some(c.sock)
     }
 
-    /// A datagram from client `idx`'s socket: through its downlink when it has one (now, later
-    /// or never), to [`handle_datagram`](Self::handle_datagram) otherwise.
+    /// A datagram from client `idx`'s socket, read at `now`, that reached the socket at
+    /// `arrival` when the socket timestamps (clients of a capacity class): through the client's
+    /// downlink when it has one (now, later or never), to
+    /// [`handle_datagram`](Self::handle_datagram) otherwise, at its arrival time.
     pub fn ingress(
         &mut self,
         idx: usize,
         buf: &mut [u8],
         now: Instant,
+        arrival: Option<Instant>,
     ) -> Result<Ingress, ClientFailure> {
+        let at = arrival.unwrap_or(now).min(now);
         let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
             return Ok(Ingress::default());
         };
         let Some(d) = c.downlink.as_mut() else {
-            let service = self.handle_datagram(idx, buf, now)?;
+            let service = self.handle_datagram(idx, buf, at)?;
             return Ok(Ingress { service, arm: None });
         };
         self.counters.downlink_datagrams += 1;
-        match d.admit(now, buf) {
+        match d.admit(at, buf) {
             Admit::Now => {
-                let service = self.handle_datagram(idx, buf, now)?;
+                let service = self.handle_datagram(idx, buf, at)?;
                 Ok(Ingress { service, arm: None })
             }
             Admit::Queued => {

@@ -15,6 +15,7 @@ use sfu::io::Waker;
 
 use super::clients::Clients;
 use super::epoll::Epoll;
+use super::rx_time::{self, ClockAnchor};
 use super::timers::TimerHeap;
 use super::udp::{RxBatch, TxBatch, UdpSock};
 use super::uring::{Completion, UringRx};
@@ -381,12 +382,18 @@ impl Worker {
         match rx {
             Rx::Uring(u) => {
                 u.wait(timeout)?;
-                let now = Instant::now();
+                let anchor = ClockAnchor::now();
+                let now = anchor.mono();
                 u.drain(|c| match c {
                     Completion::Wake => waker.drain(),
-                    Completion::Datagram { token, data } => {
+                    Completion::Datagram {
+                        token,
+                        data,
+                        timestamp,
+                    } => {
                         let idx = token as usize;
-                        match clients.ingress(idx, data, now) {
+                        let arrival = timestamp.map(|t| anchor.instant_of(t));
+                        match clients.ingress(idx, data, now, arrival) {
                             Err(_) => failed.push(idx),
                             Ok(i) => {
                                 if let Some(at) = i.arm {
@@ -421,13 +428,15 @@ impl Worker {
                         };
                         // An error (ECONNREFUSED after an ICMP unreachable) means nothing to read.
                         let got = batch.recv(fd).unwrap_or_default();
-                        let now = Instant::now();
+                        let anchor = ClockAnchor::now();
+                        let now = anchor.mono();
                         for k in 0..got {
                             if batch.truncated(k) {
                                 clients.counters.undecodable += 1;
                                 continue;
                             }
-                            match clients.ingress(idx, batch.get_mut(k), now) {
+                            let arrival = batch.timestamp(k).map(|t| anchor.instant_of(t));
+                            match clients.ingress(idx, batch.get_mut(k), now, arrival) {
                                 Err(_) => {
                                     failed.push(idx);
                                     break;
@@ -461,6 +470,11 @@ impl Worker {
             let now = Instant::now();
             let fd = c.sock.fd();
             let role = c.role();
+            if c.class.is_some() {
+                // A class's viewer (and its downlink) takes datagrams in when they reached the
+                // socket: the worker's own delays stay out of what it measures.
+                rx_time::enable(fd);
+            }
             let idx = self.clients.conns.len();
             let watched = match &mut self.rx {
                 Rx::Uring(u) => u.watch(fd, idx as u64),
