@@ -61,9 +61,9 @@ pub struct Args {
     pub video_bitrate: u64,
 
     /// Publishers send three simulcast encodings (RFC 8853, rids q, h, f: 1/16, 1/4 and all of
-    /// --video-bitrate, each on its own SSRC with the rid header extension); subscribers get
-    /// the one the server forwards (Ringcast: the highest). Needs a target that takes the
-    /// publisher's offer (WHIP).
+    /// --video-bitrate, each on its own SSRC with the rid header extension, its rank in every
+    /// payload's tag); subscribers get the one the server forwards and report which. Needs a
+    /// target that takes the publisher's offer (WHIP).
     #[arg(long)]
     pub simulcast: bool,
 
