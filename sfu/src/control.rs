@@ -202,7 +202,8 @@ pub enum Command {
         linked: bool,
     },
     /// Sets the layers a viewer's media section receives (`mid` is the viewer's; `None`: its
-    /// first video section). Without this command a viewer receives the highest layers.
+    /// first video section). The shard's bandwidth allocator stays within this selection;
+    /// without it a viewer receives the highest layers its estimate (and preset) allows.
     SetLayers {
         session: SessionId,
         mid: Option<Mid>,
@@ -210,6 +211,8 @@ pub enum Command {
     },
     /// The most the allocator would send viewer session `session` (the sum of the layers it
     /// wants); raising it above the estimate makes the send-side estimator probe toward it.
+    /// The shard's allocator sets this itself; a command's value holds until the allocator's
+    /// own value next moves.
     SetDesiredMax { session: SessionId, max: Bitrate },
     /// A viewer's quality preset: caps every video section the viewer receives; the preset's
     /// bit rate is also the level below which the viewer counts as degraded.
