@@ -237,6 +237,7 @@ impl Subscriber {
         {
             t.baseline = t.continuity.stats();
             if let Some(v) = t.view.as_mut() {
+                v.freezes.start_window();
                 v.baseline = v.experience(now, false);
             }
         }

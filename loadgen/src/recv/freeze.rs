@@ -29,7 +29,8 @@ pub struct FreezeStats {
 }
 
 impl FreezeStats {
-    /// What happened since `base` (an earlier copy); the longest gap is kept whole.
+    /// What happened since `base` (an earlier copy); the longest gap is the current one (see
+    /// [`FreezeDetector::start_window`]).
     pub fn since(&self, base: &FreezeStats) -> FreezeStats {
         FreezeStats {
             frames: self.frames.saturating_sub(base.frames),
@@ -111,6 +112,12 @@ impl FreezeDetector {
         }
         let avg = self.sum / self.len as u64;
         Some((3 * avg).max(avg + MIN_INCREASE.as_micros() as u64))
+    }
+
+    /// Starts a measurement window: the longest gap counts from here (the other counters are
+    /// taken as differences).
+    pub fn start_window(&mut self) {
+        self.stats.longest_gap_us = 0;
     }
 
     /// Counters of the freezes that ended.
@@ -232,5 +239,10 @@ mod tests {
         d.on_frame(t + ms(400));
         let s = d.stats().since(&base);
         assert_eq!((s.frames, s.freezes, s.frozen_us), (31, 1, 400_000));
+        // The longest gap counts from the window's start.
+        d.start_window();
+        let base = d.stats();
+        frames(&mut d, t + ms(2000), ms(40), 10);
+        assert_eq!(d.stats().since(&base).longest_gap_us, 40_000);
     }
 }

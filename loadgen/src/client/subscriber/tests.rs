@@ -424,6 +424,7 @@ fn half_a_second_without_frames_is_one_freeze() {
     let frozen = e.freezes.frozen_us;
     assert!((530_000..=540_000).contains(&frozen), "{frozen} µs");
     assert_eq!(e.frames.rendered, 60);
+    assert_eq!(e.freezes.longest_gap_us, frozen);
 }
 
 #[test]
