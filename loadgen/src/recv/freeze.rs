@@ -242,7 +242,7 @@ mod tests {
         // The longest gap counts from the window's start.
         d.start_window();
         let base = d.stats();
-        frames(&mut d, t + ms(2000), ms(40), 10);
+        frames(&mut d, t + ms(400), ms(40), 10);
         assert_eq!(d.stats().since(&base).longest_gap_us, 40_000);
     }
 }
