@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use clap::Parser;
 use serde::Serialize;
 
+use crate::classes::{ClassPlan, parse_classes};
 use crate::engine::RxMode;
+use crate::relay::impairment::{parse_bytes, parse_duration};
 
 /// Ringcast load generator: real WHIP/WHEP publishers and subscribers over ICE, DTLS and SRTP.
 ///
@@ -30,6 +32,24 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     pub subscribers: usize,
 
+    /// Subscribers per publisher in capacity classes instead of --subscribers:
+    /// `600k:10,2m:10,unlimited:5` (downlink rate: COUNT). Every subscriber of a limited class
+    /// receives through its own rate limit in the load generator (token bucket of
+    /// --class-burst, drop-tail queue of --class-queue); the report has a section per class.
+    #[arg(long, conflicts_with = "subscribers")]
+    pub subscriber_classes: Option<String>,
+
+    /// Longest wait in a class's downlink queue; a datagram that would wait longer is dropped.
+    #[arg(long, default_value = "200ms")]
+    pub class_queue: String,
+
+    /// Token bucket depth of a class's downlink: what passes ahead of the rate after an idle
+    /// moment. The default, 0, makes the downlink a link that serializes every datagram at its
+    /// rate (it arrives when its last bit would); a bucket models a shaper that lets short
+    /// bursts, bandwidth probes included, through at any rate.
+    #[arg(long, default_value = "0")]
+    pub class_burst: String,
+
     /// Stream names the publishers (and their subscribers) are spread over; default: one per
     /// publisher. With fewer rooms than publishers, a room's publishers get names
     /// PREFIX-ROOM-K.
@@ -41,9 +61,9 @@ pub struct Args {
     pub video_bitrate: u64,
 
     /// Publishers send three simulcast encodings (RFC 8853, rids q, h, f: 1/16, 1/4 and all of
-    /// --video-bitrate, each on its own SSRC with the rid header extension); subscribers get
-    /// the one the server forwards (Ringcast: the highest). Needs a target that takes the
-    /// publisher's offer (WHIP).
+    /// --video-bitrate, each on its own SSRC with the rid header extension, its rank in every
+    /// payload's tag); subscribers get the one the server forwards and report which. Needs a
+    /// target that takes the publisher's offer (WHIP).
     #[arg(long)]
     pub simulcast: bool,
 
@@ -155,9 +175,33 @@ impl Args {
             .clamp(1, self.publishers.max(1))
     }
 
+    /// Subscribers per publisher: `--subscribers`, or the sum of `--subscriber-classes`.
+    pub fn subscribers_per_publisher(&self) -> usize {
+        match self.class_plan() {
+            Ok(Some(plan)) => plan.subscribers_per_publisher(),
+            _ => self.subscribers,
+        }
+    }
+
     /// Total clients.
     pub fn clients(&self) -> usize {
-        self.publishers + self.publishers * self.subscribers
+        self.publishers + self.publishers * self.subscribers_per_publisher()
+    }
+
+    /// The capacity classes of `--subscriber-classes`, if given.
+    pub fn class_plan(&self) -> Result<Option<ClassPlan>, String> {
+        let Some(text) = self.subscriber_classes.as_deref() else {
+            return Ok(None);
+        };
+        let classes = parse_classes(text).map_err(|e| format!("--subscriber-classes: {e}"))?;
+        let queue = parse_duration(&self.class_queue)
+            .filter(|q| !q.is_zero())
+            .ok_or("--class-queue must be a time like 200ms")?;
+        let burst = match self.class_burst.trim() {
+            "0" => 0,
+            b => parse_bytes(b).ok_or("--class-burst must be bytes (like 0 or 16kB)")?,
+        };
+        Ok(Some(ClassPlan::new(classes, self.publishers, burst, queue)))
     }
 
     /// Checks values clap cannot.
@@ -183,6 +227,7 @@ impl Args {
         if !(0.0..=1.0).contains(&self.impair_subscribers) {
             return Err("--impair-subscribers must be a fraction 0..1".into());
         }
+        self.class_plan()?;
         if let Some(i) = &self.impair {
             crate::relay::Impairment::parse(i).map_err(|e| format!("--impair: {e}"))?;
         }

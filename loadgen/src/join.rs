@@ -15,6 +15,7 @@ use sfu::client::{ClientConfig, ClientRoles, IceRole, dtls_role_from_setup};
 use sfu::control::IceParams;
 use sfu::dtls::DtlsCert;
 
+use crate::classes::ClassPlan;
 use crate::client::{PublisherConfig, SubscriberConfig};
 use crate::engine::{ClientMedia, NewClient, UdpSock};
 use crate::media::{AudioConfig, VideoConfig};
@@ -44,6 +45,8 @@ pub struct JoinContext {
     pub socket_buffer: usize,
     /// The impairing relay and the subscribers it serves (`--impair`).
     pub impair: Option<ImpairPlan>,
+    /// Capacity classes of the subscribers (`--subscriber-classes`).
+    pub classes: Option<Arc<ClassPlan>>,
 }
 
 /// A join that worked: the client for a worker, and the session to end at the end of the run.
@@ -194,7 +197,14 @@ pub fn join(ctx: &JoinContext, req: &JoinRequest) -> Result<Joined, JoinError> {
                 cname: local.cname.clone(),
             })
         };
+        let class = ctx.classes.as_ref().and_then(|c| c.class_of(req));
+        let downlink = match (&ctx.classes, class) {
+            (Some(plan), Some(c)) => plan.downlink(c),
+            _ => None,
+        };
         Ok(NewClient {
+            class,
+            downlink,
             index: req.client,
             transport: ClientConfig {
                 local_ice: local.ice.clone(),

@@ -6,7 +6,9 @@
 //! a ready client; [`engine`] runs many clients per thread over epoll and batched UDP I/O;
 //! [`client`] is the media behaviour (publisher, subscriber) over [`media`] sources and
 //! [`recv`] accounting; [`stats`] measures and reports; [`run`] ties a whole run together.
+//! [`relay`] impairs links (the relay, and the per-viewer downlinks of [`classes`]).
 
+pub mod classes;
 pub mod cli;
 pub mod client;
 pub mod engine;

@@ -22,7 +22,8 @@ use crate::stats::cpu::ProcSample;
 use crate::stats::live::{LiveSample, status_line};
 use crate::stats::report::ServerCpu;
 use crate::stats::server_metrics::{self, Scrape, ServerTraffic};
-use crate::stats::{Counters, CpuTimes, Histogram, Measured, Report, RunInfo};
+use crate::stats::server_viewer::{self, ViewerEstimate};
+use crate::stats::{ClassReport, Counters, CpuTimes, Histogram, Measured, Report, RunInfo};
 use crate::target::{Role, SessionHandle, Target, TargetError, WhipTarget};
 
 /// Distinct join errors kept for the report.
@@ -163,10 +164,11 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
         })?,
     };
     let cert = Arc::new(DtlsCert::generate().map_err(|e| RunError::Cert(e.to_string()))?);
+    let classes = args.class_plan().map_err(RunError::Args)?.map(Arc::new);
     let requests = plan(
         &args.stream_prefix,
         args.publishers,
-        args.subscribers,
+        args.subscribers_per_publisher(),
         args.rooms(),
     );
     let total = requests.len();
@@ -207,6 +209,7 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
         seed: args.seed,
         socket_buffer: args.socket_buffer,
         impair: impair_plan(&args)?,
+        classes: classes.clone(),
     };
 
     let cpu0 = CpuTimes::process();
@@ -215,6 +218,8 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
     let next = Arc::new(AtomicUsize::new(0));
     let failures = Arc::new(Mutex::new(JoinFailures::default()));
     let sessions: Arc<Mutex<Vec<Arc<SessionHandle>>>> = Arc::new(Mutex::new(Vec::new()));
+    // Capacity-class viewers: (class, resource), to ask the server for its estimates.
+    let class_viewers: Arc<Mutex<Vec<(usize, String)>>> = Arc::new(Mutex::new(Vec::new()));
     let requests = Arc::new(requests);
     let senders: Vec<_> = workers.iter().map(|w| (w.sender(), w.waker())).collect();
     let senders = Arc::new(senders);
@@ -229,6 +234,7 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
             Arc::clone(&requests),
             Arc::clone(&senders),
         );
+        let class_viewers = Arc::clone(&class_viewers);
         let ramp = args.ramp;
         let threads = args.threads;
         joiners.push(
@@ -253,6 +259,10 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
                         }
                         match join(&ctx, req) {
                             Ok(j) => {
+                                if let (Some(c), Ok(mut v)) = (j.client.class, class_viewers.lock())
+                                {
+                                    v.push((c, j.session.resource.clone()));
+                                }
                                 if let Ok(mut s) = sessions.lock() {
                                     s.push(Arc::new(j.session));
                                 }
@@ -304,7 +314,7 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
 
     // Live display until the duration is over.
     let pubs = args.publishers as u64;
-    let subs = (args.publishers * args.subscribers) as u64;
+    let subs = (args.publishers * args.subscribers_per_publisher()) as u64;
     let live = !args.quiet;
     let tty = std::io::stderr().is_terminal();
     let end = start + Duration::from_secs_f64(args.duration);
@@ -393,6 +403,19 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
         window.unwrap_or((start, cpu0, None, None));
     let server_after = args.server_pid.and_then(|p| ProcSample::of_pid(p).ok());
     let metrics_after = server_metrics::scrape(&args.target, scrape_timeout);
+    // The server's estimate toward each class's viewers, while their sessions live.
+    let mut estimates: Vec<Vec<ViewerEstimate>> = Vec::new();
+    if let Some(plan) = &classes {
+        estimates = vec![Vec::new(); plan.classes.len()];
+        let list = class_viewers.lock().map(|v| v.clone()).unwrap_or_default();
+        for (c, resource) in list {
+            if let Some(e) = server_viewer::fetch(&resource, args.token.as_deref(), scrape_timeout)
+                && let Some(v) = estimates.get_mut(c)
+            {
+                v.push(e);
+            }
+        }
+    }
     let metrics_secs = window_start.elapsed().as_secs_f64();
     let results: Vec<WorkerResult> = workers.into_iter().filter_map(WorkerHandle::stop).collect();
     let media_s = window_start.elapsed().as_secs_f64();
@@ -432,6 +455,31 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
     let mut worker_cpu_ratios = Vec::new();
     let mut worker_busy_ratios = Vec::new();
     let (mut no_video, mut no_audio) = (0, 0);
+    let viewers: Vec<_> = results
+        .iter()
+        .flat_map(|r| r.viewers.iter().copied())
+        .collect();
+    let experience = ClassReport::build("all", None, &viewers);
+    let class_reports: Vec<ClassReport> = match &classes {
+        Some(plan) => plan
+            .classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mine: Vec<_> = viewers
+                    .iter()
+                    .copied()
+                    .filter(|v| v.class == Some(i))
+                    .collect();
+                let mut r = ClassReport::build(&c.name, c.rate_bps, &mine);
+                if let Some(e) = estimates.get(i) {
+                    r.set_server_estimates(e);
+                }
+                r
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     for r in &results {
         no_video += r.subscribers_without_video;
         no_audio += r.subscribers_without_audio;
@@ -480,6 +528,8 @@ pub fn run(args: Args) -> Result<RunOutcome, RunError> {
         join_subscribers_us: &js,
         subscribers_without_video: no_video,
         subscribers_without_audio: no_audio,
+        experience: &experience,
+        classes: &class_reports,
     };
     let report = Report::build(args.clone(), &info, &measured);
     if report.loadgen_saturated {

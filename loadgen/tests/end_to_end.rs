@@ -200,6 +200,9 @@ fn help_lists_the_documented_options() {
         "--bind-ip",
         "--seed",
         "--threads",
+        "--subscriber-classes",
+        "--class-queue",
+        "--class-burst",
     ] {
         assert!(text.contains(flag), "--help lacks {flag}:\n{text}");
     }

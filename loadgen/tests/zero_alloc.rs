@@ -150,7 +150,12 @@ fn publishing_receiving_and_feedback_allocate_nothing_in_steady_state() {
         r.step(now, false);
         now += Duration::from_millis(1);
     }
-    let before = (r.sm.rtp_received, r.pm.rtx_sent, r.sm.receiver_reports_sent);
+    let before = (
+        r.sm.rtp_received,
+        r.pm.rtx_sent,
+        r.sm.receiver_reports_sent,
+        r.sm.twcc_feedback_sent,
+    );
     while now < t0 + Duration::from_secs(8) {
         r.step(now, true);
         now += Duration::from_millis(1);
@@ -162,6 +167,13 @@ fn publishing_receiving_and_feedback_allocate_nothing_in_steady_state() {
     );
     assert!(r.pm.rtx_sent > before.1, "NACKs were answered: {:?}", r.pm);
     assert!(r.sm.receiver_reports_sent > before.2);
+    assert!(
+        r.sm.twcc_feedback_sent - before.3 > 100,
+        "transport-wide feedback every 50 ms"
+    );
+    assert!(r.pm.twcc_feedback_received > 100);
+    let e = r.s.video_experience(now).unwrap();
+    assert!(e.frames.rendered > 100, "{e:?}");
     assert!(r.total.count() > 1000);
     assert_eq!(ALLOCS.with(Cell::get), 0, "allocations on the media path");
 }
@@ -233,5 +245,83 @@ fn a_simulcast_publisher_allocates_nothing_in_steady_state() {
         ALLOCS.with(Cell::get),
         0,
         "allocations on the simulcast media path"
+    );
+}
+
+#[test]
+fn a_rate_limited_downlink_allocates_nothing_in_steady_state() {
+    use loadgen::relay::{Admit, Downlink, DownlinkConfig};
+    let t0 = Instant::now();
+    let clock = Clock::new(t0);
+    let mut p = Publisher::new(
+        PublisherConfig {
+            video: Some(VideoConfig {
+                bitrate_bps: 1_000_000,
+                ..VideoConfig::default()
+            }),
+            audio: Some(AudioConfig::default()),
+            plan: plan(),
+            cname: "p".into(),
+            seed: 5,
+            ring_slots: 1024,
+        },
+        clock,
+        t0,
+        SystemTime::now(),
+    );
+    let mut s = Subscriber::new(
+        SubscriberConfig {
+            plan: plan(),
+            rtcp_ssrc: 99,
+            cname: "s".into(),
+        },
+        clock,
+        t0,
+    );
+    // 1 Mbit/s of video and audio into a 600 kbit/s downlink: it queues and drops.
+    let mut d = Downlink::new(
+        DownlinkConfig {
+            rate_bps: 600_000,
+            burst: 1500,
+            queue: Duration::from_millis(200),
+        },
+        t0,
+    );
+    let (mut pm, mut sm) = (Counters::default(), Counters::default());
+    let mut lat = Histogram::latency_ns();
+    let mut buf = [0u8; 1500];
+    let mut out = [0u8; 2048];
+    let mut now = t0;
+    let mut delivered = 0u64;
+    while now < t0 + Duration::from_secs(8) {
+        let count = now >= t0 + Duration::from_secs(2);
+        COUNTING.with(|c| c.set(count));
+        while let Some(o) = p.poll_transmit(now, &mut buf, &mut pm) {
+            if let Outgoing::Rtp(n) = o
+                && d.admit(now, &buf[..n]) == Admit::Now
+            {
+                s.handle_rtp(now, &mut buf[..n], &mut sm, &mut lat);
+                delivered += 1;
+            }
+        }
+        while let Some((at, n)) = d.pop_due(now, &mut out) {
+            s.handle_rtp(at, &mut out[..n], &mut sm, &mut lat);
+            delivered += 1;
+        }
+        while let Some(Outgoing::Rtcp(n)) = s.poll_transmit(now, &mut buf, &mut sm) {
+            p.handle_rtcp(&buf[..n], &mut pm);
+        }
+        lat.reset();
+        COUNTING.with(|c| c.set(false));
+        now += Duration::from_millis(1);
+    }
+    let st = d.stats();
+    assert!(st.drops > 100 && st.delayed > 100, "{st:?}");
+    assert!(delivered > 400, "delivered {delivered}");
+    assert!(sm.twcc_feedback_sent > 100);
+    assert_eq!(
+        ALLOCS.with(Cell::get),
+        0,
+        "allocations on the rate-limited receive path"
     );
 }

@@ -7,7 +7,7 @@ pub mod publisher;
 pub mod subscriber;
 
 pub use publisher::{Publisher, PublisherConfig};
-pub use subscriber::{RtpOutcome, Subscriber, SubscriberConfig};
+pub use subscriber::{RtpOutcome, Subscriber, SubscriberConfig, VideoExperience};
 
 /// A plaintext packet a client wants sent, written into the caller's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -339,9 +339,11 @@ impl Publisher {
             extensions: &exts[..n_ext],
         };
         let h = rtp::write_rtp(out, &fields, &[]).ok()?;
+        // A simulcast encoding names its rank (lowest first) in the tag.
         let tag = Tag {
             send_ns: clock.ns(now),
             seq: v.tag,
+            layer: (!v.rid.is_empty()).then_some(i as u8),
         };
         let p = write_vp8_payload(
             &mut out[h..],
@@ -395,10 +397,7 @@ impl Publisher {
             extensions: &exts[..n_ext],
         };
         let h = rtp::write_rtp(out, &fields, &[]).ok()?;
-        let tag = Tag {
-            send_ns: clock.ns(now),
-            seq: a.tag,
-        };
+        let tag = Tag::new(clock.ns(now), a.tag);
         let p = write_opus_payload(&mut out[h..], pkt.payload_len, tag)?;
         a.seq = a.seq.wrapping_add(1);
         a.tag += 1;

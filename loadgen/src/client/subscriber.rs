@@ -1,19 +1,27 @@
 //! A subscriber: takes decrypted RTP of the SSRCs the answer announced (turning RTX back into
 //! the original, RFC 4588), checks sequence continuity, measures latency from the payload's tag,
 //! asks for missing video packets with NACKs and for a keyframe with PLI when recovery fails
-//! (RFC 4585), and sends receiver reports with a CNAME every second (RFC 3550), as a browser
-//! does.
+//! (RFC 4585), sends receiver reports with a CNAME every second (RFC 3550) and, when
+//! transport-cc was negotiated, transport-wide feedback every 50 ms
+//! (draft-holmer-rmcat-transport-wide-cc-extensions-01), as a browser does. It also follows
+//! the simulcast layer named in each payload's tag, which frames could be rendered and the
+//! freezes between them.
 
 use std::time::{Duration, Instant};
 
+use sfu::bwe::{TwccReceiver, TwccReceiverConfig};
 use sfu::stream::{NackGenerator, RecvStats, SeqUnwrapper};
+use sfu::wire::codec::vp8;
 use sfu::wire::rtcp::{self, ReportBlock, RtcpPacket};
-use sfu::wire::rtp::{self, RtpHeader};
+use sfu::wire::rtp::{self, RtpHeader, parse_transport_cc_seq};
 use sfu::{PayloadType, SeqNo, Ssrc};
 
 use super::{Outgoing, REPORT_INTERVAL};
 use crate::media::{Clock, Tag};
-use crate::recv::{Arrival, Continuity, ContinuityStats};
+use crate::recv::{
+    Arrival, Continuity, ContinuityStats, FrameAssembler, FramePacket, FrameStats, FreezeDetector,
+    FreezeStats, LayerStats, LayerTracker,
+};
 use crate::sdp::{MediaPlan, TrackPlan};
 use crate::stats::{Counters, Histogram};
 
@@ -23,6 +31,8 @@ const NACK_BATCH: usize = 64;
 const PLI_INTERVAL: Duration = Duration::from_millis(500);
 /// Round trip assumed for NACK retries (loopback and LAN runs).
 const ASSUMED_RTT: Duration = Duration::from_millis(20);
+/// Transport-wide sequence numbers remembered for feedback (a second of 1000 packets/s).
+const TWCC_HISTORY: usize = 1024;
 
 /// What a subscriber expects.
 #[derive(Debug, Clone)]
@@ -40,8 +50,54 @@ pub enum RtpOutcome {
     FirstMedia,
     /// Any later media packet (duplicates included).
     Media,
+    /// A padding-only packet (a bandwidth probe): no media.
+    Padding,
     /// Not on an announced SSRC or payload type, or not parsable.
     Unknown,
+}
+
+/// What a subscriber's video looked like: layers, rendered frames and freezes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VideoExperience {
+    pub layers: LayerStats,
+    pub frames: FrameStats,
+    pub freezes: FreezeStats,
+}
+
+impl VideoExperience {
+    /// What happened since `base` (an earlier copy).
+    pub fn since(&self, base: &VideoExperience) -> VideoExperience {
+        VideoExperience {
+            layers: self.layers.since(&base.layers),
+            frames: self.frames.since(&base.frames),
+            freezes: self.freezes.since(&base.freezes),
+        }
+    }
+}
+
+/// The video's render model: frames assembled, freezes between the rendered ones, layers.
+#[derive(Debug)]
+struct VideoView {
+    frames: FrameAssembler,
+    freezes: FreezeDetector,
+    layers: LayerTracker,
+    /// At the start of the measurement window.
+    baseline: VideoExperience,
+}
+
+impl VideoView {
+    /// Up to `now`; with `ongoing`, a freeze still going on counts.
+    fn experience(&self, now: Instant, ongoing: bool) -> VideoExperience {
+        VideoExperience {
+            layers: self.layers.stats(now),
+            frames: self.frames.stats(),
+            freezes: if ongoing {
+                self.freezes.stats_at(now)
+            } else {
+                self.freezes.stats()
+            },
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -56,6 +112,8 @@ struct RecvTrack {
     given_up: u64,
     /// Continuity at the start of the measurement window.
     baseline: ContinuityStats,
+    /// Video only.
+    view: Option<Box<VideoView>>,
 }
 
 impl RecvTrack {
@@ -70,6 +128,14 @@ impl RecvTrack {
             continuity: Continuity::new(),
             given_up: 0,
             baseline: ContinuityStats::default(),
+            view: video.then(|| {
+                Box::new(VideoView {
+                    frames: FrameAssembler::new(),
+                    freezes: FreezeDetector::new(),
+                    layers: LayerTracker::new(),
+                    baseline: VideoExperience::default(),
+                })
+            }),
         }
     }
 
@@ -94,12 +160,28 @@ pub struct Subscriber {
     pli_wanted: bool,
     first_media: Option<Instant>,
     nack_scratch: [SeqNo; NACK_BATCH],
+    /// Transport-wide feedback, when the answer has the transport-cc extension.
+    twcc: Option<(u8, Box<TwccReceiver>)>,
 }
 
 impl Subscriber {
     /// A subscriber whose transport connected at `now`.
     pub fn new(cfg: SubscriberConfig, clock: Clock, now: Instant) -> Self {
+        let twcc_id = [cfg.plan.video.as_ref(), cfg.plan.audio.as_ref()]
+            .into_iter()
+            .flatten()
+            .find_map(|t| t.ext.transport_cc);
+        let twcc = twcc_id.map(|id| {
+            // Feedback stays within the datagram cap with its SRTCP trailer.
+            let config = TwccReceiverConfig {
+                history: TWCC_HISTORY,
+                max_feedback_len: 1100,
+                ..TwccReceiverConfig::default()
+            };
+            (id, Box::new(TwccReceiver::new(config)))
+        });
         Subscriber {
+            twcc,
             clock,
             video: cfg.plan.video.map(|p| RecvTrack::new(p, true)),
             audio: cfg.plan.audio.map(|p| RecvTrack::new(p, false)),
@@ -125,6 +207,18 @@ impl Subscriber {
         (self.video.as_ref().map(of), self.audio.as_ref().map(of))
     }
 
+    /// The video's layers, rendered frames and freezes since the measurement window began, up
+    /// to `now`, a freeze still going on included (`None` without video).
+    pub fn video_experience(&self, now: Instant) -> Option<VideoExperience> {
+        let v = self.video.as_ref()?.view.as_ref()?;
+        Some(v.experience(now, true).since(&v.baseline))
+    }
+
+    /// Whether the answer negotiated transport-wide feedback.
+    pub fn sends_twcc(&self) -> bool {
+        self.twcc.is_some()
+    }
+
     /// Whether any video (or audio) packet arrived during the whole run.
     pub fn received_any(&self) -> (bool, bool) {
         let any = |t: &Option<RecvTrack>| {
@@ -134,13 +228,18 @@ impl Subscriber {
         (any(&self.video), any(&self.audio))
     }
 
-    /// Starts the measurement window: later [`continuity`](Self::continuity) counts from here.
-    pub fn start_window(&mut self) {
+    /// Starts the measurement window at `now`: later [`continuity`](Self::continuity) and
+    /// [`video_experience`](Self::video_experience) count from here.
+    pub fn start_window(&mut self, now: Instant) {
         for t in [self.video.as_mut(), self.audio.as_mut()]
             .into_iter()
             .flatten()
         {
             t.baseline = t.continuity.stats();
+            if let Some(v) = t.view.as_mut() {
+                v.freezes.start_window();
+                v.baseline = v.experience(now, false);
+            }
         }
     }
 
@@ -157,6 +256,16 @@ impl Subscriber {
             m.undecodable += 1;
             return RtpOutcome::Unknown;
         };
+        // Every packet the server stamped is acknowledged, whatever it carries.
+        if let Some((id, twcc)) = self.twcc.as_mut()
+            && let Some(Ok(seq)) = hdr.extension(buf, *id).map(parse_transport_cc_seq)
+        {
+            twcc.on_packet(now, seq.0);
+        }
+        if hdr.payload_len == 0 {
+            m.padding_received += 1;
+            return RtpOutcome::Padding;
+        }
         let mut buf = buf;
         let mut retransmission = false;
         if let Some(v) = self.video.as_mut() {
@@ -208,12 +317,33 @@ impl Subscriber {
             }
             track.stats.on_packet(now, ext, hdr.timestamp);
             track.stats.on_bytes(hdr.payload_len);
-            match Tag::read_tail(hdr.payload(buf)) {
+            let payload = hdr.payload(buf);
+            let tag = Tag::read_tail(payload);
+            match tag {
                 Some(tag) => {
                     let now_ns = self.clock.ns(now);
                     latency.record(now_ns.saturating_sub(tag.send_ns));
                 }
                 None => m.untagged += 1,
+            }
+            if let Some(v) = track.view.as_mut()
+                && arrival != Arrival::TooOld
+            {
+                if let Some(layer) = tag.and_then(|t| t.layer) {
+                    let in_order = arrival == Arrival::InOrder && !retransmission;
+                    v.layers.on_packet(now, layer, hdr.payload_len, in_order);
+                }
+                let start = vp8::is_frame_start(payload);
+                let rendered = v.frames.on_packet(FramePacket {
+                    seq: ext.0,
+                    timestamp: hdr.timestamp,
+                    marker: hdr.marker,
+                    start,
+                    keyframe: start && vp8::is_keyframe_start(payload),
+                });
+                for _ in 0..rendered {
+                    v.freezes.on_frame(now);
+                }
             }
         }
         if self.first_media.is_none() {
@@ -247,6 +377,9 @@ impl Subscriber {
     /// When [`poll_transmit`](Self::poll_transmit) next has something to send.
     pub fn poll_timeout(&self) -> Instant {
         let mut t = self.next_report;
+        if let Some(d) = self.twcc.as_ref().and_then(|(_, tw)| tw.poll_timeout()) {
+            t = t.min(d);
+        }
         if let Some(d) = self
             .video
             .as_ref()
@@ -263,8 +396,8 @@ impl Subscriber {
         t
     }
 
-    /// Writes the next RTCP packet due at `now` into `out`: NACKs, then a PLI, then the
-    /// periodic receiver report.
+    /// Writes the next RTCP packet due at `now` into `out`: transport-wide feedback, NACKs,
+    /// then a PLI, then the periodic receiver report.
     pub fn poll_transmit(
         &mut self,
         now: Instant,
@@ -272,6 +405,18 @@ impl Subscriber {
         m: &mut Counters,
     ) -> Option<Outgoing> {
         let sender = Ssrc(self.rtcp_ssrc);
+        if let Some((_, twcc)) = self.twcc.as_mut() {
+            let media = self
+                .video
+                .as_ref()
+                .or(self.audio.as_ref())
+                .and_then(|t| t.ssrc)
+                .unwrap_or(0);
+            if let Some(n) = twcc.poll_feedback(now, sender, Ssrc(media), out) {
+                m.twcc_feedback_sent += 1;
+                return Some(Outgoing::Rtcp(n));
+            }
+        }
         if let Some(v) = self.video.as_mut()
             && let (Some(ssrc), Some(nack)) = (v.ssrc, v.nack.as_mut())
         {

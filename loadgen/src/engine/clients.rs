@@ -1,21 +1,24 @@
 //! The clients of one worker and what happens to each: a datagram through its transport
 //! ([`ClientSession`]: STUN, DTLS, SRTP) to its publisher or subscriber; its timers; its packets
-//! protected in place into the transmit batch and sent; joins and failures counted. No I/O
-//! readiness here: the worker loop decides when each client runs.
+//! protected in place into the transmit batch and sent; joins and failures counted. A subscriber
+//! of a rate-limited capacity class receives through its [`Downlink`]: datagrams wait there
+//! until their release time. No I/O readiness here: the worker loop decides when each client
+//! runs.
 
 use std::time::{Duration, Instant, SystemTime};
 
 use sfu::client::{ClientError, ClientEvent, ClientSession};
 
 use super::timers::TimerHeap;
-use super::udp::{Flushed, TxBatch, UdpSock};
+use super::udp::{Flushed, SLOT, TxBatch, UdpSock};
 use super::worker::{ClientMedia, NewClient};
 use crate::client::{
     Outgoing, Publisher, PublisherConfig, RtpOutcome, Subscriber, SubscriberConfig,
 };
 use crate::media::Clock;
+use crate::relay::{Admit, Downlink, DownlinkStats};
 use crate::stats::counters::ReceiveQuality;
-use crate::stats::{Counters, Histogram};
+use crate::stats::{Counters, Histogram, ViewerSample};
 use crate::target::Role;
 
 /// Why a client was dropped.
@@ -55,6 +58,25 @@ pub struct Conn {
     control_pending: bool,
     /// Queued for servicing after this turn's datagrams.
     pub dirty: bool,
+    /// Capacity class, and the rate-limited downlink datagrams go through.
+    class: Option<usize>,
+    downlink: Option<Box<Downlink>>,
+    /// The downlink's counters at the window's start.
+    downlink_base: DownlinkStats,
+    /// When the transport connected.
+    connected_at: Option<Instant>,
+    /// UDP payload bytes that reached the client, and their count at the window's start.
+    rx_bytes: u64,
+    rx_base: u64,
+}
+
+/// What a datagram (or a release from a downlink) asks of the worker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ingress {
+    /// The client has something to send before its next timer: service it this turn.
+    pub service: bool,
+    /// The client's downlink needs a release timer at this instant.
+    pub arm: Option<Instant>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -87,6 +109,10 @@ pub struct Clients {
     clock: Clock,
     join_timeout: Duration,
     wall: SystemTime,
+    /// Where a datagram released by a downlink is handled.
+    scratch: Box<[u8]>,
+    /// When the measurement window started.
+    window_start: Option<Instant>,
 }
 
 impl std::fmt::Debug for Clients {
@@ -116,6 +142,8 @@ impl Clients {
             clock,
             join_timeout,
             wall: SystemTime::now(),
+            scratch: vec![0u8; SLOT].into_boxed_slice(),
+            window_start: None,
         }
     }
 
@@ -148,6 +176,14 @@ impl Clients {
             scheduled: None,
             control_pending: true,
             dirty: false,
+            class: c.class,
+            downlink: c
+                .downlink
+                .map(|cfg| Box::new(Downlink::new(cfg, self.clock.epoch()))),
+            downlink_base: DownlinkStats::default(),
+            connected_at: None,
+            rx_bytes: 0,
+            rx_base: 0,
         }));
         self.conns.len() - 1
     }
@@ -202,6 +238,77 @@ impl Clients {
         Some(c.sock)
     }
 
+    /// A datagram from client `idx`'s socket, read at `now`, that reached the socket at
+    /// `arrival` when the socket timestamps (clients of a capacity class): through the client's
+    /// downlink when it has one (now, later or never), to
+    /// [`handle_datagram`](Self::handle_datagram) otherwise, at its arrival time.
+    pub fn ingress(
+        &mut self,
+        idx: usize,
+        buf: &mut [u8],
+        now: Instant,
+        arrival: Option<Instant>,
+    ) -> Result<Ingress, ClientFailure> {
+        let at = arrival.unwrap_or(now).min(now);
+        let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+            return Ok(Ingress::default());
+        };
+        let Some(d) = c.downlink.as_mut() else {
+            let service = self.handle_datagram(idx, buf, at)?;
+            return Ok(Ingress { service, arm: None });
+        };
+        self.counters.downlink_datagrams += 1;
+        match d.admit(at, buf) {
+            Admit::Now => {
+                let service = self.handle_datagram(idx, buf, at)?;
+                Ok(Ingress { service, arm: None })
+            }
+            Admit::Queued => {
+                let mut arm = None;
+                if d.armed.is_none() {
+                    d.armed = d.next_release();
+                    arm = d.armed;
+                }
+                Ok(Ingress {
+                    service: false,
+                    arm,
+                })
+            }
+            Admit::Dropped => {
+                self.counters.downlink_drops += 1;
+                Ok(Ingress::default())
+            }
+        }
+    }
+
+    /// Client `idx`'s downlink release timer fired at `now`: every datagram due is handled at
+    /// its release time (the moment it would have arrived).
+    pub fn release(&mut self, idx: usize, now: Instant) -> Result<Ingress, ClientFailure> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut out = Ingress::default();
+        let result = loop {
+            let Some(d) = self
+                .conns
+                .get_mut(idx)
+                .and_then(Option::as_mut)
+                .and_then(|c| c.downlink.as_mut())
+            else {
+                break Ok(());
+            };
+            let Some((at, n)) = d.pop_due(now, &mut scratch) else {
+                d.armed = d.next_release();
+                out.arm = d.armed;
+                break Ok(());
+            };
+            match self.handle_datagram(idx, &mut scratch[..n], at) {
+                Ok(service) => out.service |= service,
+                Err(e) => break Err(e),
+            }
+        };
+        self.scratch = scratch;
+        result.map(|()| out)
+    }
+
     /// Handles one datagram for client `idx`. Returns whether the client must be serviced
     /// before its next timer (it has something to send now); `Err` when it failed (DTLS).
     pub fn handle_datagram(
@@ -225,10 +332,12 @@ impl Clients {
         };
         counters.datagrams_received += 1;
         counters.bytes_received += buf.len() as u64;
+        c.rx_bytes += buf.len() as u64;
         let mut service = false;
         match c.session.handle_datagram(now, buf) {
             Ok(Some(ClientEvent::Connected)) => {
                 c.connected = true;
+                c.connected_at = Some(now);
                 c.control_pending = true;
                 service = true;
                 match &mut c.media {
@@ -403,13 +512,46 @@ impl Clients {
         (video, audio, no_video, no_audio)
     }
 
-    /// Starts the measurement window of every subscriber.
-    pub fn start_window(&mut self) {
+    /// Starts the measurement window of every subscriber at `now`.
+    pub fn start_window(&mut self, now: Instant) {
         self.latency.reset();
+        self.window_start = Some(now);
         for c in self.conns.iter_mut().flatten() {
+            c.rx_base = c.rx_bytes;
+            if let Some(d) = &c.downlink {
+                c.downlink_base = d.stats();
+            }
             if let Media::Subscriber { state: Some(s), .. } = &mut c.media {
-                s.start_window();
+                s.start_window(now);
             }
         }
+    }
+
+    /// Every subscriber still here, over the measurement window up to `now`.
+    pub fn viewer_samples(&self, now: Instant) -> Vec<ViewerSample> {
+        let mut out = Vec::new();
+        for c in self.conns.iter().flatten() {
+            let Media::Subscriber { state, .. } = &c.media else {
+                continue;
+            };
+            let from = match (self.window_start, c.connected_at) {
+                (Some(w), Some(t)) => w.max(t),
+                (None, Some(t)) => t,
+                (_, None) => now,
+            };
+            out.push(ViewerSample {
+                class: c.class,
+                receiving: c.joined,
+                bytes: c.rx_bytes - c.rx_base.min(c.rx_bytes),
+                seconds: now.saturating_duration_since(from).as_secs_f64(),
+                video: state.as_ref().and_then(|s| s.video_experience(now)),
+                video_continuity: state.as_ref().and_then(|s| s.continuity().0),
+                downlink: c
+                    .downlink
+                    .as_ref()
+                    .map(|d| d.stats().since(&c.downlink_base)),
+            });
+        }
+        out
     }
 }

@@ -1,10 +1,12 @@
 //! The I/O side: one connected UDP socket per client, io_uring multishot receives (or epoll
-//! and recvmmsg) over all of them, sendmmsg in batches, a timer heap for frame pacing and protocol timers, and the worker loop
-//! that drives many clients on one thread.
+//! and recvmmsg) over all of them with kernel receive timestamps, sendmmsg in batches, a timer
+//! heap for frame pacing and protocol timers, and the worker loop that drives many clients on
+//! one thread.
 
 pub mod buf_ring;
 pub mod clients;
 pub mod epoll;
+pub mod rx_time;
 pub mod timers;
 pub mod udp;
 pub mod uring;

@@ -5,6 +5,8 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use super::rx_time::{CONTROL_LEN, parse_timestamp};
+
 /// Bytes per receive or transmit slot.
 pub const SLOT: usize = 2048;
 
@@ -181,11 +183,13 @@ pub fn route_ip(dest: SocketAddr) -> io::Result<IpAddr> {
     Ok(UdpSock::local_of(probe.fd())?.ip())
 }
 
-/// Fixed receive slots for one recvmmsg call on a connected socket (no source addresses).
+/// Fixed receive slots for one recvmmsg call on a connected socket (no source addresses),
+/// each with room for a receive timestamp ([`super::rx_time`]).
 pub struct RxBatch {
     data: Box<[u8]>,
     iovs: Box<[libc::iovec]>,
     hdrs: Box<[libc::mmsghdr]>,
+    control: Box<[u8]>,
 }
 
 impl std::fmt::Debug for RxBatch {
@@ -212,6 +216,7 @@ impl RxBatch {
             .into_boxed_slice(),
             // SAFETY: mmsghdr is plain old data; all-zero is valid.
             hdrs: vec![unsafe { std::mem::zeroed::<libc::mmsghdr>() }; slots].into_boxed_slice(),
+            control: vec![0u8; slots * CONTROL_LEN].into_boxed_slice(),
         };
         // Boxed slices never move or resize, so these pointers stay valid for the batch's life.
         for i in 0..slots {
@@ -228,12 +233,14 @@ impl RxBatch {
     /// Receives up to one batch from `fd` without blocking; returns how many arrived (0 when
     /// none were waiting).
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
-        for h in self.hdrs.iter_mut() {
+        for (i, h) in self.hdrs.iter_mut().enumerate() {
             h.msg_len = 0;
             h.msg_hdr.msg_flags = 0;
+            h.msg_hdr.msg_control = self.control[i * CONTROL_LEN..].as_mut_ptr().cast();
+            h.msg_hdr.msg_controllen = CONTROL_LEN as _;
         }
-        // SAFETY: every header points at a live slot of `data` of SLOT bytes; no name or control
-        // buffers are requested.
+        // SAFETY: every header points at a live slot of `data` of SLOT bytes and a control
+        // buffer of CONTROL_LEN bytes; no name is requested.
         let n = unsafe {
             libc::recvmmsg(
                 fd,
@@ -262,6 +269,14 @@ impl RxBatch {
     pub fn get_mut(&mut self, i: usize) -> &mut [u8] {
         let len = (self.hdrs[i].msg_len as usize).min(SLOT);
         &mut self.data[i * SLOT..i * SLOT + len]
+    }
+
+    /// When datagram `i` of the last `recv` reached the socket (wall clock, ns), if the socket
+    /// timestamps.
+    pub fn timestamp(&self, i: usize) -> Option<u64> {
+        #[allow(clippy::unnecessary_cast)] // socklen_t or size_t, by libc target
+        let len = (self.hdrs[i].msg_hdr.msg_controllen as usize).min(CONTROL_LEN);
+        parse_timestamp(&self.control[i * CONTROL_LEN..i * CONTROL_LEN + len])
     }
 
     /// Whether datagram `i` was longer than its slot.

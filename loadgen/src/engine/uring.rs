@@ -1,7 +1,9 @@
-//! Receiving on many sockets through one io_uring: a multishot `recv` per client socket into a
-//! shared provided-buffer ring, a multishot poll on the worker's waker, and one
-//! `io_uring_enter` per loop turn that waits with the loop's deadline. Compared with epoll and a
-//! recvmmsg per ready socket, no system call is made per socket. Sends stay on sendmmsg.
+//! Receiving on many sockets through one io_uring: a multishot `recvmsg` per client socket into
+//! a shared provided-buffer ring (each buffer: the `io_uring_recvmsg_out` header, the control
+//! messages with the receive timestamp, then the datagram), a multishot poll on the worker's
+//! waker, and one `io_uring_enter` per loop turn that waits with the loop's deadline. Compared
+//! with epoll and a recvmmsg per ready socket, no system call is made per socket. Sends stay on
+//! sendmmsg.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -11,11 +13,16 @@ use io_uring::types::{Fd, SubmitArgs, Timespec};
 use io_uring::{IoUring, cqueue, opcode, squeue};
 
 use super::buf_ring::BufRing;
+use super::rx_time::{CONTROL_LEN, parse_timestamp};
 
 /// Buffer group of the receive buffers.
 const BGID: u16 = 7;
-/// Bytes per receive buffer.
+/// Bytes per receive buffer (header, control messages and a datagram of up to 1968 bytes).
 pub const BUF_LEN: usize = 2048;
+/// `io_uring_recvmsg_out`: name, control and payload lengths, and flags.
+const RECVMSG_OUT: usize = 16;
+/// Where the datagram starts in a buffer (no name is asked for).
+const PAYLOAD_AT: usize = RECVMSG_OUT + CONTROL_LEN;
 /// user_data of the waker's poll; client tokens are below it.
 const WAKE: u64 = u64::MAX;
 /// user_data of cancellations (their completions are ignored).
@@ -24,8 +31,12 @@ const CANCEL: u64 = u64::MAX - 1;
 /// What a completion was.
 #[derive(Debug)]
 pub enum Completion<'a> {
-    /// A datagram for client `token`.
-    Datagram { token: u64, data: &'a mut [u8] },
+    /// A datagram for client `token`, and when it reached the socket (wall clock, ns).
+    Datagram {
+        token: u64,
+        data: &'a mut [u8],
+        timestamp: Option<u64>,
+    },
     /// The waker fired.
     Wake,
 }
@@ -34,6 +45,9 @@ pub enum Completion<'a> {
 pub struct UringRx {
     ring: IoUring,
     bufs: BufRing,
+    /// The receives' message template: no name, a control buffer (read by the kernel for
+    /// every multishot receive, so it lives as long as the ring).
+    msghdr: Box<libc::msghdr>,
     waker_fd: RawFd,
     /// Tokens whose multishot receive ended; the owner re-arms the live ones with
     /// [`watch`](Self::watch).
@@ -84,9 +98,13 @@ impl UringRx {
             bufs.recycle(bid);
         }
         bufs.publish();
+        // SAFETY: msghdr is plain old data; all-zero is valid (no name, no iovecs).
+        let mut msghdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
+        msghdr.msg_controllen = CONTROL_LEN as _;
         let mut rx = UringRx {
             ring,
             bufs,
+            msghdr,
             waker_fd,
             ended: Vec::with_capacity(1024),
             overruns: 0,
@@ -133,7 +151,7 @@ impl UringRx {
 
     /// Starts receiving on `fd` for client `token`.
     pub fn watch(&mut self, fd: RawFd, token: u64) -> io::Result<()> {
-        let e = opcode::RecvMulti::new(Fd(fd), BGID)
+        let e = opcode::RecvMsgMulti::new(Fd(fd), &*self.msghdr, BGID)
             .build()
             .user_data(token);
         self.push(&e)
@@ -188,8 +206,14 @@ impl UringRx {
                     if res >= 0
                         && let Some(bid) = cqueue::buffer_select(flags)
                     {
-                        let data = self.bufs.buf_mut(bid, res as usize);
-                        f(Completion::Datagram { token, data });
+                        let buf = self.bufs.buf_mut(bid, res as usize);
+                        if let Some((data, timestamp)) = split_recvmsg(buf) {
+                            f(Completion::Datagram {
+                                token,
+                                data,
+                                timestamp,
+                            });
+                        }
                         self.bufs.recycle(bid);
                     } else if res == -libc::ENOBUFS {
                         self.overruns += 1;
@@ -203,5 +227,52 @@ impl UringRx {
         // The kernel only takes buffers inside the next enter, so one publish suffices.
         self.bufs.publish();
         n
+    }
+}
+
+/// The datagram and its timestamp in a multishot `recvmsg` buffer; `None` when the buffer is
+/// too short or the datagram was cut.
+fn split_recvmsg(buf: &mut [u8]) -> Option<(&mut [u8], Option<u64>)> {
+    let word = |b: &[u8], at: usize| -> Option<usize> {
+        Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?) as usize)
+    };
+    let control_len = word(buf, 4)?.min(CONTROL_LEN);
+    let payload_len = word(buf, 8)?;
+    let flags = word(buf, 12)? as i32;
+    if flags & libc::MSG_TRUNC != 0 {
+        return None;
+    }
+    let timestamp = parse_timestamp(buf.get(RECVMSG_OUT..RECVMSG_OUT + control_len)?);
+    let data = buf.get_mut(PAYLOAD_AT..PAYLOAD_AT.checked_add(payload_len)?)?;
+    Some((data, timestamp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recvmsg_buffer_splits_into_datagram_and_timestamp() {
+        let mut buf = [0u8; 200];
+        buf[4..8].copy_from_slice(&32u32.to_ne_bytes());
+        buf[8..12].copy_from_slice(&5u32.to_ne_bytes());
+        // One SCM_TIMESTAMPNS control message: 2 s and 9 ns.
+        let c = &mut buf[RECVMSG_OUT..];
+        c[..8].copy_from_slice(&32usize.to_ne_bytes());
+        c[8..12].copy_from_slice(&libc::SOL_SOCKET.to_ne_bytes());
+        c[12..16].copy_from_slice(&libc::SCM_TIMESTAMPNS.to_ne_bytes());
+        c[16..24].copy_from_slice(&2i64.to_ne_bytes());
+        c[24..32].copy_from_slice(&9i64.to_ne_bytes());
+        buf[PAYLOAD_AT..PAYLOAD_AT + 5].copy_from_slice(b"hello");
+        let n = PAYLOAD_AT + 5;
+        let (data, ts) = split_recvmsg(&mut buf[..n]).unwrap();
+        assert_eq!(data, b"hello");
+        assert_eq!(ts, Some(2_000_000_009));
+        // Without control data there is no timestamp; a cut datagram is refused.
+        buf[4..8].copy_from_slice(&0u32.to_ne_bytes());
+        assert_eq!(split_recvmsg(&mut buf[..n]).unwrap().1, None);
+        assert!(split_recvmsg(&mut buf[..n - 1]).is_none());
+        buf[12..16].copy_from_slice(&libc::MSG_TRUNC.to_ne_bytes());
+        assert!(split_recvmsg(&mut buf[..n]).is_none());
     }
 }

@@ -15,13 +15,15 @@ use sfu::io::Waker;
 
 use super::clients::Clients;
 use super::epoll::Epoll;
+use super::rx_time::{self, ClockAnchor};
 use super::timers::TimerHeap;
 use super::udp::{RxBatch, TxBatch, UdpSock};
 use super::uring::{Completion, UringRx};
 use crate::client::{PublisherConfig, SubscriberConfig};
 use crate::media::Clock;
+use crate::relay::DownlinkConfig;
 use crate::stats::counters::ReceiveQuality;
-use crate::stats::{Counters, CpuTimes, Histogram, SchedTimes};
+use crate::stats::{Counters, CpuTimes, Histogram, SchedTimes, ViewerSample};
 use crate::target::Role;
 
 const WAKER_TOKEN: u64 = u64::MAX;
@@ -53,6 +55,10 @@ pub struct NewClient {
     pub media: ClientMedia,
     /// When its signaling request was sent (join time starts there).
     pub post_at: Instant,
+    /// Its capacity class (`--subscriber-classes`), if any.
+    pub class: Option<usize>,
+    /// Its class's downlink rate limit (`None`: unlimited).
+    pub downlink: Option<DownlinkConfig>,
 }
 
 impl NewClient {
@@ -77,6 +83,8 @@ pub struct WorkerSnapshot {
 /// What a worker returns when it stops.
 #[derive(Debug)]
 pub struct WorkerResult {
+    /// Every subscriber still connected, over the measurement window.
+    pub viewers: Vec<ViewerSample>,
     pub counters: Counters,
     pub quality: ReceiveQuality,
     pub video: ReceiveQuality,
@@ -195,6 +203,8 @@ pub struct Worker {
     rx: Rx,
     clients: Clients,
     timers: TimerHeap,
+    /// Release timers of the clients' rate-limited downlinks (one entry per busy downlink).
+    releases: TimerHeap,
     tx: TxBatch,
     /// Clients that received datagrams this turn and must be serviced.
     dirty: Vec<u32>,
@@ -276,6 +286,7 @@ impl Worker {
             rx,
             clients: Clients::new(cfg.clock, cfg.join_timeout, cfg.expected_clients),
             timers: TimerHeap::with_capacity(cfg.expected_clients * 4 + 64),
+            releases: TimerHeap::with_capacity(cfg.expected_clients + 64),
             tx: TxBatch::new(cfg.tx_batch),
             dirty: Vec::with_capacity(cfg.expected_clients + 16),
             base: Counters::default(),
@@ -291,7 +302,7 @@ impl Worker {
             if self.shared.window.swap(false, Ordering::Relaxed) {
                 self.publish();
                 self.base = self.clients.counters;
-                self.clients.start_window();
+                self.clients.start_window(Instant::now());
                 sched0 = SchedTimes::thread();
                 cpu0 = CpuTimes::thread();
                 started = Instant::now();
@@ -303,6 +314,7 @@ impl Worker {
                     self.service(idx as usize, now);
                 }
             }
+            self.release_due(now);
             if now >= next_snapshot {
                 self.publish();
                 next_snapshot = now + SNAPSHOT_INTERVAL;
@@ -312,6 +324,7 @@ impl Worker {
                 .timers
                 .peek()
                 .unwrap_or(now + MAX_SLEEP)
+                .min(self.releases.peek().unwrap_or(now + MAX_SLEEP))
                 .min(next_snapshot)
                 .min(now + MAX_SLEEP);
             if let Err(e) = self.wait_and_receive(wake.saturating_duration_since(now)) {
@@ -319,16 +332,19 @@ impl Worker {
                 break;
             }
             let now = Instant::now();
+            self.release_due(now);
             while let Some(idx) = self.dirty.pop() {
                 self.service(idx as usize, now);
             }
         }
         self.publish();
+        let viewers = self.clients.viewer_samples(Instant::now());
         let (video, audio, no_video, no_audio) = self.clients.quality_by_kind();
         let mut quality = video;
         quality.add(&audio);
         let wall = started.elapsed();
         WorkerResult {
+            viewers,
             counters: self.clients.counters.since(&self.base),
             quality,
             video,
@@ -359,21 +375,34 @@ impl Worker {
             clients,
             dirty,
             waker,
+            releases,
             ..
         } = self;
         let mut failed: Vec<usize> = Vec::new();
         match rx {
             Rx::Uring(u) => {
                 u.wait(timeout)?;
-                let now = Instant::now();
+                let anchor = ClockAnchor::now();
+                let now = anchor.mono();
                 u.drain(|c| match c {
                     Completion::Wake => waker.drain(),
-                    Completion::Datagram { token, data } => {
+                    Completion::Datagram {
+                        token,
+                        data,
+                        timestamp,
+                    } => {
                         let idx = token as usize;
-                        match clients.handle_datagram(idx, data, now) {
+                        let arrival = timestamp.map(|t| anchor.instant_of(t));
+                        match clients.ingress(idx, data, now, arrival) {
                             Err(_) => failed.push(idx),
-                            Ok(true) => mark_dirty(clients, dirty, idx),
-                            Ok(false) => {}
+                            Ok(i) => {
+                                if let Some(at) = i.arm {
+                                    releases.push(at, idx as u32);
+                                }
+                                if i.service {
+                                    mark_dirty(clients, dirty, idx);
+                                }
+                            }
                         }
                     }
                 });
@@ -399,18 +428,25 @@ impl Worker {
                         };
                         // An error (ECONNREFUSED after an ICMP unreachable) means nothing to read.
                         let got = batch.recv(fd).unwrap_or_default();
-                        let now = Instant::now();
+                        let anchor = ClockAnchor::now();
+                        let now = anchor.mono();
                         for k in 0..got {
                             if batch.truncated(k) {
                                 clients.counters.undecodable += 1;
                                 continue;
                             }
-                            match clients.handle_datagram(idx, batch.get_mut(k), now) {
+                            let arrival = batch.timestamp(k).map(|t| anchor.instant_of(t));
+                            match clients.ingress(idx, batch.get_mut(k), now, arrival) {
                                 Err(_) => {
                                     failed.push(idx);
                                     break;
                                 }
-                                Ok(s) => service |= s,
+                                Ok(i) => {
+                                    if let Some(at) = i.arm {
+                                        releases.push(at, idx as u32);
+                                    }
+                                    service |= i.service;
+                                }
                             }
                         }
                         if got < batch.capacity() {
@@ -434,6 +470,11 @@ impl Worker {
             let now = Instant::now();
             let fd = c.sock.fd();
             let role = c.role();
+            if c.class.is_some() {
+                // A class's viewer (and its downlink) takes datagrams in when they reached the
+                // socket: the worker's own delays stay out of what it measures.
+                rx_time::enable(fd);
+            }
             let idx = self.clients.conns.len();
             let watched = match &mut self.rx {
                 Rx::Uring(u) => u.watch(fd, idx as u64),
@@ -456,6 +497,25 @@ impl Worker {
                 Rx::Epoll { epoll, .. } => epoll.remove(sock.fd()),
             }
             drop(sock);
+        }
+    }
+
+    /// Hands every downlink datagram due at `now` to its client; the clients that have
+    /// something to send are serviced after this turn.
+    fn release_due(&mut self, now: Instant) {
+        while let Some((_, idx)) = self.releases.pop_due(now) {
+            let idx = idx as usize;
+            match self.clients.release(idx, now) {
+                Err(_) => self.fail(idx),
+                Ok(i) => {
+                    if let Some(at) = i.arm {
+                        self.releases.push(at, idx as u32);
+                    }
+                    if i.service {
+                        mark_dirty(&mut self.clients, &mut self.dirty, idx);
+                    }
+                }
+            }
         }
     }
 
@@ -496,6 +556,7 @@ fn mark_dirty(clients: &mut Clients, dirty: &mut Vec<u32>, idx: usize) {
 impl WorkerResult {
     fn empty() -> Self {
         WorkerResult {
+            viewers: Vec::new(),
             counters: Counters::default(),
             quality: ReceiveQuality::default(),
             video: ReceiveQuality::default(),

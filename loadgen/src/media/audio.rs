@@ -121,7 +121,7 @@ mod tests {
     #[test]
     fn opus_payload_starts_with_a_toc_and_ends_with_the_tag() {
         let mut buf = [0u8; 100];
-        let tag = Tag { send_ns: 5, seq: 9 };
+        let tag = Tag::new(5, 9);
         let n = write_opus_payload(&mut buf, 80, tag).unwrap();
         assert_eq!(n, 80);
         assert_eq!(buf[0], 0xfc);

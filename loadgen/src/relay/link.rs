@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::impairment::Impairment;
+use super::rate::RateLimiter;
 
 /// A held packet is released alone after this long if no packet comes to overtake it.
 const REORDER_HOLD_MAX: Duration = Duration::from_millis(50);
@@ -69,8 +70,8 @@ struct Pending {
 pub struct Link {
     cfg: Impairment,
     rng: SplitMix64,
-    /// GCRA theoretical arrival time: when the bucket would be full again.
-    tat: Option<Instant>,
+    /// The rate limit, when there is one.
+    limiter: Option<RateLimiter>,
     /// Release time of the last packet put on the delay line (jitter keeps order).
     last_release: Option<Instant>,
     /// Packets in release order.
@@ -87,7 +88,9 @@ impl Link {
         Link {
             cfg,
             rng: SplitMix64::new(seed),
-            tat: None,
+            limiter: cfg
+                .rate_bps
+                .map(|r| RateLimiter::new(r, cfg.burst, cfg.queue)),
             last_release: None,
             line: VecDeque::new(),
             held: None,
@@ -118,17 +121,12 @@ impl Link {
             return Verdict::Lost;
         }
         let mut depart = now;
-        if let Some(rate) = self.cfg.rate_bps {
-            let cost = Duration::from_secs_f64(data.len() as f64 * 8.0 / rate as f64);
-            let tau = Duration::from_secs_f64(self.cfg.burst as f64 * 8.0 / rate as f64);
-            let tat = self.tat.unwrap_or(now).max(now);
-            // Earliest conforming time: the bucket holds enough tokens for this packet.
-            depart = (tat + cost).checked_sub(tau).unwrap_or(now).max(now);
-            if depart - now > self.cfg.queue {
+        if let Some(limiter) = self.limiter.as_mut() {
+            let Some(d) = limiter.admit(now, data.len()) else {
                 self.stats.queue_drops += 1;
                 return Verdict::QueueFull;
-            }
-            self.tat = Some(tat + cost);
+            };
+            depart = d;
         }
         let mut delay = self.cfg.delay.as_secs_f64();
         if !self.cfg.jitter.is_zero() {

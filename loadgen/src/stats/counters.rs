@@ -60,6 +60,16 @@ pub struct Counters {
     pub plis_sent: u64,
     pub receiver_reports_sent: u64,
     pub sender_reports_received: u64,
+    /// Transport-wide congestion control feedback packets sent.
+    pub twcc_feedback_sent: u64,
+    /// Padding-only packets received (the server's bandwidth probes).
+    pub padding_received: u64,
+
+    // Capacity classes (`--subscriber-classes`): the per-viewer downlink rate limits.
+    /// Datagrams that entered a viewer's rate-limited downlink.
+    pub downlink_datagrams: u64,
+    /// Of those, dropped because the downlink's queue was full.
+    pub downlink_drops: u64,
 }
 
 macro_rules! add_fields {
@@ -106,7 +116,11 @@ impl Counters {
             nack_requests_sent,
             plis_sent,
             receiver_reports_sent,
-            sender_reports_received
+            sender_reports_received,
+            twcc_feedback_sent,
+            padding_received,
+            downlink_datagrams,
+            downlink_drops
         );
         d
     }
@@ -152,7 +166,11 @@ impl Counters {
             nack_requests_sent,
             plis_sent,
             receiver_reports_sent,
-            sender_reports_received
+            sender_reports_received,
+            twcc_feedback_sent,
+            padding_received,
+            downlink_datagrams,
+            downlink_drops
         );
     }
 

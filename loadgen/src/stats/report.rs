@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::classes::ClassReport;
 use super::counters::{Counters, ReceiveQuality};
 use super::histogram::{Histogram, Quantiles};
 use super::server_metrics::ServerTraffic;
@@ -84,6 +85,11 @@ pub struct SubscriberReport {
     pub without_video: u64,
     /// The same for audio (only meaningful with `--audio`).
     pub without_audio: u64,
+    /// Transport-wide feedback packets sent, and padding-only probes received.
+    pub twcc_feedback_sent: u64,
+    pub padding_received: u64,
+    /// What every subscriber's video looked like (layers, freezes, bit rates), as one group.
+    pub experience: ClassReport,
 }
 
 /// Sent and received totals.
@@ -180,6 +186,8 @@ pub struct Report<C: Serialize> {
     pub server: Option<ServerCpu>,
     /// The server's own counters over the window, when it exposes Ringcast `/metrics`.
     pub server_traffic: Option<ServerTraffic>,
+    /// Per capacity class (`--subscriber-classes`), in the order given; empty without.
+    pub classes: Vec<ClassReport>,
     pub errors: Vec<String>,
     pub leave_failures: u64,
 }
@@ -202,6 +210,9 @@ pub struct Measured<'a> {
     pub join_subscribers_us: &'a Histogram,
     pub subscribers_without_video: u64,
     pub subscribers_without_audio: u64,
+    /// Every subscriber as one group, and each capacity class.
+    pub experience: &'a ClassReport,
+    pub classes: &'a [ClassReport],
 }
 
 impl<C: Serialize> Report<C> {
@@ -288,6 +299,9 @@ impl<C: Serialize> Report<C> {
                 audio: *m.audio,
                 without_video: m.subscribers_without_video,
                 without_audio: m.subscribers_without_audio,
+                twcc_feedback_sent: c.twcc_feedback_sent,
+                padding_received: c.padding_received,
+                experience: m.experience.clone(),
             },
             loadgen_cpu_s: info.cpu_s,
             loadgen_cpu_ratio: cpu_ratio,
@@ -298,6 +312,7 @@ impl<C: Serialize> Report<C> {
                 || cpu_ratio >= SATURATION * info.threads.max(1) as f64,
             server: info.server.clone(),
             server_traffic: info.server_traffic.clone(),
+            classes: m.classes.to_vec(),
             errors: info.errors.clone(),
             leave_failures: info.leave_failures,
         }
@@ -423,6 +438,19 @@ impl<C: Serialize> Report<C> {
                 ),
             );
         }
+        let e = &self.subscribers.experience;
+        if e.frames_rendered > 0 {
+            row(
+                "video",
+                format!(
+                    "{} frames rendered, {} freezes ({:.1} s), {} layer switches",
+                    e.frames_rendered, e.freezes, e.freeze_s, e.switches
+                ),
+            );
+        }
+        for c in &self.classes {
+            row(&format!("class {}", c.class), c.summary_line());
+        }
         for e in self.errors.iter().take(5) {
             row("error", e.clone());
         }
@@ -506,6 +534,8 @@ mod tests {
             join_subscribers_us: &js,
             subscribers_without_video: 0,
             subscribers_without_audio: 0,
+            experience: &ClassReport::default(),
+            classes: &[],
         };
         let r = Report::build(serde_json::json!({"publishers": 2}), &info, &m);
         let v: serde_json::Value = serde_json::to_value(&r).unwrap();
@@ -576,6 +606,8 @@ mod tests {
             join_subscribers_us: &js,
             subscribers_without_video: 0,
             subscribers_without_audio: 0,
+            experience: &ClassReport::default(),
+            classes: &[],
         };
         let r = Report::build((), &info, &m);
         assert!(r.loadgen_saturated);

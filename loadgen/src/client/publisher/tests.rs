@@ -91,7 +91,8 @@ fn packets_fit_the_datagram_cap_and_carry_tags_and_extensions() {
                 "{n} bytes"
             );
             let h = RtpHeader::parse(b).unwrap();
-            assert!(Tag::read_tail(h.payload(b)).is_some());
+            let tag = Tag::read_tail(h.payload(b)).unwrap();
+            assert_eq!(tag.layer, None, "no layer without simulcast");
             assert_eq!(
                 h.extension(b, 4),
                 Some(if h.ssrc.0 == 1111 {
@@ -292,6 +293,11 @@ fn simulcast_encodings_carry_their_rid_at_a_quarter_of_the_next_ones_rate() {
             "rid of every packet"
         );
         assert_eq!(h.extension(b, 4), Some(&b"0"[..]), "mid of every packet");
+        assert_eq!(
+            Tag::read_tail(h.payload(b)).and_then(|t| t.layer),
+            Some(i as u8),
+            "the tag names the encoding's rank"
+        );
         bytes[i] += h.payload_len;
         keyframes[i] += usize::from(vp8::is_keyframe_start(h.payload(b)));
     }
@@ -341,7 +347,9 @@ fn simulcast_pli_and_nack_address_one_encoding() {
     let later = run(&mut p, t0 + Duration::from_secs(1), 1);
     let keyframe_ssrcs: Vec<u32> = later
         .iter()
-        .filter_map(|(_, _, b)| {
+        .filter_map(|(_, o, b)| {
+            // Sender reports (their NTP time is the wall clock) would parse as RTP too.
+            matches!(o, Outgoing::Rtp(_)).then_some(())?;
             let h = RtpHeader::parse(b).ok()?;
             vp8::is_keyframe_start(h.payload(b)).then_some(h.ssrc.0)
         })

@@ -140,6 +140,7 @@ fn vp8_payloads_mark_frame_starts_and_keyframes_and_carry_the_tag() {
     let tag = Tag {
         send_ns: 99,
         seq: 3,
+        layer: Some(2),
     };
     let mut buf = [0u8; 1500];
     let first = Chunk {
