@@ -589,9 +589,10 @@ fn every_viewer_session_is_reported_once_a_second() {
 fn a_quality_cap_below_the_lowest_layer_keeps_it_and_never_pauses() {
     let (mut h, _p, v, t0) = behind_bottleneck(&[(0, 5000)]);
     let session = h.peers[v].session;
-    // Below q's 150 kbit/s: only the estimate may pause video, never a cap.
+    // Below q's 150 kbit/s (and its base temporal layer): only the estimate may pause video,
+    // never a cap.
     let cap = QualityCap {
-        max_video: Some(Bitrate::kbps(100)),
+        max_video: Some(Bitrate::kbps(20)),
         max_height: None,
     };
     let now = h.now;
