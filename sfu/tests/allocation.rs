@@ -584,3 +584,26 @@ fn every_viewer_session_is_reported_once_a_second() {
     assert!(twcc_last.allocated.0 > 0 && twcc_last.desired >= twcc_last.allocated);
     assert_eq!(twcc_last.tracks.len(), 2);
 }
+
+#[test]
+fn a_quality_cap_below_the_lowest_layer_keeps_it_and_never_pauses() {
+    let (mut h, _p, v, t0) = behind_bottleneck(&[(0, 5000)]);
+    let session = h.peers[v].session;
+    // Below q's 150 kbit/s (and its base temporal layer): only the estimate may pause video,
+    // never a cap.
+    let cap = QualityCap {
+        max_video: Some(Bitrate::kbps(20)),
+        max_height: None,
+    };
+    let now = h.now;
+    h.cores[0].handle_command(now, Command::SetQuality { session, cap });
+    let mut log = Log::default();
+    run(&mut h, v, t0, 8.0, &mut log);
+    for (t, s) in log.stats() {
+        assert!(!s.tracks[0].paused, "paused by the cap at {t:?}");
+    }
+    let (_, last) = log.stats().last().unwrap();
+    assert_eq!(last.tracks[0].target_spatial, Some(0));
+    assert_eq!(log.layer_at(secs(7.9)), Some(0));
+    assert!(log.layers.iter().all(|&(_, l)| l == 0), "{:?}", log.layers);
+}

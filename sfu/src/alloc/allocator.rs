@@ -114,13 +114,10 @@ pub fn allocate(
         (!screen, i)
     });
 
-    let video_budget = match (
-        budget.estimate.map(|b| b.0.saturating_sub(audio)),
-        video_cap,
-    ) {
-        (Some(b), Some(c)) => Some(b.min(c.0)),
-        (b, c) => b.or(c.map(|c| c.0)),
-    };
+    // The estimate bounds every step; the cap only the steps above each section's lowest (a
+    // cap never pauses video: only the estimate can).
+    let video_budget = budget.estimate.map(|b| b.0.saturating_sub(audio));
+    let cap = video_cap.map(|c| c.0);
     let limits = Limits {
         up: budget.up_limit.map(|u| u.0.saturating_sub(audio)),
         resume: budget.resume_limit.map(|u| u.0.saturating_sub(audio)),
@@ -132,6 +129,7 @@ pub fn allocate(
         sections,
         order,
         video_budget,
+        cap,
         Some(limits),
         &mut chosen,
         &mut rates,
@@ -148,7 +146,8 @@ pub fn allocate(
         cfg,
         sections,
         order,
-        video_cap.map(|c| c.0),
+        None,
+        cap,
         None,
         &mut chosen,
         &mut rates,
@@ -199,12 +198,15 @@ struct Limits {
 }
 
 /// One pass over the video sections in `order`: base steps, then upgrades, within `budget`
-/// (`None`: unlimited). `hysteresis`: the rules for going up apply, within its limits.
+/// (`None`: unlimited); upgrades also within `cap` (the lowest steps are not bound by it).
+/// `hysteresis`: the rules for going up apply, within its limits.
+#[allow(clippy::too_many_arguments)]
 fn fill(
     cfg: &AllocatorConfig,
     sections: &[SectionInput],
     order: &[u8],
     budget: Option<u64>,
+    cap: Option<u64>,
     hysteresis: Option<Limits>,
     chosen: &mut [Choice; MAX_SECTIONS],
     rates: &mut [Bitrate; MAX_SECTIONS],
@@ -244,7 +246,7 @@ fn fill(
     for &i in order {
         let i = usize::from(i);
         let s = &sections[i];
-        ladders[i] = Ladder::of(s, budget.is_none());
+        ladders[i] = Ladder::of(s, budget.is_none() && cap.is_none());
         let l = &ladders[i];
         chosen[i] = Choice::Unset;
         rates[i] = Bitrate::ZERO;
@@ -270,8 +272,11 @@ fn fill(
         let Some(base) = at[i] else { continue };
         let (s, l) = (&sections[i], &ladders[i]);
         let held = rates[i].0;
-        let available = remaining.map(|r| r + held);
         let others = spent - held;
+        let available = match (remaining.map(|r| r + held), cap) {
+            (Some(a), Some(c)) => Some(a.min(c.saturating_sub(others))),
+            (a, c) => a.or(c.map(|c| c.saturating_sub(others))),
+        };
         if let Some(j) = (base + 1..l.steps().len())
             .rev()
             .find(|&j| fits(s, l, j, available, others + l.steps()[j].rate.0))
@@ -280,7 +285,7 @@ fn fill(
             chosen[i] = step.choice();
             rates[i] = step.rate;
             spent = others + step.rate.0;
-            remaining = available.map(|a| a - step.rate.0);
+            remaining = remaining.map(|r| (r + held).saturating_sub(step.rate.0));
         }
     }
 }
@@ -523,6 +528,38 @@ mod tests {
             "best within the cap (no headroom needed without an estimate)"
         );
         assert_eq!(a.video_allocated, Bitrate::kbps(650));
+    }
+
+    #[test]
+    fn a_cap_below_the_lowest_layer_never_pauses_it() {
+        let single = SectionInput::video(TrackContent::Camera, &[kbps(810)]);
+        for estimate in [Some(Bitrate::kbps(5000)), None] {
+            let mut out = vec![SectionResult::default(); 2];
+            let budget = Budget {
+                estimate,
+                video_cap: kbps(800),
+                ..Budget::default()
+            };
+            let a = allocate(
+                &AllocatorConfig::default(),
+                &budget,
+                &[single, camera()],
+                &mut out,
+            );
+            assert_eq!(out[0].choice, layer(0), "{estimate:?}");
+            assert_eq!(out[0].best, layer(0), "{estimate:?}");
+            assert_eq!(out[1].choice, layer(0), "the second keeps its lowest too");
+            assert_eq!(a.video_allocated, Bitrate::kbps(960));
+        }
+        // Only the estimate pauses.
+        let mut out = vec![SectionResult::default(); 1];
+        let budget = Budget {
+            estimate: kbps(500),
+            video_cap: kbps(800),
+            ..Budget::default()
+        };
+        allocate(&AllocatorConfig::default(), &budget, &[single], &mut out);
+        assert_eq!(out[0].choice, Choice::Paused);
     }
 
     #[test]
