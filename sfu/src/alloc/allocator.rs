@@ -24,6 +24,12 @@ pub struct AllocatorConfig {
     /// Whether video whose lowest step does not fit is paused; when false it keeps its lowest
     /// step over the budget (a deployment that would rather congest than freeze).
     pub pause_video: bool,
+    /// Video already flowing keeps its lowest step while the budget is at least this share of
+    /// its rate (0.75: pause only below 75 %). A GCC estimate dips to 0.85 × the acknowledged
+    /// rate after every over-use (a probe into a narrow path does that), so pausing at the
+    /// first dip below the lowest step's rate freezes video that the path carries; a resume
+    /// needs the full rate with headroom, which keeps the band between the two from flapping.
+    pub keep_lowest: f64,
 }
 
 impl Default for AllocatorConfig {
@@ -32,6 +38,7 @@ impl Default for AllocatorConfig {
             up_headroom: 0.10,
             up_hold: Duration::from_secs(2),
             pause_video: true,
+            keep_lowest: 0.75,
         }
     }
 }
@@ -51,6 +58,8 @@ pub struct Allocation {
     /// order below its best step, one step higher (the rate worth probing for); `None` when
     /// every section is at its best.
     pub next_up: Option<Bitrate>,
+    /// Some video section is paused.
+    pub paused: bool,
 }
 
 /// What one viewer may be sent.
@@ -135,8 +144,10 @@ pub fn allocate(
         &mut rates,
     );
     let mut video_allocated = 0;
+    let mut paused = false;
     for &i in order.iter() {
         let i = usize::from(i);
+        paused |= chosen[i] == Choice::Paused;
         out[i].choice = chosen[i];
         out[i].allocated = rates[i];
         video_allocated += rates[i].0;
@@ -187,6 +198,7 @@ pub fn allocate(
         video_allocated: Bitrate(video_allocated),
         video_desired: Bitrate(video_desired),
         next_up,
+        paused,
     }
 }
 
@@ -228,6 +240,9 @@ fn fill(
         };
         let current = l.position(s.current);
         if current.is_some_and(|c| j <= c) {
+            if j == 0 {
+                return rate as f64 * cfg.keep_lowest <= available as f64;
+            }
             return rate <= available;
         }
         let hold = s.hold.unwrap_or(cfg.up_hold);
@@ -358,6 +373,27 @@ mod tests {
         // Audio is never paused, even when it alone does not fit.
         let (out, _) = run(10, &[camera(), SectionInput::audio(kbps(50))]);
         assert_eq!(out[1].allocated, Bitrate::kbps(50));
+    }
+
+    #[test]
+    fn flowing_video_keeps_its_lowest_layer_through_a_dip_and_resumes_only_with_headroom() {
+        let audio = SectionInput::audio(kbps(50));
+        let flowing = |current: Choice| SectionInput {
+            current,
+            ..camera()
+        };
+        // q is 150: a flowing camera keeps it down to 75 % (112.5 kbit/s of video budget).
+        let (out, _) = run(50 + 115, &[flowing(layer(0)), audio]);
+        assert_eq!(out[0].choice, layer(0), "a dip to 77 % keeps q");
+        let (out, _) = run(50 + 115, &[flowing(layer(1)), audio]);
+        assert_eq!(out[0].choice, layer(0), "from h the dip lands on q");
+        let (out, _) = run(50 + 110, &[flowing(layer(0)), audio]);
+        assert_eq!(out[0].choice, Choice::Paused, "below 75 % it pauses");
+        // A paused camera needs q with 10 % headroom (165) to come back.
+        let (out, _) = run(50 + 160, &[flowing(Choice::Paused), audio]);
+        assert_eq!(out[0].choice, Choice::Paused);
+        let (out, _) = run(50 + 166, &[flowing(Choice::Paused), audio]);
+        assert_eq!(out[0].choice, layer(0));
     }
 
     #[test]

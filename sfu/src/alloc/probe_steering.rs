@@ -18,6 +18,10 @@ pub const PROBE_MARGIN: f64 = 0.1;
 /// The first interval between probes asked for; it doubles up to [`MAX_PROBE_INTERVAL`].
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 pub const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(60);
+/// While video is paused the interval stops growing here, and probes are asked for even when
+/// the estimator is application-limited (it is: only audio flows): a resume needs a probe
+/// result, and a paused viewer should not wait a minute for one.
+pub const PAUSED_PROBE_INTERVAL: Duration = Duration::from_secs(3);
 /// A raise of the desired maximum is asked again after this long if nothing came of it (the
 /// estimator ignores a raise while it awaits an earlier result, for up to 1 s).
 pub const RAISE_RETRY: Duration = Duration::from_millis(1500);
@@ -120,12 +124,23 @@ impl ProbeSteering {
         if totals.desired.0 == 0 {
             return ProbeRequest::None; // nothing measured yet
         }
+        let max_interval = if totals.paused {
+            PAUSED_PROBE_INTERVAL
+        } else {
+            MAX_PROBE_INTERVAL
+        };
         if stepped_up {
-            self.interval = PROBE_INTERVAL;
+            self.interval = PROBE_INTERVAL.min(max_interval);
         } else if stepped_down {
             // The path just refused more: wait longer before asking it again.
-            self.interval = (self.interval * 2).min(MAX_PROBE_INTERVAL);
+            self.interval = (self.interval * 2).min(max_interval);
             self.next = Some((now + self.interval, false));
+        }
+        self.interval = self.interval.min(max_interval);
+        if let Some((t, retry)) = self.next
+            && t > now + max_interval
+        {
+            self.next = Some((now + max_interval, retry));
         }
         let want = totals.next_up.map_or(totals.desired, |n| {
             Bitrate((n.0 as f64 * (1.0 + PROBE_MARGIN)) as u64)
@@ -147,12 +162,12 @@ impl ProbeSteering {
         let due = below
             && self
                 .next
-                .is_none_or(|(t, retry)| now >= t && (retry || !e.in_alr));
+                .is_none_or(|(t, retry)| now >= t && (retry || !e.in_alr || totals.paused));
         if !due {
             return ProbeRequest::None;
         }
         self.next = Some((now + self.interval, false));
-        self.interval = (self.interval * 2).min(MAX_PROBE_INTERVAL);
+        self.interval = (self.interval * 2).min(max_interval);
         ProbeRequest::Reraise {
             from: totals.allocated,
             to: want,
@@ -282,6 +297,36 @@ mod tests {
         assert_eq!(
             p.after(at(40_000), &view(900, false), &t, false, false),
             ProbeRequest::None
+        );
+    }
+
+    #[test]
+    fn a_paused_viewer_is_probed_every_few_seconds_even_while_application_limited() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut p = ProbeSteering::default();
+        let paused = Allocation {
+            paused: true,
+            ..totals(50, Some(215), 1600)
+        };
+        // Only audio flows, so the estimator is application-limited.
+        let e = view(120, true);
+        assert!(matches!(
+            p.after(at(0), &e, &paused, false, true),
+            ProbeRequest::SetDesired(_)
+        ));
+        let mut asks = 0;
+        for ms in (100..30_000).step_by(100) {
+            if matches!(
+                p.after(at(ms), &e, &paused, false, false),
+                ProbeRequest::Reraise { .. }
+            ) {
+                asks += 1;
+            }
+        }
+        assert!(
+            (8..=20).contains(&asks),
+            "{asks} probes in 30 s while paused (every <= 3 s)"
         );
     }
 
