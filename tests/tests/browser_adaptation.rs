@@ -101,6 +101,27 @@ fn viewer_behind_a_600_kbit_downlink_gets_the_low_layer_without_freezing_then_th
         .expect("stats JSON");
     let mut seen = widths.clone();
     seen.dedup();
+    // When each width began (seconds since the join), and what the publisher turned on and off
+    // (it follows the WHIP layers resource): a top-width frame while limited is told apart from
+    // an encoder that changed an encoding's resolution.
+    let mut width_changes: Vec<(String, f64)> = Vec::new();
+    for (t, w) in viewer_series(&events, "frameWidth") {
+        if width_changes.last().is_none_or(|l| l.1 != w) {
+            width_changes.push((format!("{:.1}s", (t - joined).as_secs_f64()), w));
+        }
+    }
+    let publisher_layers: Vec<String> = publisher
+        .events()
+        .iter()
+        .filter(|e| e.value["type"] == "layers")
+        .map(|e| {
+            format!(
+                "{:.1}s {}",
+                e.at.saturating_duration_since(joined).as_secs_f64(),
+                e.value["layers"]
+            )
+        })
+        .collect();
     eprintln!(
         "behind {DOWNLINK_KBIT} kbit/s: first frame after {first_frame:?}, lower layer after {to_low:?}; \
          start-up ({STARTUP:?}): {freezes_start} freezes, longest stall {stall_start:?}; \
@@ -110,7 +131,8 @@ fn viewer_behind_a_600_kbit_downlink_gets_the_low_layer_without_freezing_then_th
     );
     assert!(
         widths.iter().all(|w| lower(*w)),
-        "the viewer got the top encoding while limited: {seen:?}\n{timeline:#?}"
+        "the viewer got the top encoding while limited: {seen:?}\nwidths from: {width_changes:?}\n\
+         publisher's encodings: {publisher_layers:#?}\n{timeline:#?}"
     );
     assert!(
         stall < Duration::from_secs(2),
