@@ -3,8 +3,8 @@
 //! then section order): each first gets its lowest step while that fits (a section whose lowest
 //! step does not fit is paused); then, in the same order, each goes up to the highest step that
 //! fits. Hysteresis keeps it from flapping: a section goes down at once when its step no longer
-//! fits, but up (or back from a pause) only when the higher step fits with headroom and not
-//! within a hold time of its last step down.
+//! fits, but up (or back from a pause) only one step at a time, when the higher step fits with
+//! headroom and not within a hold time of its last step down.
 
 use std::time::Duration;
 
@@ -21,6 +21,11 @@ pub struct AllocatorConfig {
     pub up_headroom: f64,
     /// No step up (or resume) this long after a step down (or pause).
     pub up_hold: Duration,
+    /// No step up this long after the last step up (or resume): the estimator gets to see
+    /// whether the path carries the step just taken before the next is tried. Without it a
+    /// probe result above a shaped path's rate took Chromium viewers behind 600 kbit/s from
+    /// the lowest layer to the top within a few milliseconds (two allocations in a row).
+    pub up_step_hold: Duration,
     /// Whether video whose lowest step does not fit is paused; when false it keeps its lowest
     /// step over the budget (a deployment that would rather congest than freeze).
     pub pause_video: bool,
@@ -37,6 +42,7 @@ impl Default for AllocatorConfig {
         AllocatorConfig {
             up_headroom: 0.10,
             up_hold: Duration::from_secs(2),
+            up_step_hold: Duration::from_secs(1),
             pause_video: true,
             keep_lowest: 0.75,
         }
@@ -246,7 +252,10 @@ fn fill(
             return rate <= available;
         }
         let hold = s.hold.unwrap_or(cfg.up_hold);
-        let held = s.current != Choice::Unset && s.since_down.is_some_and(|d| d < hold);
+        let held = s.current != Choice::Unset
+            && (s.since_down.is_some_and(|d| d < hold)
+                || (matches!(s.current, Choice::Layer { .. })
+                    && s.since_up.is_some_and(|u| u < cfg.up_step_hold)));
         // A first step of a new section is how its rate gets measured: no limit on it.
         let limit = match s.current {
             Choice::Unset if j == 0 => None,
@@ -292,7 +301,15 @@ fn fill(
             (Some(a), Some(c)) => Some(a.min(c.saturating_sub(others))),
             (a, c) => a.or(c.map(|c| c.saturating_sub(others))),
         };
-        if let Some(j) = (base + 1..l.steps().len())
+        // Up one step at a time (a resume only to the lowest): each step up needs its own
+        // evidence that the path carries it (see `ProbeSteering`), so one overshooting probe
+        // result cannot take a section from its lowest layer straight to its top.
+        let top = match (hysteresis, s.current, l.position(s.current)) {
+            (true, Choice::Paused, _) => base,
+            (true, _, Some(c)) => (c + 1).max(base),
+            _ => l.steps().len() - 1,
+        };
+        if let Some(j) = (base + 1..=top.min(l.steps().len() - 1))
             .rev()
             .find(|&j| fits(s, l, j, available, others + l.steps()[j].rate.0))
         {
@@ -451,24 +468,45 @@ mod tests {
     }
 
     #[test]
+    fn a_section_goes_up_one_step_at_a_time_and_resumes_at_its_lowest() {
+        let mut s = camera();
+        s.current = layer(0);
+        assert_eq!(run(5000, &[s]).0[0].choice, layer(1), "q to h, not to f");
+        s.current = layer(1);
+        assert_eq!(run(5000, &[s]).0[0].choice, layer(2), "then h to f");
+        s.since_up = Some(Duration::from_millis(900));
+        assert_eq!(run(5000, &[s]).0[0].choice, layer(1), "not within 1 s of h");
+        s.since_up = Some(Duration::from_secs(1));
+        assert_eq!(run(5000, &[s]).0[0].choice, layer(2));
+        s.current = Choice::Paused;
+        assert_eq!(run(5000, &[s]).0[0].choice, layer(0), "a resume is to q");
+        // A new section (nothing chosen yet) takes what fits at once.
+        assert_eq!(run(5000, &[camera()]).0[0].choice, layer(2));
+    }
+
+    #[test]
     fn no_step_up_within_the_hold_after_a_step_down() {
         let mut s = camera();
         s.current = layer(0);
         s.since_down = Some(Duration::from_millis(1500));
         assert_eq!(run(5000, &[s]).0[0].choice, layer(0), "held");
         s.since_down = Some(Duration::from_millis(2000));
-        assert_eq!(run(5000, &[s]).0[0].choice, layer(2), "released");
+        assert_eq!(run(5000, &[s]).0[0].choice, layer(1), "released, one step");
         // A pause is a step down too: no resume within the hold.
         s.current = Choice::Paused;
         s.since_down = Some(Duration::from_millis(500));
         assert_eq!(run(5000, &[s]).0[0].choice, Choice::Paused);
         s.since_down = Some(Duration::from_secs(3));
-        assert_eq!(run(5000, &[s]).0[0].choice, layer(2));
+        assert_eq!(
+            run(5000, &[s]).0[0].choice,
+            layer(0),
+            "resumed at the lowest"
+        );
         // A section may have a longer hold of its own.
         s.hold = Some(Duration::from_secs(8));
         assert_eq!(run(5000, &[s]).0[0].choice, Choice::Paused);
         s.since_down = Some(Duration::from_secs(8));
-        assert_eq!(run(5000, &[s]).0[0].choice, layer(2));
+        assert_eq!(run(5000, &[s]).0[0].choice, layer(0));
         // The hold never keeps a section from going down.
         s.current = layer(2);
         s.since_down = Some(Duration::ZERO);

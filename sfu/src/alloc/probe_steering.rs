@@ -68,6 +68,12 @@ pub struct ProbeSteering {
     interval: Duration,
     /// The last probe result and when it was first seen.
     result: Option<(Bitrate, Instant)>,
+    /// A probe result a step up already used: it confirms one step, not every step up to it
+    /// (a probe into a shaped path can come out above the path's rate, and going up several
+    /// layers on it congests the path).
+    /// Spent results are remembered this long (`PROBE_RESULT_VALID`): a later probe may well
+    /// come out at the same value.
+    spent: Option<(Bitrate, Instant)>,
 }
 
 impl Default for ProbeSteering {
@@ -77,6 +83,7 @@ impl Default for ProbeSteering {
             next: None,
             interval: PROBE_INTERVAL,
             result: None,
+            spent: None,
         }
     }
 }
@@ -94,6 +101,9 @@ impl ProbeSteering {
     ) -> Budget {
         if let Some(p) = e.last_probe
             && self.result.is_none_or(|(q, _)| q != p)
+            && self.spent.is_none_or(|(q, at)| {
+                q != p || now.saturating_duration_since(at) >= PROBE_RESULT_VALID
+            })
         {
             self.result = Some((p, now));
         }
@@ -130,6 +140,9 @@ impl ProbeSteering {
             MAX_PROBE_INTERVAL
         };
         if stepped_up {
+            if let Some((p, _)) = self.result.take() {
+                self.spent = Some((p, now));
+            }
             self.interval = PROBE_INTERVAL.min(max_interval);
         } else if stepped_down {
             // The path just refused more: wait longer before asking it again.
@@ -328,6 +341,21 @@ mod tests {
             (8..=20).contains(&asks),
             "{asks} probes in 30 s while paused (every <= 3 s)"
         );
+    }
+
+    #[test]
+    fn a_probe_result_confirms_one_step_up_not_every_step_to_it() {
+        let t0 = Instant::now();
+        let mut p = ProbeSteering::default();
+        let mut e = view(1200, true);
+        e.last_probe = Some(kbps(1200));
+        assert_eq!(p.budget(t0, &e, None).up_limit, Some(kbps(1200)));
+        // A step up used it: the next one needs new evidence (the acknowledged 200 here).
+        p.after(t0, &e, &totals(500, Some(1700), 1700), true, false);
+        assert_eq!(p.budget(t0, &e, None).up_limit, Some(kbps(200)));
+        // A new probe result confirms again.
+        e.last_probe = Some(kbps(1800));
+        assert_eq!(p.budget(t0, &e, None).up_limit, Some(kbps(1800)));
     }
 
     #[test]

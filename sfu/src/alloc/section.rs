@@ -62,6 +62,8 @@ pub struct SectionInput {
     pub current: Choice,
     /// Time since the section last went down (or paused); `None`: never.
     pub since_down: Option<Duration>,
+    /// Time since the section last went up (or resumed); `None`: never.
+    pub since_up: Option<Duration>,
     /// How long after going down it may not go up; `None`: the configured hold.
     pub hold: Option<Duration>,
 }
@@ -81,6 +83,7 @@ impl SectionInput {
             max_temporal: None,
             current: Choice::Unset,
             since_down: None,
+            since_up: None,
             hold: None,
         }
     }
@@ -101,6 +104,7 @@ impl SectionInput {
             max_temporal: None,
             current: Choice::Unset,
             since_down: None,
+            since_up: None,
             hold: None,
         }
     }

@@ -352,6 +352,7 @@ impl ShardCore {
         input.max_temporal = min_opt(explicit.temporal, explicit.max_temporal);
         input.current = sub.alloc.choice;
         input.since_down = sub.alloc.down_at.map(|t| now.saturating_duration_since(t));
+        input.since_up = sub.alloc.up_at.map(|t| now.saturating_duration_since(t));
         input.hold = sub.alloc.hold;
         input
     }
