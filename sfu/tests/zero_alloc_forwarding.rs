@@ -325,3 +325,64 @@ fn allocation_switches_pauses_and_resumes_allocate_nothing() {
     assert!(paused, "video was paused in the window");
     assert_eq!(allocs, 0, "allocations on the allocation path");
 }
+
+#[test]
+fn audio_levels_and_active_speaker_changes_allocate_nothing() {
+    use sfu::control::{Command, VoiceCommand, VoiceGroup};
+    let mut h = Harness::new(1);
+    let a = h.add_publisher(0, 1);
+    let b = h.add_publisher(0, 2);
+    let viewers: Vec<usize> = (0..2).map(|_| h.add_viewer(0, 1)).collect();
+    for p in [a, b] {
+        let track = sfu::TrackId(h.peers[p].session.0 * 10 + 1);
+        let now = h.now;
+        h.cores[0].handle_command(
+            now,
+            Command::Voice(VoiceCommand::SetGroup {
+                track,
+                group: Some(VoiceGroup(7)),
+            }),
+        );
+    }
+    let level = |h: &mut Harness, p: usize, byte: u8| {
+        h.peers[p].publisher.as_mut().unwrap().audio_level = byte;
+    };
+    level(&mut h, a, 0x8a);
+    level(&mut h, b, 0x7f);
+    h.run(Duration::from_secs(3));
+    for &v in &viewers {
+        assert!(h.peers[v].connected);
+    }
+    let speaker_changes = |h: &mut Harness| -> (u64, u64) {
+        let (mut changes, mut reports) = (0, 0);
+        for core in &mut h.cores {
+            while let Some(e) = core.poll_event() {
+                match e {
+                    Event::ActiveSpeaker { .. } => changes += 1,
+                    Event::ViewerStats { stats, .. } => reports += 1 + stats.tracks.len() as u64,
+                    _ => {}
+                }
+            }
+        }
+        (changes, reports)
+    };
+    speaker_changes(&mut h);
+    let allocs_before = allocs();
+    let (mut changes, mut reports) = (0, 0);
+    // Turns: B speaks, then A again, then silence; the speaker changes inside the window.
+    for (la, lb) in [(0x7f, 0x88), (0x8a, 0x7f), (0x7f, 0x7f)] {
+        level(&mut h, a, la);
+        level(&mut h, b, lb);
+        for _ in 0..2500 {
+            h.step();
+            let (c, r) = speaker_changes(&mut h);
+            changes += c;
+            reports += r;
+            h.now += Duration::from_millis(1);
+        }
+    }
+    let allocs = allocs() - allocs_before - reports;
+    println!("{changes} speaker changes with {allocs} allocations");
+    assert_eq!(changes, 3, "B, A, nobody");
+    assert_eq!(allocs, 0, "allocations on the audio-level path");
+}

@@ -160,6 +160,7 @@ pub fn handle_event(st: &AppState, ev: Event) {
             }
         }
         Event::ViewerStats { .. } | Event::QualityDegraded { .. } | Event::LayerDemand { .. } => {}
+        Event::ActiveSpeaker { .. } => {}
         Event::CommandFailed { id, shard, error } => {
             tracing::warn!(session = ?id, %shard, %error, "shard refused a command");
             if let Some(id) = id {

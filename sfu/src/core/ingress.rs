@@ -237,6 +237,9 @@ impl ShardCore {
         if !track.cache.insert(ext, buf, now, keyframe) {
             return self.drop_packet(DropReason::RtpMalformed);
         }
+        if track.kind == MediaKind::Audio {
+            self.voice_on_packet(now, tidx, &hdr, buf);
+        }
         self.enqueue_fanout(tidx, ext);
         self.cross_shard_forward(now, tidx, ext, codec, keyframe, buf);
     }

@@ -35,6 +35,7 @@ mod produce;
 pub mod router_caps;
 pub mod rtp_types;
 mod session;
+mod speakers;
 mod stats;
 pub mod store;
 mod tracks;

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use sfu::control::{Command, ExtMap, IceParams, SessionSpec, SubscribeSpec, TrackCommand};
+use sfu::control::{
+    Command, ExtMap, IceParams, SessionSpec, SubscribeSpec, TrackCommand, VoiceCommand, VoiceGroup,
+};
 use sfu::dtls::Fingerprint;
 use sfu::{MediaKind, SessionId, ShardId, StreamKey, TrackId};
 use uuid::Uuid;
@@ -191,6 +193,35 @@ fn add_publish(t: &Transport, p: &Producer) -> (ShardId, Command) {
     )
 }
 
+/// The voice group of a channel: every audio producer of the channel is in it.
+pub fn voice_group(channel: Uuid) -> VoiceGroup {
+    VoiceGroup(channel.as_u128())
+}
+
+/// The channel of a voice group.
+pub fn channel_of(group: VoiceGroup) -> Uuid {
+    Uuid::from_u128(group.0)
+}
+
+/// Puts an audio producer into (or takes it out of) its channel's voice group on the shard of
+/// its send transport; None for video.
+fn voice_membership(
+    t: &Transport,
+    p: &Producer,
+    channel: Uuid,
+    join: bool,
+) -> Option<(ShardId, Command)> {
+    (p.kind() == MediaKind::Audio).then(|| {
+        (
+            t.shard,
+            Command::Voice(VoiceCommand::SetGroup {
+                track: p.track(),
+                group: join.then(|| voice_group(channel)),
+            }),
+        )
+    })
+}
+
 fn add_subscribe(t: &Transport, c: &Consumer) -> (ShardId, Command) {
     (
         t.shard,
@@ -232,6 +263,8 @@ pub struct Local {
     /// Consumers per (producer's stream, consumer's shard) where the shards differ.
     links: HashMap<(StreamKey, ShardId), usize>,
     next_key: u64,
+    /// The active speaker of each channel.
+    pub speakers: super::speakers::Speakers,
 }
 
 /// Stream keys of producers have the top bit set, so they never meet the registry's (counted
@@ -247,6 +280,7 @@ impl Default for Local {
             closed: HashMap::new(),
             links: HashMap::new(),
             next_key: PRODUCER_KEY_BASE,
+            speakers: super::speakers::Speakers::default(),
         }
     }
 }
@@ -271,6 +305,23 @@ impl Local {
             .filter(|s| s.user_id == user && channel.is_none_or(|c| c == s.channel_id))
             .map(|s| s.id)
             .collect()
+    }
+
+    /// The producer publishing shard track `track` in `channel`, as (session, producer).
+    pub fn producer_of_track(
+        &self,
+        channel: Uuid,
+        track: TrackId,
+    ) -> Option<(&MediaSession, &Producer)> {
+        self.sessions
+            .values()
+            .filter(|s| s.channel_id == channel)
+            .find_map(|s| {
+                s.producers
+                    .iter()
+                    .find(|p| p.track() == track)
+                    .map(|p| (s, p))
+            })
     }
 
     /// The transport a shard session is, as (media session, direction).
@@ -320,7 +371,12 @@ impl Local {
         };
         let mut out = vec![(t.shard, Command::AddSession(Box::new(spec)))];
         match d {
-            Direction::Send => out.extend(s.producers.iter().map(|p| add_publish(&t, p))),
+            Direction::Send => {
+                for p in &s.producers {
+                    out.push(add_publish(&t, p));
+                    out.extend(voice_membership(&t, p, s.channel_id, true));
+                }
+            }
             Direction::Recv => out.extend(s.consumers.iter().map(|c| add_subscribe(&t, c))),
         }
         Ok(out)
@@ -332,7 +388,9 @@ impl Local {
             return Vec::new();
         };
         let out = if s.send.is_running() {
-            vec![add_publish(&s.send, &p)]
+            let mut out = vec![add_publish(&s.send, &p)];
+            out.extend(voice_membership(&s.send, &p, s.channel_id, true));
+            out
         } else {
             Vec::new()
         };
@@ -450,6 +508,11 @@ impl Local {
                     track: p.track(),
                 }),
             ));
+        }
+        // The shard keeps a membership past its track's end (the track may come back), so it
+        // is always taken back, whether the transport still runs or not.
+        if s.send.state != TransportState::New {
+            out.extend(voice_membership(&s.send, &p, s.channel_id, false));
         }
         Some((p, out, consumers))
     }

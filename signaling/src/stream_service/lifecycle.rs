@@ -80,7 +80,8 @@ impl StreamService {
             Event::LayerOrder { .. } | Event::ViewerEstimate { .. } => {}
             Event::ViewerStats { .. }
             | Event::QualityDegraded { .. }
-            | Event::LayerDemand { .. } => {}
+            | Event::LayerDemand { .. }
+            | Event::ActiveSpeaker { .. } => {}
         }
     }
 
