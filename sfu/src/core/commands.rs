@@ -220,6 +220,7 @@ impl ShardCore {
         for &sidx in &session.subs {
             self.remove_subscription(sidx);
         }
+        self.mix_session_closed(idx);
         tracing::debug!(shard = %self.shard, session = %session.id, ?reason, "session closed");
         self.events.push_back(Event::SessionClosed {
             id: session.id,

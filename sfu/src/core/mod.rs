@@ -20,6 +20,7 @@ mod track;
 mod viewer_bwe;
 mod viewer_stats;
 mod voice;
+mod voice_mix;
 
 use std::collections::VecDeque;
 use std::sync::Arc;

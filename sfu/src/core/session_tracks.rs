@@ -392,6 +392,7 @@ impl ShardCore {
                 voice: None,
             });
         }
+        self.mix_track_stats(idx, &mut tracks);
         SessionTrackStats {
             session,
             found: true,

@@ -58,6 +58,8 @@ pub(super) struct VoiceState {
     by_track: FxHashMap<TrackId, usize>,
     groups: FxHashMap<VoiceGroup, GroupEntry>,
     next_eval: Option<Instant>,
+    /// The mixes of this shard's groups.
+    pub(super) mix: super::voice_mix::MixState,
 }
 
 impl ShardCore {
@@ -65,10 +67,16 @@ impl ShardCore {
     pub(super) fn handle_voice_command(&mut self, now: Instant, cmd: VoiceCommand) {
         let result = match cmd {
             VoiceCommand::SetGroup { track, group } => self.set_voice_group(now, track, group),
-            VoiceCommand::MixInput { .. }
-            | VoiceCommand::AddMixListener { .. }
-            | VoiceCommand::RemoveMixListener { .. } => {
-                Err(VoiceError::Mix("this shard has no Opus mixer".into()))
+            VoiceCommand::MixInput { group, track, add } => self.set_mix_input(group, track, add),
+            VoiceCommand::AddMixListener {
+                group,
+                session,
+                extmap,
+                spec,
+                exclude,
+            } => self.add_mix_listener(now, group, session, &extmap, &spec, &exclude),
+            VoiceCommand::RemoveMixListener { session, mid } => {
+                self.remove_mix_listener(session, &mid)
             }
         };
         if let Err(e) = result {
@@ -212,6 +220,7 @@ impl ShardCore {
 
     /// Chooses every group's speaker when due (called on the core's tick).
     pub(super) fn voice_tick(&mut self, now: Instant) {
+        self.mix_tick(now);
         let Some(due) = self.voice.next_eval else {
             return;
         };

@@ -316,6 +316,7 @@ pub async fn create(State(ms): Ms, headers: HeaderMap, body: axum::body::Body) -
                 consumers: Vec::new(),
                 next_mid: 0,
                 rate_marks: HashMap::new(),
+                mix: None,
             };
             let body = ms.session_json(&session);
             ms.local()?.insert(session);

@@ -29,6 +29,7 @@ mod config;
 mod consume;
 mod handlers;
 mod lifecycle;
+mod mix;
 pub mod payload;
 pub mod presets;
 mod produce;

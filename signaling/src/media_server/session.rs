@@ -144,6 +144,8 @@ pub struct MediaSession {
     pub next_mid: u32,
     /// Bytes of each track at the last stats request (for its bit rate).
     pub rate_marks: HashMap<(Direction, String), (Instant, u64)>,
+    /// The channel's mix, when the session takes it.
+    pub mix: Option<super::mix::MixConsumer>,
 }
 
 impl MediaSession {
@@ -265,6 +267,8 @@ pub struct Local {
     next_key: u64,
     /// The active speaker of each channel.
     pub speakers: super::speakers::Speakers,
+    /// Mix listeners per (channel, shard of their receive transport).
+    pub mix_shards: HashMap<(Uuid, ShardId), usize>,
 }
 
 /// Stream keys of producers have the top bit set, so they never meet the registry's (counted
@@ -281,6 +285,7 @@ impl Default for Local {
             links: HashMap::new(),
             next_key: PRODUCER_KEY_BASE,
             speakers: super::speakers::Speakers::default(),
+            mix_shards: HashMap::new(),
         }
     }
 }
@@ -377,7 +382,10 @@ impl Local {
                     out.extend(voice_membership(&t, p, s.channel_id, true));
                 }
             }
-            Direction::Recv => out.extend(s.consumers.iter().map(|c| add_subscribe(&t, c))),
+            Direction::Recv => {
+                out.extend(s.consumers.iter().map(|c| add_subscribe(&t, c)));
+                out.extend(super::mix::add_listener(s));
+            }
         }
         Ok(out)
     }
@@ -395,7 +403,12 @@ impl Local {
             Vec::new()
         };
         self.producers.insert(p.id, session);
+        let audio = (p.kind() == MediaKind::Audio).then(|| p.track());
         s.producers.push(p);
+        let mut out = out;
+        if let Some(track) = audio {
+            out.extend(self.mix_producer_added(session, track));
+        }
         out
     }
 
@@ -425,6 +438,60 @@ impl Local {
         }
         s.consumers.push(c);
         out
+    }
+
+    /// Counts one more user of `stream`'s packets on shard `to` (published on `from`); the
+    /// first one links the shards.
+    pub(super) fn link(
+        &mut self,
+        stream: StreamKey,
+        from: ShardId,
+        to: ShardId,
+        out: &mut Commands,
+    ) {
+        if from == to {
+            return;
+        }
+        let n = self.links.entry((stream, to)).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            out.push((
+                from,
+                Command::LinkShard {
+                    stream,
+                    shard: to,
+                    linked: true,
+                },
+            ));
+        }
+    }
+
+    /// Counts one user of `stream`'s packets on `to` less; the last one unlinks the shards.
+    pub(super) fn unlink_stream(
+        &mut self,
+        stream: StreamKey,
+        from: ShardId,
+        to: ShardId,
+        out: &mut Commands,
+    ) {
+        if from == to {
+            return;
+        }
+        let key = (stream, to);
+        if let Some(n) = self.links.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.links.remove(&key);
+                out.push((
+                    from,
+                    Command::LinkShard {
+                        stream,
+                        shard: to,
+                        linked: false,
+                    },
+                ));
+            }
+        }
     }
 
     fn unlink(&mut self, c: &Consumer, here: ShardId, out: &mut Commands) {
@@ -514,6 +581,10 @@ impl Local {
         if s.send.state != TransportState::New {
             out.extend(voice_membership(&s.send, &p, s.channel_id, false));
         }
+        if p.kind() == MediaKind::Audio {
+            let (channel, from) = (s.channel_id, s.send.shard);
+            out.extend(self.mix_producer_removed(channel, p.track(), p.produced.spec.stream, from));
+        }
         Some((p, out, consumers))
     }
 
@@ -542,6 +613,11 @@ impl Local {
                 out.extend(cmds);
             }
         }
+        if d == Direction::Recv
+            && let Some((_, cmds)) = self.remove_mix(session)
+        {
+            out.extend(cmds);
+        }
         for p in producers {
             if let Some((p, cmds, _)) = self.remove_producer(session, p) {
                 out.extend(cmds);
@@ -569,6 +645,12 @@ impl Local {
                         .filter(|(_, c)| matches!(c, Command::LinkShard { .. })),
                 );
             }
+        }
+        if let Some((_, cmds)) = self.remove_mix(session) {
+            // The shard session goes as a whole below; the mixer's inputs and links matter.
+            out.extend(cmds.into_iter().filter(|(_, c)| {
+                !matches!(c, Command::Voice(VoiceCommand::RemoveMixListener { .. }))
+            }));
         }
         for p in &snapshot.producers {
             if let Some((_, cmds, gone)) = self.remove_producer(session, p.id) {

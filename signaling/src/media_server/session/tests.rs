@@ -36,6 +36,7 @@ fn session(local: &mut Local, n: u64, shard: u16) -> Uuid {
         consumers: Vec::new(),
         next_mid: 0,
         rate_marks: HashMap::new(),
+        mix: None,
     });
     id
 }

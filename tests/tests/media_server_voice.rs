@@ -1,0 +1,212 @@
+//! Voice channels on the media server (`/sessions`, seed 002) with mediasoup-client in Debian's
+//! Chromium (tests/mediasoup/voice.mjs): participants of one channel publish WebAudio tones as
+//! `audio` sessions. A speaking producer becomes the channel's active speaker
+//! (`GET /sessions/{id}/stats`: `active_speaker`, per-track `audio_level` and `speaking`;
+//! `media.speaker.active` on NATS) and a muted one (track disabled: it sends silence) never
+//! does.
+
+mod stream_support;
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ringcast_tests::{Server, media_lock, paths};
+use serde_json::Value;
+use stream_support::*;
+
+/// Seconds the pages run after joining.
+const RUN_S: u64 = 6;
+
+/// One page: user, tone (Hz, 0 for none) and flags (`muted`, `mix`).
+struct Participant {
+    user: &'static str,
+    tone: u32,
+    flags: &'static str,
+}
+
+/// Runs `tests/mediasoup/voice.mjs` against `server` in a fresh channel; its JSON lines.
+fn run_pages(server: &Server, channel: &str, participants: &[Participant]) -> Vec<Value> {
+    let dir = paths::workspace_root().join("tests/mediasoup/node_modules");
+    for m in ["mediasoup-client", "esbuild", "playwright-core"] {
+        assert!(
+            dir.join(m).is_dir(),
+            "tests/mediasoup/node_modules/{m} is missing: run scripts/install-test-deps.sh (npm ci in tests/mediasoup)"
+        );
+    }
+    let mut cmd = Command::new("node");
+    cmd.current_dir(paths::workspace_root())
+        .arg("tests/mediasoup/voice.mjs")
+        .args(["--server", &server.base_url(), "--channel", channel])
+        .args(["--duration", &RUN_S.to_string()]);
+    for p in participants {
+        cmd.args([
+            "--participant",
+            &format!("{}:{}:{}:{}", p.user, token(p.user), p.tone, p.flags),
+        ]);
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("`node` is needed (scripts/install-test-deps.sh): {e}"));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let lines = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<String>>()
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(RUN_S + 60);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            // SAFETY: kill(2) on the process group we created for the child.
+            unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+            let _ = child.wait();
+            panic!(
+                "voice.mjs did not finish in time; stderr: {}",
+                err.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let lines = lines.join().expect("stdout reader");
+    let stderr = err.join().unwrap_or_default();
+    let parsed: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    if let Some(e) = parsed.iter().find(|v| v["type"] == "error") {
+        panic!(
+            "the pages failed: {}\n--- stderr ---\n{stderr}\n--- server ---\n{}",
+            e["message"],
+            server.log_tail(60)
+        );
+    }
+    assert!(
+        status.success(),
+        "voice.mjs exited with {status}; stderr: {stderr}"
+    );
+    parsed
+}
+
+fn joined<'a>(lines: &'a [Value], user: &str) -> &'a Value {
+    lines
+        .iter()
+        .find(|v| v["type"] == "joined" && v["user"] == user)
+        .unwrap_or_else(|| panic!("{user} did not join: {lines:#?}"))
+}
+
+fn samples(lines: &[Value]) -> Vec<&Value> {
+    lines.iter().filter(|v| v["type"] == "sample").collect()
+}
+
+/// The published audio track of `user` in the server's stats of its session, in sample `s`.
+fn published_audio<'a>(s: &'a Value, user: &str) -> &'a Value {
+    let server = &s["participants"][user]["server"];
+    assert_eq!(server["status"], 200, "{server}");
+    server["body"]["tracks"]
+        .as_array()
+        .and_then(|t| {
+            t.iter()
+                .find(|t| t["direction"] == "publish" && t["kind"] == "audio")
+        })
+        .unwrap_or_else(|| panic!("no published audio for {user}: {server}"))
+}
+
+fn num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+#[test]
+fn a_speaking_producer_becomes_the_active_speaker_and_a_muted_one_does_not() {
+    let _lock = media_lock();
+    let nats = Backing::nats();
+    let server =
+        Server::start(stream_server(&[("NATS_URL", nats.nats_url())])).expect("server starts");
+    let mut bus = Subscriber::connect(&nats.nats_url(), &["media.speaker.active"]);
+    let channel = uuid();
+    let lines = run_pages(
+        &server,
+        &channel,
+        &[
+            Participant {
+                user: "alice",
+                tone: 440,
+                flags: "",
+            },
+            Participant {
+                user: "bob",
+                tone: 660,
+                flags: "muted",
+            },
+        ],
+    );
+    let alice = joined(&lines, "alice");
+    let bob = joined(&lines, "bob");
+    let (alice_track, bob_track) = (&alice["producer"], &bob["producer"]);
+    assert!(
+        alice_track.is_string() && bob_track.is_string(),
+        "{lines:#?}"
+    );
+
+    let all = samples(&lines);
+    assert!(all.len() >= RUN_S as usize - 1, "{} samples", all.len());
+    // By the last seconds Alice speaks, is the channel's speaker in both sessions' stats, and
+    // Bob (muted) is silent. Every sample that names a speaker names Alice.
+    for s in &all {
+        for user in ["alice", "bob"] {
+            let speaker = &s["participants"][user]["server"]["body"]["active_speaker"];
+            assert!(
+                speaker.is_null() || speaker == alice_track,
+                "at {}: {user}'s stats name {speaker} as the speaker",
+                s["t"]
+            );
+            let b = published_audio(s, "bob");
+            assert_eq!(b["speaking"], false, "muted Bob speaks at {}: {b}", s["t"]);
+        }
+    }
+    for s in &all[all.len() - 3..] {
+        let a = published_audio(s, "alice");
+        let b = published_audio(s, "bob");
+        eprintln!("at {}: alice {a}, bob {b}", s["t"]);
+        assert_eq!(a["speaking"], true, "{a}");
+        assert!(num(&a["audio_level"]) > -30.0, "a loud tone: {a}");
+        assert!(
+            num(&b["audio_level"]) < -90.0,
+            "a muted track sends silence: {b}"
+        );
+        for user in ["alice", "bob"] {
+            let body = &s["participants"][user]["server"]["body"];
+            assert_eq!(&body["active_speaker"], alice_track, "{user}: {body}");
+        }
+    }
+    // The bus said so too, naming Alice's session and user.
+    let ev = bus.wait_for("media.speaker.active", Duration::from_secs(5), |v| {
+        v["channel_id"] == channel.as_str() && !v["track_id"].is_null()
+    });
+    assert_eq!(&ev["track_id"], alice_track, "{ev}");
+    assert_eq!(ev["session_id"], alice["session_id"], "{ev}");
+    assert_eq!(ev["user_id"], "alice", "{ev}");
+    assert!(num(&ev["audio_level"]) > -30.0, "{ev}");
+    assert!(is_rfc3339(&ev["timestamp"]), "{ev}");
+    assert!(
+        bus.seen
+            .iter()
+            .all(|(_, v)| v["track_id"].is_null() || &v["track_id"] == alice_track),
+        "only Alice was ever the speaker: {:#?}",
+        bus.seen
+    );
+}
