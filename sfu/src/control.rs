@@ -251,7 +251,8 @@ pub enum VoiceCommand {
     /// Starts sending a running session one Opus stream: the mix of the group's inputs except
     /// the tracks in `exclude` (the listener's own voice). `spec.codecs` must offer Opus; the
     /// stream goes out with `spec.ssrc` and `spec.mid`. `extmap` as for
-    /// [`TrackCommand::AddSubscribe`].
+    /// [`TrackCommand::AddSubscribe`]. Sent again for a stream the session already receives
+    /// (same mid), it changes the exclusions and the stream's numbering goes on.
     AddMixListener {
         group: VoiceGroup,
         session: SessionId,

@@ -117,7 +117,8 @@ impl ShardCore {
         }
     }
 
-    /// Starts sending session `session` the mix of `group` without `exclude`.
+    /// Starts sending session `session` the mix of `group` without `exclude`; for a stream it
+    /// already sends (same mid), changes what it leaves out.
     pub(super) fn add_mix_listener(
         &mut self,
         now: Instant,
@@ -131,6 +132,25 @@ impl ShardCore {
             .by_id
             .get(&session)
             .ok_or_else(|| VoiceError::Mix(format!("no session {session} on this shard")))?;
+        if let Some(l) = self
+            .voice
+            .mix
+            .listeners
+            .iter()
+            .find(|(_, l)| l.session == idx && l.mid == spec.mid && l.group == group)
+            .map(|(i, _)| i)
+        {
+            // Again for the same stream: its exclusions change, its numbering goes on.
+            let mix = &mut self.voice.mix;
+            let g = mix.group(group);
+            let output = g
+                .mixer
+                .add_output(exclude)
+                .map_err(|e| VoiceError::Mix(e.to_string()))?;
+            let old = std::mem::replace(&mut mix.listeners[l].output, output);
+            let _ = mix.group(group).mixer.remove_output(old);
+            return Ok(());
+        }
         let s = &self.sessions[idx];
         let mid_taken = s.tracks.iter().any(|&t| self.tracks[t].mid == spec.mid)
             || s.subs.iter().any(|&x| self.subs[x].mid == spec.mid)

@@ -154,6 +154,32 @@ pub async fn stats(
                 "jitter": t.map_or(0.0, jitter_seconds),
             }));
         }
+        if let Some(m) = &snapshot.mix {
+            let t = recv.as_ref().and_then(|s| {
+                s.tracks
+                    .iter()
+                    .find(|t| t.direction == TrackDirection::Subscribe && t.mid == m.spec.mid)
+            });
+            let key = (Direction::Recv, m.spec.mid.0.clone());
+            let bytes = t.map_or(0, |t| t.bytes);
+            let rate = bitrate(
+                snapshot.rate_marks.get(&key).copied(),
+                m.created,
+                bytes,
+                now,
+            );
+            marks.push((key, bytes));
+            tracks.push(json!({
+                "track_id": "mix",
+                "consumer_id": m.id,
+                "kind": "audio",
+                "direction": "subscribe",
+                "bitrate": rate,
+                "packets_sent": t.map_or(0, |t| t.packets),
+                "packets_lost": t.map_or(0, |t| t.packets_lost),
+                "jitter": t.map_or(0.0, jitter_seconds),
+            }));
+        }
         if let Ok(mut local) = ms.local.lock()
             && let Some(s) = local.sessions.get_mut(&id)
         {
