@@ -210,3 +210,85 @@ fn a_speaking_producer_becomes_the_active_speaker_and_a_muted_one_does_not() {
         bus.seen
     );
 }
+
+/// The last second of a participant's decoded mix, as its page measured it.
+fn analysis<'a>(s: &'a Value, user: &str) -> &'a Value {
+    let a = &s["participants"][user]["page"]["analysis"];
+    assert!(
+        a.is_object(),
+        "{user} analysed no mix: {}",
+        s["participants"][user]["page"]
+    );
+    a
+}
+
+#[test]
+fn a_mix_listener_gets_one_stream_with_both_tones_and_a_publisher_not_its_own() {
+    let _lock = media_lock();
+    let server = Server::start(stream_server(&[])).expect("server starts");
+    let channel = uuid();
+    let lines = run_pages(
+        &server,
+        &channel,
+        &[
+            Participant {
+                user: "alice",
+                tone: 440,
+                flags: "mix",
+            },
+            Participant {
+                user: "bob",
+                tone: 660,
+                flags: "",
+            },
+            Participant {
+                user: "carol",
+                tone: 0,
+                flags: "mix",
+            },
+        ],
+    );
+    let carol = joined(&lines, "carol");
+    assert!(carol["producer"].is_null(), "carol publishes nothing");
+    assert_eq!(carol["mix"]["kind"], "audio", "{carol}");
+    assert_eq!(carol["mix"]["track_id"], "mix", "{carol}");
+    assert_eq!(carol["mix"]["codec"]["mimeType"], "audio/opus", "{carol}");
+
+    let all = samples(&lines);
+    let last = all[all.len() - 1];
+    let heard = analysis(last, "carol");
+    let (c440, c660, c550) = (
+        num(&heard["a440"]),
+        num(&heard["a660"]),
+        num(&heard["a550"]),
+    );
+    eprintln!("carol's mix: {heard}");
+    assert!(c440 > 0.1 && c660 > 0.1, "both tones: {heard}");
+    assert!(c550 < c440.min(c660) / 5.0, "tones, not noise: {heard}");
+    let own = analysis(last, "alice");
+    eprintln!("alice's mix: {own}");
+    let (a440, a660) = (num(&own["a440"]), num(&own["a660"]));
+    assert!(a660 > 0.1, "alice hears bob: {own}");
+    assert!(a440 < a660 / 10.0, "alice does not hear herself: {own}");
+
+    // One stream each, and the server counts it.
+    for user in ["alice", "carol"] {
+        let page = &last["participants"][user]["page"];
+        assert!(
+            num(&page["received"]["packetsReceived"]) > 100.0,
+            "{user}: {page}"
+        );
+        let tracks = &last["participants"][user]["server"]["body"]["tracks"];
+        let mix: Vec<&Value> = tracks
+            .as_array()
+            .map(|t| t.iter().filter(|t| t["direction"] == "subscribe").collect())
+            .unwrap_or_default();
+        assert_eq!(mix.len(), 1, "{user}: {tracks}");
+        assert_eq!(mix[0]["track_id"], "mix", "{user}: {tracks}");
+        assert!(num(&mix[0]["packets_sent"]) > 100.0, "{user}: {tracks}");
+        assert!(
+            num(&mix[0]["bitrate"]) > 8_000.0 && num(&mix[0]["bitrate"]) < 80_000.0,
+            "{user}: {tracks}"
+        );
+    }
+}
