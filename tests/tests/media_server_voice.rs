@@ -292,3 +292,111 @@ fn a_mix_listener_gets_one_stream_with_both_tones_and_a_publisher_not_its_own() 
         );
     }
 }
+
+#[test]
+fn the_mix_subscription_answers_consumer_parameters_and_refuses_what_it_cannot_do() {
+    let server = Server::start(stream_server(&[])).expect("server starts");
+    let channel = uuid();
+    let alice = token("alice");
+    let r = post_json(
+        &server,
+        "/sessions",
+        Some(&alice),
+        &serde_json::json!({ "type": "audio", "channel_id": channel, "user_id": "alice" }),
+    );
+    assert_eq!(r.status, 201, "{}", r.describe());
+    let s: Value = r.json().expect("JSON");
+    let sid = s["session_id"].as_str().expect("id").to_string();
+    let device = s["router_rtp_capabilities"].clone();
+    let subscribe = |body: Value| {
+        post_json(
+            &server,
+            &format!("/sessions/{sid}/subscribe"),
+            Some(&alice),
+            &body,
+        )
+    };
+    // Another channel's mix, and neither a track nor the mix, are refused.
+    assert_problem(
+        &subscribe(
+            serde_json::json!({ "mix": true, "channel_id": uuid(), "rtp_capabilities": device }),
+        ),
+        422,
+    );
+    assert_problem(
+        &subscribe(serde_json::json!({ "rtp_capabilities": device })),
+        422,
+    );
+    let r = subscribe(
+        serde_json::json!({ "mix": true, "channel_id": channel, "rtp_capabilities": device }),
+    );
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let m: Value = r.json().expect("JSON");
+    assert_eq!(m["track_id"], "mix");
+    assert_eq!(m["producerId"], "mix");
+    assert_eq!(m["kind"], "audio");
+    assert_eq!(m["type"], "mix");
+    let rp = &m["rtpParameters"];
+    assert_eq!(rp["codecs"][0]["mimeType"], "audio/opus", "{rp}");
+    assert_eq!(
+        rp["codecs"].as_array().map(Vec::len),
+        Some(1),
+        "no RTX: {rp}"
+    );
+    assert!(rp["encodings"][0]["ssrc"].as_u64().is_some_and(|s| s > 0));
+    assert_eq!(rp["mid"], "0");
+    assert!(
+        rp["headerExtensions"].as_array().is_some_and(|e| e
+            .iter()
+            .any(|x| x["uri"] == "urn:ietf:params:rtp-hdrext:ssrc-audio-level")),
+        "the mix carries its level: {rp}"
+    );
+    // Once per session; `track_id: "mix"` is the same request.
+    assert_problem(
+        &subscribe(serde_json::json!({ "track_id": "mix", "rtp_capabilities": device })),
+        409,
+    );
+    // The session lists it; its stats count it (nothing sent before the transport connects).
+    let got: Value = get(&server, &format!("/sessions/{sid}"), Some(&alice))
+        .json()
+        .expect("JSON");
+    assert!(
+        got["consumers"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["track_id"] == "mix")),
+        "{got}"
+    );
+    let st: Value = get(&server, &format!("/sessions/{sid}/stats"), Some(&alice))
+        .json()
+        .expect("JSON");
+    assert_eq!(st["active_speaker"], Value::Null, "{st}");
+    assert_eq!(st["tracks"][0]["track_id"], "mix", "{st}");
+    assert_eq!(st["tracks"][0]["direction"], "subscribe", "{st}");
+    // Unsubscribed with DELETE …/tracks/mix; again is 404; subscribing again works.
+    let d = call(
+        "DELETE",
+        &server.url(&format!("/sessions/{sid}/tracks/mix")),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(d.status, 200, "{}", d.describe());
+    let d: Value = d.json().expect("JSON");
+    assert_eq!(d["status"], "unsubscribed");
+    assert_eq!(d["consumer_id"], m["id"]);
+    assert_problem(
+        &call(
+            "DELETE",
+            &server.url(&format!("/sessions/{sid}/tracks/mix")),
+            Some(&alice),
+            None,
+        ),
+        404,
+    );
+    let again = subscribe(serde_json::json!({ "mix": true, "rtp_capabilities": device }));
+    assert_eq!(again.status, 200, "{}", again.describe());
+    let again: Value = again.json().expect("JSON");
+    assert_eq!(
+        again["rtpParameters"]["mid"], "1",
+        "mids count up per receive transport"
+    );
+}

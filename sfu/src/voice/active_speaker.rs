@@ -165,7 +165,7 @@ mod tests {
                     m.observe(now, (self.ms * 48) as u32, 48_000, level);
                 }
                 // The core evaluates every 100 ms.
-                if self.ms % 100 == 0 {
+                if self.ms.is_multiple_of(100) {
                     let states: Vec<Candidate> = self
                         .meters
                         .iter_mut()

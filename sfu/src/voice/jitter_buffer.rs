@@ -135,7 +135,7 @@ impl JitterBuffer {
     }
 
     /// The next thing to play. Call [`JitterBuffer::advance`] with the samples it covered.
-    pub fn next(&mut self) -> Next<'_> {
+    pub fn next_to_play(&mut self) -> Next<'_> {
         if !self.playing {
             if self.waiting() < self.prebuffer {
                 self.underruns += 1;
@@ -202,7 +202,7 @@ mod tests {
     use super::*;
 
     fn play(jb: &mut JitterBuffer) -> Option<Vec<u8>> {
-        match jb.next() {
+        match jb.next_to_play() {
             Next::Packet(p) => {
                 let p = p.to_vec();
                 jb.advance(960, true);
@@ -240,7 +240,7 @@ mod tests {
         jb.push(0, &[0]).unwrap();
         jb.push(1920, &[2]).unwrap();
         assert_eq!(play(&mut jb), Some(vec![0]));
-        assert_eq!(jb.next(), Next::Lost { following: &[2] });
+        assert_eq!(jb.next_to_play(), Next::Lost { following: &[2] });
         jb.advance(960, false);
         assert_eq!(play(&mut jb), Some(vec![2]));
         assert_eq!((jb.played, jb.lost), (2, 1));

@@ -272,7 +272,7 @@ impl Input {
     /// lost; silence (not live) while the stream has nothing to play.
     fn decode_frame(&mut self, scratch: &mut [i16]) {
         while self.fifo_len < FRAME {
-            let (n, was_packet) = match self.jb.next() {
+            let (n, was_packet) = match self.jb.next_to_play() {
                 Next::Packet(p) => match self.decoder.decode(p, scratch, false) {
                     Ok(n) => (n, true),
                     Err(_) => {
