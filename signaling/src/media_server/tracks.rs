@@ -485,7 +485,6 @@ pub async fn delete_track(
         async {
             let user = ms.user(&headers)?;
             let id = ms.find(&session_id, &user.0).await?;
-            let track = parse_id(&track_id, "track")?;
             if track_id == "mix"
                 || ms
                     .local()?
@@ -508,6 +507,7 @@ pub async fn delete_track(
                 }))
                 .into_response());
             }
+            let track = parse_id(&track_id, "track")?;
             let (own, consumer) = {
                 let local = ms.local()?;
                 let s = local
