@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end suite needs, only where it is missing:
-#   - Debian packages: chromium, chromium-driver, openssl, nodejs/npm, python3-venv,
+#   - Debian packages: libopus-dev and pkg-config (build dependencies: the voice mix links
+#     libopus), chromium, chromium-driver, openssl, nodejs/npm, python3-venv,
 #     nats-server and redis-server (the stream-service tests start their own on loopback ports;
 #     the packages' system services are not needed)
 #   - Node packages for tests/browser (npm ci from the committed package-lock.json;
@@ -38,7 +39,9 @@ apt_install() {
 deb_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
 missing=()
-for pkg in chromium chromium-driver openssl ca-certificates python3-venv nats-server redis-server; do
+# libopus-dev and pkg-config: the media plane links libopus for the voice-channel mix (the
+# `opus` crate finds it with pkg-config), so they are build dependencies too.
+for pkg in chromium chromium-driver openssl ca-certificates python3-venv nats-server redis-server libopus-dev pkg-config; do
     deb_installed "$pkg" || missing+=("$pkg")
 done
 # Node may come from another source than Debian (e.g. a preinstalled nodesource build that
@@ -50,7 +53,7 @@ if ! command -v python3 >/dev/null 2>&1; then missing+=(python3); fi
 if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
 else
-    log "Debian packages present: chromium chromium-driver openssl python3-venv nats-server redis-server node npm"
+    log "Debian packages present: chromium chromium-driver openssl python3-venv nats-server redis-server libopus-dev pkg-config node npm"
 fi
 
 [ -x /usr/bin/chromium ] || die "/usr/bin/chromium missing after install"

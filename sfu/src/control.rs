@@ -222,6 +222,59 @@ pub enum Command {
     /// Add or remove a published or viewed track on a running session, or report its tracks'
     /// figures (see [`TrackCommand`]).
     Tracks(TrackCommand),
+    /// Voice channels: active-speaker groups and the Opus mix (see [`VoiceCommand`]).
+    Voice(VoiceCommand),
+}
+
+/// A voice channel as the media plane knows it: the audio tracks grouped for active-speaker
+/// detection and mixing (the media server uses the channel's UUID).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct VoiceGroup(pub u128);
+
+/// Voice-channel orders. Failures produce [`Event::CommandFailed`] with `id: None`.
+#[derive(Debug)]
+pub enum VoiceCommand {
+    /// Puts a published audio track of this shard into a voice group (`None`: takes it out).
+    /// Its RFC 6464 audio levels then count toward the group's active speaker, reported with
+    /// [`Event::ActiveSpeaker`]. The track may be published before or after this command.
+    SetGroup {
+        track: TrackId,
+        group: Option<VoiceGroup>,
+    },
+    /// Makes an audio track (published on this shard, or mirrored from another shard that was
+    /// linked to this one) an input of the group's mix on this shard, or stops it.
+    MixInput {
+        group: VoiceGroup,
+        track: TrackId,
+        add: bool,
+    },
+    /// Starts sending a running session one Opus stream: the mix of the group's inputs except
+    /// the tracks in `exclude` (the listener's own voice). `spec.codecs` must offer Opus; the
+    /// stream goes out with `spec.ssrc` and `spec.mid`. `extmap` as for
+    /// [`TrackCommand::AddSubscribe`]. Sent again for a stream the session already receives
+    /// (same mid), it changes the exclusions and the stream's numbering goes on.
+    AddMixListener {
+        group: VoiceGroup,
+        session: SessionId,
+        extmap: ExtMap,
+        spec: SubscribeSpec,
+        exclude: Vec<TrackId>,
+    },
+    /// Stops a session's mix stream (named by its mid).
+    RemoveMixListener { session: SessionId, mid: Mid },
+}
+
+/// Voice figures of a published audio track in a voice group (see [`TrackStats::voice`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VoiceTrackStats {
+    /// The group's key.
+    pub group: VoiceGroup,
+    /// The track's audio level over the last second, in dBov (-127 silence ... 0 full scale).
+    pub level: i8,
+    /// Whether the track counts as speaking (enough of the last second above the threshold).
+    pub speaking: bool,
+    /// Whether the track is its group's active speaker on this shard.
+    pub active: bool,
 }
 
 /// The send-side bandwidth estimate toward one viewer session (GoogCC, `sfu/src/bwe`).
@@ -319,6 +372,15 @@ pub enum Event {
         mid: Mid,
         active: Vec<Rid>,
     },
+    /// The active speaker of a voice group changed (among the group's tracks published on
+    /// shard `shard`): `track` the loudest participant speaking now, `None` when nobody speaks.
+    /// `level` is its audio level in dBov (-127 silence ... 0 full scale).
+    ActiveSpeaker {
+        group: VoiceGroup,
+        shard: ShardId,
+        track: Option<TrackId>,
+        level: i8,
+    },
     /// A command could not be applied.
     CommandFailed {
         id: Option<SessionId>,
@@ -392,6 +454,8 @@ pub struct TrackStats {
     /// Interarrival jitter in RTP timestamp units (RFC 3550 A.8): measured on a published track,
     /// reported by the session for a viewed one.
     pub jitter: u32,
+    /// A published audio track in a voice group: its level and whether it speaks.
+    pub voice: Option<VoiceTrackStats>,
 }
 
 /// The answer to [`TrackCommand::Stats`].

@@ -22,6 +22,7 @@ pub mod sim;
 pub mod srtp;
 pub mod stream;
 pub mod types;
+pub mod voice;
 pub mod wire;
 
 pub use types::*;

@@ -325,3 +325,150 @@ fn allocation_switches_pauses_and_resumes_allocate_nothing() {
     assert!(paused, "video was paused in the window");
     assert_eq!(allocs, 0, "allocations on the allocation path");
 }
+
+#[test]
+fn audio_levels_and_active_speaker_changes_allocate_nothing() {
+    use sfu::control::{Command, VoiceCommand, VoiceGroup};
+    let mut h = Harness::new(1);
+    let a = h.add_publisher(0, 1);
+    let b = h.add_publisher(0, 2);
+    let viewers: Vec<usize> = (0..2).map(|_| h.add_viewer(0, 1)).collect();
+    for p in [a, b] {
+        let track = sfu::TrackId(h.peers[p].session.0 * 10 + 1);
+        let now = h.now;
+        h.cores[0].handle_command(
+            now,
+            Command::Voice(VoiceCommand::SetGroup {
+                track,
+                group: Some(VoiceGroup(7)),
+            }),
+        );
+    }
+    let level = |h: &mut Harness, p: usize, byte: u8| {
+        h.peers[p].publisher.as_mut().unwrap().audio_level = byte;
+    };
+    level(&mut h, a, 0x8a);
+    level(&mut h, b, 0x7f);
+    h.run(Duration::from_secs(3));
+    for &v in &viewers {
+        assert!(h.peers[v].connected);
+    }
+    let speaker_changes = |h: &mut Harness| -> (u64, u64) {
+        let (mut changes, mut reports) = (0, 0);
+        for core in &mut h.cores {
+            while let Some(e) = core.poll_event() {
+                match e {
+                    Event::ActiveSpeaker { .. } => changes += 1,
+                    Event::ViewerStats { stats, .. } => reports += 1 + stats.tracks.len() as u64,
+                    _ => {}
+                }
+            }
+        }
+        (changes, reports)
+    };
+    speaker_changes(&mut h);
+    let allocs_before = allocs();
+    let (mut changes, mut reports) = (0, 0);
+    // Turns: B speaks, then A again, then silence; the speaker changes inside the window.
+    for (la, lb) in [(0x7f, 0x88), (0x8a, 0x7f), (0x7f, 0x7f)] {
+        level(&mut h, a, la);
+        level(&mut h, b, lb);
+        for _ in 0..2500 {
+            h.step();
+            let (c, r) = speaker_changes(&mut h);
+            changes += c;
+            reports += r;
+            h.now += Duration::from_millis(1);
+        }
+    }
+    let allocs = allocs() - allocs_before - reports;
+    println!("{changes} speaker changes with {allocs} allocations");
+    assert_eq!(changes, 3, "B, A, nobody");
+    assert_eq!(allocs, 0, "allocations on the audio-level path");
+}
+
+#[test]
+fn the_opus_mix_allocates_nothing_per_packet_or_tick() {
+    use sfu::control::{Command, ExtMap, SubscribeSpec, VoiceCommand, VoiceGroup};
+    use sfu::{MediaKind, Mid, Ssrc, StreamKey, TrackId};
+    let tone = |freq: f32| -> Vec<Vec<u8>> {
+        let mut enc =
+            opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).unwrap();
+        (0..50)
+            .map(|f| {
+                let pcm: Vec<i16> = (0..960)
+                    .map(|i| {
+                        let t = (f * 960 + i) as f32 / 48_000.0;
+                        (9000.0 * (2.0 * std::f32::consts::PI * freq * t).sin()) as i16
+                    })
+                    .collect();
+                enc.encode_vec(&pcm, 1275).unwrap()
+            })
+            .collect()
+    };
+    let mut h = Harness::new(1);
+    let a = h.add_publisher(0, 1);
+    let b = h.add_publisher(0, 2);
+    let l = h.add_viewer(0, 1);
+    h.peers[a].publisher.as_mut().unwrap().audio_payloads = tone(440.0);
+    h.peers[b].publisher.as_mut().unwrap().audio_payloads = tone(660.0);
+    let group = VoiceGroup(9);
+    let now = h.now;
+    for p in [a, b] {
+        let track = TrackId(h.peers[p].session.0 * 10 + 1);
+        h.cores[0].handle_command(
+            now,
+            Command::Voice(VoiceCommand::MixInput {
+                group,
+                track,
+                add: true,
+            }),
+        );
+    }
+    // A viewer hears both; publisher A hears B only.
+    for (session, ssrc, ext, exclude) in [
+        (h.peers[l].session, 0xaaa, 5, vec![]),
+        (
+            h.peers[a].session,
+            0xbbb,
+            2,
+            vec![TrackId(h.peers[a].session.0 * 10 + 1)],
+        ),
+    ] {
+        let spec = SubscribeSpec {
+            stream: StreamKey(0),
+            kind: MediaKind::Audio,
+            mid: Mid("mix".into()),
+            ssrc: Ssrc(ssrc),
+            rtx_ssrc: None,
+            codecs: vec![sfu::sim::opus(sfu::sim::VIEW_OPUS)],
+        };
+        h.cores[0].handle_command(
+            now,
+            Command::Voice(VoiceCommand::AddMixListener {
+                group,
+                session,
+                extmap: ExtMap {
+                    audio_level: Some(ext),
+                    ..ExtMap::default()
+                },
+                spec,
+                exclude,
+            }),
+        );
+    }
+    h.run(Duration::from_secs(3));
+    drain_events(&mut h);
+    for p in &mut h.peers {
+        p.record = false;
+    }
+    let out_before = h.cores[0].counters().rtp_out;
+    let allocs_before = allocs();
+    let reports = run(&mut h, 3000);
+    let allocs = allocs() - allocs_before - reports;
+    let sent = h.cores[0].counters().rtp_out - out_before;
+    println!("{sent} packets out (mix and forwarding) with {allocs} allocations");
+    // Two mix streams at 50 packets a second, besides the forwarded media.
+    assert!(sent > 300, "{sent}");
+    assert_eq!(allocs, 0, "allocations on the mix path");
+}

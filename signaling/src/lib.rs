@@ -189,6 +189,8 @@ pub fn handle_event(st: &AppState, ev: Event) {
                 tracing::info!(?stream, mid = %mid.0, ?active, "encodings viewers need");
             }
         }
+        // Active speakers are the media server's (see `media_server::speakers`).
+        Event::ActiveSpeaker { .. } => {}
         Event::CommandFailed { id, shard, error } => {
             tracing::warn!(session = ?id, %shard, %error, "shard refused a command");
             if let Some(id) = id {

@@ -75,6 +75,7 @@ impl ShardCore {
             Command::SetDesiredMax { session, max } => self.set_desired_max(now, session, max),
             Command::SetQuality { session, cap } => self.set_quality(now, session, cap),
             Command::Tracks(cmd) => self.handle_track_command(now, cmd),
+            Command::Voice(cmd) => self.handle_voice_command(now, cmd),
             Command::Shutdown => {
                 self.shutting_down = true;
                 let all: Vec<usize> = self.sessions.iter().map(|(i, _)| i).collect();
@@ -219,6 +220,7 @@ impl ShardCore {
         for &sidx in &session.subs {
             self.remove_subscription(sidx);
         }
+        self.mix_session_closed(idx);
         tracing::debug!(shard = %self.shard, session = %session.id, ?reason, "session closed");
         self.events.push_back(Event::SessionClosed {
             id: session.id,
@@ -229,6 +231,7 @@ impl ShardCore {
 
     /// Makes a track a source of its stream and binds the viewers waiting for it.
     pub(super) fn attach_track(&mut self, stream: StreamKey, tidx: usize) {
+        self.voice_track_attached(tidx);
         let entry = self.streams.entry(stream).or_default();
         entry.tracks.push(tidx);
         let t = &self.tracks[tidx];
@@ -362,6 +365,7 @@ impl ShardCore {
         if self.tracks_by_id.get(&key) == Some(&tidx) {
             self.tracks_by_id.remove(&key);
         }
+        self.voice_track_removed(tidx, track.id);
         for &sidx in &track.subscribers {
             if let Some(sub) = self.subs.get_mut(sidx) {
                 if track.layer.is_simulcast() {

@@ -114,6 +114,7 @@ impl ShardCore {
     }
 
     fn handle_mirrored_media(&mut self, now: Instant, from: ShardId, pkt: &MediaPacket) {
+        self.mix_on_mirrored(pkt);
         let key = (pkt.track, pkt.layer_slot);
         let tidx = match self.tracks_by_id.get(&key) {
             Some(&t) => {

@@ -36,6 +36,7 @@ impl ShardCore {
         self.allocation_tick(now);
         self.track_feedback(now);
         self.subscription_reports(now);
+        self.voice_tick(now);
     }
 
     fn session_timers(&mut self, now: Instant) {

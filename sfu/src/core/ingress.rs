@@ -237,6 +237,11 @@ impl ShardCore {
         if !track.cache.insert(ext, buf, now, keyframe) {
             return self.drop_packet(DropReason::RtpMalformed);
         }
+        if track.kind == MediaKind::Audio {
+            let id = track.id;
+            self.voice_on_packet(now, tidx, &hdr, buf);
+            self.mix_on_packet(id, &hdr, buf);
+        }
         self.enqueue_fanout(tidx, ext);
         self.cross_shard_forward(now, tidx, ext, codec, keyframe, buf);
     }

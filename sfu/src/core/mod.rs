@@ -19,6 +19,8 @@ mod subscription;
 mod track;
 mod viewer_bwe;
 mod viewer_stats;
+mod voice;
+mod voice_mix;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -30,6 +32,7 @@ use slab::Slab;
 pub use config::CoreConfig;
 pub use session_tracks::{TrackError, merge_extmap};
 pub use shard_msg::{CROSS_SHARD_MTU, MediaPacket, ShardMsg};
+pub use voice::VoiceError;
 
 use crate::control::Event;
 use crate::dtls::DtlsCert;
@@ -109,6 +112,8 @@ pub struct ShardCore {
     mirror_demand: FxHashMap<TrackId, dynacast::MirrorDemand>,
     demand_dirty: Vec<TrackId>,
     demand_wake: Option<Instant>,
+    /// Voice groups: speech meters, active speakers and mixes (see `voice`).
+    voice: voice::VoiceState,
 }
 
 impl std::fmt::Debug for ShardCore {
@@ -166,6 +171,7 @@ impl ShardCore {
             mirror_demand: FxHashMap::default(),
             demand_dirty: Vec::with_capacity(64),
             demand_wake: None,
+            voice: voice::VoiceState::default(),
         }
     }
 

@@ -360,6 +360,7 @@ impl ShardCore {
                 bytes: tr.recv.bytes_received(),
                 packets_lost: lost.max(0),
                 jitter: tr.recv.jitter(),
+                voice: self.voice_track_stats(t),
             });
         }
         for &x in &s.subs {
@@ -388,8 +389,10 @@ impl ShardCore {
                 bytes: sub.send.octets_sent(),
                 packets_lost: remote.map_or(0, |r| i64::from(r.cumulative_lost)),
                 jitter: remote.map_or(0, |r| r.jitter),
+                voice: None,
             });
         }
+        self.mix_track_stats(idx, &mut tracks);
         SessionTrackStats {
             session,
             found: true,

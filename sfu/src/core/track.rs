@@ -145,6 +145,8 @@ pub struct Track {
     pub next_report: Instant,
     /// Publisher extension id → canonical id (see `super::ext`).
     pub ext_to_canonical: [u8; 256],
+    /// Its voice-group membership (index into the core's voice members), when in one.
+    pub voice: Option<usize>,
 }
 
 impl Track {
@@ -204,6 +206,7 @@ impl Track {
             last_sr: None,
             next_report: now + cfg.report_interval,
             ext_to_canonical,
+            voice: None,
         }
     }
 
@@ -245,6 +248,7 @@ impl Track {
             last_sr: None,
             next_report: now + cfg.report_interval,
             ext_to_canonical: [0; 256],
+            voice: None,
         }
     }
 

@@ -41,6 +41,10 @@ pub struct MediaSource {
     /// While set, the harness generates no media for this source: a driver feeds the shard core
     /// itself (see `Harness::next_video_packet`).
     pub paused: bool,
+    /// The audio-level extension byte (RFC 6464) of every audio packet.
+    pub audio_level: u8,
+    /// Audio payloads sent in turn (real Opus packets, say); empty: a fixed filler payload.
+    pub audio_payloads: Vec<Vec<u8>>,
     /// Position of the next video packet within its frame.
     packet_in_frame: usize,
     /// Whether the frame being written is a keyframe.
@@ -65,6 +69,8 @@ impl MediaSource {
             plis: 0,
             nacks: 0,
             paused: false,
+            audio_level: 0x85,
+            audio_payloads: Vec::new(),
             packet_in_frame: 0,
             frame_is_key: false,
         }
@@ -122,13 +128,22 @@ impl MediaSource {
             seq: SeqNo(self.audio_seq),
             timestamp: u32::from(self.audio_seq).wrapping_mul(960),
             ssrc: Ssrc(AUDIO_SSRC),
-            extensions: &[(PUB_EXT_MID, b"1"), (PUB_EXT_AUDIO_LEVEL, &[0x85])],
+            extensions: &[
+                (PUB_EXT_MID, b"1"),
+                (PUB_EXT_AUDIO_LEVEL, &[self.audio_level]),
+            ],
         };
+        let turn = usize::from(self.audio_seq);
         self.audio_seq = self.audio_seq.wrapping_add(1);
         self.next_audio += AUDIO_INTERVAL;
         let head = write_header(out, &fields);
-        out[head..head + AUDIO_PAYLOAD].fill(0xfc);
-        head + AUDIO_PAYLOAD
+        if self.audio_payloads.is_empty() {
+            out[head..head + AUDIO_PAYLOAD].fill(0xfc);
+            return head + AUDIO_PAYLOAD;
+        }
+        let p = &self.audio_payloads[turn % self.audio_payloads.len()];
+        out[head..head + p.len()].copy_from_slice(p);
+        head + p.len()
     }
 }
 

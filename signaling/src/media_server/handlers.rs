@@ -162,7 +162,7 @@ impl MediaServer {
             .iter()
             .map(|p| json!({ "id": p.id, "track_id": p.id, "kind": kind_name(p.kind()) }))
             .collect();
-        let consumers: Vec<Value> = s
+        let mut consumers: Vec<Value> = s
             .consumers
             .iter()
             .map(|c| {
@@ -175,6 +175,16 @@ impl MediaServer {
                 })
             })
             .collect();
+        // The channel's mix, when the session takes it (docs/api/media-server.md).
+        if let Some(m) = &s.mix {
+            consumers.push(json!({
+                "id": m.id,
+                "track_id": "mix",
+                "producer_id": "mix",
+                "kind": "audio",
+                "rtp_parameters": m.rtp_parameters,
+            }));
+        }
         json!({
             "session_id": s.id,
             "type": s.kind,
@@ -316,6 +326,7 @@ pub async fn create(State(ms): Ms, headers: HeaderMap, body: axum::body::Body) -
                 consumers: Vec::new(),
                 next_mid: 0,
                 rate_marks: HashMap::new(),
+                mix: None,
             };
             let body = ms.session_json(&session);
             ms.local()?.insert(session);

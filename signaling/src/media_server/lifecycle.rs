@@ -11,7 +11,7 @@ use sfu::control::{CloseReason, Event};
 use uuid::Uuid;
 
 use super::MediaServer;
-use super::payload::{SessionClosed, TrackEvent};
+use super::payload::{MEDIA_SPEAKER_ACTIVE, SessionClosed, SpeakerActive, TrackEvent};
 use super::router_caps::kind_name;
 use super::session::{ClosedSession, MediaSession, SessionType, TransportState};
 use super::store::{SessionRecord, TrackRecord};
@@ -206,6 +206,7 @@ impl MediaServer {
             | Event::ViewerStats { .. }
             | Event::QualityDegraded { .. }
             | Event::LayerDemand { .. } => return,
+            Event::ActiveSpeaker { .. } => return self.on_active_speaker(ev),
         };
         // A transport ended that this server did not end: its tracks end with it, and the
         // session when it has no other transport running.
@@ -229,6 +230,48 @@ impl MediaServer {
             if done {
                 ms.close_session(session, reason).await;
             }
+        });
+    }
+
+    /// A shard's active-speaker report: updates the channel's speaker and, when it changed,
+    /// publishes `media.speaker.active`.
+    fn on_active_speaker(self: &Arc<Self>, ev: &Event) {
+        let Event::ActiveSpeaker {
+            group,
+            shard,
+            track,
+            level,
+        } = *ev
+        else {
+            return;
+        };
+        let channel = super::session::channel_of(group);
+        let payload = {
+            let Ok(mut local) = self.local.lock() else {
+                return;
+            };
+            let Some(change) = local.speakers.report(channel, shard, track, level) else {
+                return;
+            };
+            let who = change.and_then(|(t, level)| {
+                local
+                    .producer_of_track(channel, t)
+                    .map(|(s, p)| (s.id, s.user_id.clone(), p.id, level))
+            });
+            SpeakerActive {
+                channel_id: channel,
+                track_id: who.as_ref().map(|w| w.2),
+                session_id: who.as_ref().map(|w| w.0),
+                user_id: who.as_ref().map(|w| w.1.clone()),
+                audio_level: who.as_ref().map(|w| w.3),
+                node_id: self.node_id.clone(),
+                timestamp: now_rfc3339(),
+            }
+        };
+        tracing::debug!(%channel, track = ?payload.track_id, level = ?payload.audio_level, "active speaker");
+        let ms = Arc::clone(self);
+        tokio::spawn(async move {
+            ms.emit(MEDIA_SPEAKER_ACTIVE, &payload).await;
         });
     }
 

@@ -49,3 +49,20 @@ pub struct TrackEvent {
     pub reason: Option<String>,
     pub timestamp: String,
 }
+
+/// The subject of [`SpeakerActive`]: an extension of the seed's events.
+pub const MEDIA_SPEAKER_ACTIVE: &str = "media.speaker.active";
+
+/// `media.speaker.active` (extension): the active speaker of a channel changed. `track_id` is
+/// the speaking producer (with its session and user), or null when nobody speaks any more.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpeakerActive {
+    pub channel_id: Uuid,
+    pub track_id: Option<Uuid>,
+    pub session_id: Option<Uuid>,
+    pub user_id: Option<String>,
+    /// The speaker's audio level in dBov (-127 silence ... 0 full scale); null with nobody.
+    pub audio_level: Option<i8>,
+    pub node_id: String,
+    pub timestamp: String,
+}

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use sfu::control::{Command, ExtMap, IceParams, SessionSpec, SubscribeSpec, TrackCommand};
+use sfu::control::{
+    Command, ExtMap, IceParams, SessionSpec, SubscribeSpec, TrackCommand, VoiceCommand, VoiceGroup,
+};
 use sfu::dtls::Fingerprint;
 use sfu::{MediaKind, SessionId, ShardId, StreamKey, TrackId};
 use uuid::Uuid;
@@ -142,6 +144,8 @@ pub struct MediaSession {
     pub next_mid: u32,
     /// Bytes of each track at the last stats request (for its bit rate).
     pub rate_marks: HashMap<(Direction, String), (Instant, u64)>,
+    /// The channel's mix, when the session takes it.
+    pub mix: Option<super::mix::MixConsumer>,
 }
 
 impl MediaSession {
@@ -191,6 +195,35 @@ fn add_publish(t: &Transport, p: &Producer) -> (ShardId, Command) {
     )
 }
 
+/// The voice group of a channel: every audio producer of the channel is in it.
+pub fn voice_group(channel: Uuid) -> VoiceGroup {
+    VoiceGroup(channel.as_u128())
+}
+
+/// The channel of a voice group.
+pub fn channel_of(group: VoiceGroup) -> Uuid {
+    Uuid::from_u128(group.0)
+}
+
+/// Puts an audio producer into (or takes it out of) its channel's voice group on the shard of
+/// its send transport; None for video.
+fn voice_membership(
+    t: &Transport,
+    p: &Producer,
+    channel: Uuid,
+    join: bool,
+) -> Option<(ShardId, Command)> {
+    (p.kind() == MediaKind::Audio).then(|| {
+        (
+            t.shard,
+            Command::Voice(VoiceCommand::SetGroup {
+                track: p.track(),
+                group: join.then(|| voice_group(channel)),
+            }),
+        )
+    })
+}
+
 fn add_subscribe(t: &Transport, c: &Consumer) -> (ShardId, Command) {
     (
         t.shard,
@@ -232,6 +265,10 @@ pub struct Local {
     /// Consumers per (producer's stream, consumer's shard) where the shards differ.
     links: HashMap<(StreamKey, ShardId), usize>,
     next_key: u64,
+    /// The active speaker of each channel.
+    pub speakers: super::speakers::Speakers,
+    /// Mix listeners per (channel, shard of their receive transport).
+    pub mix_shards: HashMap<(Uuid, ShardId), usize>,
 }
 
 /// Stream keys of producers have the top bit set, so they never meet the registry's (counted
@@ -247,6 +284,8 @@ impl Default for Local {
             closed: HashMap::new(),
             links: HashMap::new(),
             next_key: PRODUCER_KEY_BASE,
+            speakers: super::speakers::Speakers::default(),
+            mix_shards: HashMap::new(),
         }
     }
 }
@@ -271,6 +310,23 @@ impl Local {
             .filter(|s| s.user_id == user && channel.is_none_or(|c| c == s.channel_id))
             .map(|s| s.id)
             .collect()
+    }
+
+    /// The producer publishing shard track `track` in `channel`, as (session, producer).
+    pub fn producer_of_track(
+        &self,
+        channel: Uuid,
+        track: TrackId,
+    ) -> Option<(&MediaSession, &Producer)> {
+        self.sessions
+            .values()
+            .filter(|s| s.channel_id == channel)
+            .find_map(|s| {
+                s.producers
+                    .iter()
+                    .find(|p| p.track() == track)
+                    .map(|p| (s, p))
+            })
     }
 
     /// The transport a shard session is, as (media session, direction).
@@ -320,8 +376,16 @@ impl Local {
         };
         let mut out = vec![(t.shard, Command::AddSession(Box::new(spec)))];
         match d {
-            Direction::Send => out.extend(s.producers.iter().map(|p| add_publish(&t, p))),
-            Direction::Recv => out.extend(s.consumers.iter().map(|c| add_subscribe(&t, c))),
+            Direction::Send => {
+                for p in &s.producers {
+                    out.push(add_publish(&t, p));
+                    out.extend(voice_membership(&t, p, s.channel_id, true));
+                }
+            }
+            Direction::Recv => {
+                out.extend(s.consumers.iter().map(|c| add_subscribe(&t, c)));
+                out.extend(super::mix::add_listener(s));
+            }
         }
         Ok(out)
     }
@@ -332,12 +396,19 @@ impl Local {
             return Vec::new();
         };
         let out = if s.send.is_running() {
-            vec![add_publish(&s.send, &p)]
+            let mut out = vec![add_publish(&s.send, &p)];
+            out.extend(voice_membership(&s.send, &p, s.channel_id, true));
+            out
         } else {
             Vec::new()
         };
         self.producers.insert(p.id, session);
+        let audio = (p.kind() == MediaKind::Audio).then(|| p.track());
         s.producers.push(p);
+        let mut out = out;
+        if let Some(track) = audio {
+            out.extend(self.mix_producer_added(session, track));
+        }
         out
     }
 
@@ -367,6 +438,60 @@ impl Local {
         }
         s.consumers.push(c);
         out
+    }
+
+    /// Counts one more user of `stream`'s packets on shard `to` (published on `from`); the
+    /// first one links the shards.
+    pub(super) fn link(
+        &mut self,
+        stream: StreamKey,
+        from: ShardId,
+        to: ShardId,
+        out: &mut Commands,
+    ) {
+        if from == to {
+            return;
+        }
+        let n = self.links.entry((stream, to)).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            out.push((
+                from,
+                Command::LinkShard {
+                    stream,
+                    shard: to,
+                    linked: true,
+                },
+            ));
+        }
+    }
+
+    /// Counts one user of `stream`'s packets on `to` less; the last one unlinks the shards.
+    pub(super) fn unlink_stream(
+        &mut self,
+        stream: StreamKey,
+        from: ShardId,
+        to: ShardId,
+        out: &mut Commands,
+    ) {
+        if from == to {
+            return;
+        }
+        let key = (stream, to);
+        if let Some(n) = self.links.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.links.remove(&key);
+                out.push((
+                    from,
+                    Command::LinkShard {
+                        stream,
+                        shard: to,
+                        linked: false,
+                    },
+                ));
+            }
+        }
     }
 
     fn unlink(&mut self, c: &Consumer, here: ShardId, out: &mut Commands) {
@@ -451,6 +576,15 @@ impl Local {
                 }),
             ));
         }
+        // The shard keeps a membership past its track's end (the track may come back), so it
+        // is always taken back, whether the transport still runs or not.
+        if s.send.state != TransportState::New {
+            out.extend(voice_membership(&s.send, &p, s.channel_id, false));
+        }
+        if p.kind() == MediaKind::Audio {
+            let (channel, from) = (s.channel_id, s.send.shard);
+            out.extend(self.mix_producer_removed(channel, p.track(), p.produced.spec.stream, from));
+        }
         Some((p, out, consumers))
     }
 
@@ -479,6 +613,11 @@ impl Local {
                 out.extend(cmds);
             }
         }
+        if d == Direction::Recv
+            && let Some((_, cmds)) = self.remove_mix(session)
+        {
+            out.extend(cmds);
+        }
         for p in producers {
             if let Some((p, cmds, _)) = self.remove_producer(session, p) {
                 out.extend(cmds);
@@ -506,6 +645,12 @@ impl Local {
                         .filter(|(_, c)| matches!(c, Command::LinkShard { .. })),
                 );
             }
+        }
+        if let Some((_, cmds)) = self.remove_mix(session) {
+            // The shard session goes as a whole below; the mixer's inputs and links matter.
+            out.extend(cmds.into_iter().filter(|(_, c)| {
+                !matches!(c, Command::Voice(VoiceCommand::RemoveMixListener { .. }))
+            }));
         }
         for p in &snapshot.producers {
             if let Some((_, cmds, gone)) = self.remove_producer(session, p.id) {

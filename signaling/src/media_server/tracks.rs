@@ -14,7 +14,9 @@ use uuid::Uuid;
 
 use super::consume::{ConsumerIds, consume};
 use super::handlers::{Ms, elsewhere, json_body, parse_id, respond};
+use super::mix::MixConsumer;
 use super::payload::TrackEvent;
+use super::produce::Produced;
 use super::produce::produce;
 use super::router_caps::kind_name;
 use super::rtp_types::{RtpCapabilities, RtpParameters};
@@ -185,12 +187,43 @@ pub async fn publish(
 
 #[derive(Deserialize)]
 struct SubscribeRequest {
-    #[serde(alias = "producer_id", alias = "producerId")]
-    track_id: Uuid,
+    /// The producer to consume, or `"mix"` for the channel's mix.
+    #[serde(default, alias = "producer_id", alias = "producerId")]
+    track_id: Option<String>,
     #[serde(alias = "rtpCapabilities")]
     rtp_capabilities: RtpCapabilities,
     #[serde(default, alias = "transportId")]
     transport_id: Option<Uuid>,
+    /// One Opus stream mixing every audio producer of the channel but the session's own.
+    #[serde(default)]
+    mix: bool,
+    /// With `mix`: the channel (must be the session's).
+    #[serde(default, alias = "channelId")]
+    channel_id: Option<Uuid>,
+}
+
+/// What a subscribe request asks for.
+enum Wanted {
+    Track(Uuid),
+    Mix,
+}
+
+impl SubscribeRequest {
+    fn wanted(&self) -> Result<Wanted, ApiError> {
+        match self.track_id.as_deref() {
+            Some("mix") => Ok(Wanted::Mix),
+            Some(t) if !self.mix => super::handlers::parse_id(t, "track").map(Wanted::Track),
+            Some(_) => Err(Problem::unprocessable(
+                "give either track_id or \"mix\": true, not both",
+            )
+            .into()),
+            None if self.mix => Ok(Wanted::Mix),
+            None => Err(Problem::unprocessable(
+                "track_id is required (or \"mix\": true for the channel's mix)",
+            )
+            .into()),
+        }
+    }
 }
 
 fn random_ssrc() -> Ssrc {
@@ -214,7 +247,10 @@ pub async fn subscribe(
             let user = ms.user(&headers)?;
             let id = ms.find(&session_id, &user.0).await?;
             let req: SubscribeRequest = json_body(&headers, body).await?;
-            let track = req.track_id;
+            let track = match req.wanted()? {
+                Wanted::Track(t) => t,
+                Wanted::Mix => return subscribe_mix(&ms, id, &req),
+            };
             let local_producer = ms.local()?.producers.get(&track).copied();
             if local_producer.is_none() {
                 // Not here: another node's, or nobody's.
@@ -323,6 +359,121 @@ pub async fn subscribe(
     )
 }
 
+/// The mix part of `POST /sessions/{id}/subscribe`: the channel's Opus mix on the session's
+/// receive transport, without the session's own audio.
+fn subscribe_mix(
+    ms: &super::MediaServer,
+    id: Uuid,
+    req: &SubscribeRequest,
+) -> Result<Response, ApiError> {
+    let mut local = ms.local()?;
+    let s = local
+        .sessions
+        .get(&id)
+        .ok_or_else(|| Problem::not_found(format!("no session {id}")))?;
+    if let Some(t) = req.transport_id
+        && t != s.recv.id
+    {
+        return Err(Problem::unprocessable(format!(
+            "transport {t} is not this session's receive transport {}",
+            s.recv.id
+        ))
+        .into());
+    }
+    if let Some(c) = req.channel_id
+        && c != s.channel_id
+    {
+        return Err(Problem::unprocessable(format!(
+            "channel {c} is not this session's channel {}: a session mixes its own channel",
+            s.channel_id
+        ))
+        .into());
+    }
+    if s.recv.state == TransportState::Closed {
+        return Err(Problem::conflict(
+            "the receive transport has closed: create a new session to subscribe",
+        )
+        .into());
+    }
+    if s.mix.is_some() {
+        return Err(
+            Problem::conflict(format!("session {id} already takes the channel's mix")).into(),
+        );
+    }
+    let channel = s.channel_id;
+    let mid = s.next_mid.to_string();
+    let consumed = consume(
+        &ms.app.capabilities,
+        &mix_source(channel),
+        s.audio,
+        &req.rtp_capabilities,
+        ConsumerIds {
+            mid: &mid,
+            ssrc: random_ssrc(),
+            rtx_ssrc: random_ssrc(),
+            fallback_cname: &format!("mix-{}", channel.simple()),
+        },
+    )
+    .map_err(|e| ApiError::from(Problem::unprocessable(e.to_string())))?;
+    let consumer_id = Uuid::new_v4();
+    let rtp = consumed.rtp_parameters.clone();
+    if let Some(s) = local.sessions.get_mut(&id) {
+        s.next_mid += 1;
+    }
+    let cmds = local.add_mix(
+        id,
+        MixConsumer {
+            id: consumer_id,
+            spec: consumed.spec,
+            extmap: consumed.extmap,
+            rtp_parameters: consumed.rtp_parameters,
+            created: Instant::now(),
+        },
+    );
+    ms.send(cmds);
+    drop(local);
+    tracing::info!(session = %id, %channel, consumer = %consumer_id, "channel mix subscribed");
+    Ok(Json(json!({
+        "id": consumer_id,
+        "consumer_id": consumer_id,
+        "track_id": "mix",
+        "producer_id": "mix",
+        "producerId": "mix",
+        "channel_id": channel,
+        "kind": "audio",
+        "type": "mix",
+        "rtp_parameters": rtp,
+        "rtpParameters": rtp,
+    }))
+    .into_response())
+}
+
+/// The mix as the source of a consumer: mono-content Opus (negotiated as `opus/48000/2`, as
+/// WebRTC does), in-band FEC off.
+fn mix_source(channel: Uuid) -> Produced {
+    let mut params = serde_json::Map::new();
+    params.insert("minptime".into(), json!(10));
+    let spec = sfu::control::PublishSpec {
+        stream: sfu::StreamKey(0),
+        track: TrackId(0),
+        kind: MediaKind::Audio,
+        mid: sfu::Mid("mix".into()),
+        ssrc: None,
+        rtx_ssrc: None,
+        codecs: Vec::new(),
+        layers: Vec::new(),
+        layer_order: sfu::control::LayerOrder::Named,
+        content: sfu::control::TrackContent::Camera,
+    };
+    Produced {
+        spec,
+        extmap: sfu::control::ExtMap::default(),
+        codec: sfu::Codec::Opus,
+        codec_parameters: params,
+        cname: Some(format!("mix-{}", channel.simple())),
+    }
+}
+
 /// `DELETE /sessions/{id}/tracks/{track_id}`: unpublish one of the session's tracks (its
 /// consumers everywhere end too), or drop a consumer (named by its id or its track's).
 pub async fn delete_track(
@@ -334,6 +485,28 @@ pub async fn delete_track(
         async {
             let user = ms.user(&headers)?;
             let id = ms.find(&session_id, &user.0).await?;
+            if track_id == "mix"
+                || ms
+                    .local()?
+                    .sessions
+                    .get(&id)
+                    .is_some_and(|s| s.mix.as_ref().is_some_and(|m| m.id.to_string() == track_id))
+            {
+                let removed = ms.local()?.remove_mix(id);
+                let Some((m, cmds)) = removed else {
+                    return Err(Problem::not_found(format!(
+                        "session {id} does not take the channel's mix"
+                    ))
+                    .into());
+                };
+                ms.send(cmds);
+                return Ok(Json(json!({
+                    "track_id": "mix",
+                    "consumer_id": m.id,
+                    "status": "unsubscribed",
+                }))
+                .into_response());
+            }
             let track = parse_id(&track_id, "track")?;
             let (own, consumer) = {
                 let local = ms.local()?;

@@ -89,7 +89,8 @@ impl StreamService {
                 ..
             } => self.spawn_quality_notice(*id, *degraded, *allocated, *wanted),
             // Allocation reports and layer demand are kept by the registry.
-            Event::ViewerStats { .. } | Event::LayerDemand { .. } => {}
+            Event::ViewerStats { .. } | Event::LayerDemand { .. } | Event::ActiveSpeaker { .. } => {
+            }
         }
     }
 

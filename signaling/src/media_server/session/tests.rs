@@ -36,6 +36,7 @@ fn session(local: &mut Local, n: u64, shard: u16) -> Uuid {
         consumers: Vec::new(),
         next_mid: 0,
         rate_marks: HashMap::new(),
+        mix: None,
     });
     id
 }
@@ -100,6 +101,10 @@ fn kinds(cmds: &Commands) -> Vec<String> {
                 Command::Tracks(TrackCommand::RemovePublish { .. }) => "remove-publish".into(),
                 Command::Tracks(TrackCommand::AddSubscribe { .. }) => "add-subscribe".into(),
                 Command::Tracks(TrackCommand::RemoveSubscribe { .. }) => "remove-subscribe".into(),
+                Command::Voice(VoiceCommand::SetGroup { group: Some(_), .. }) => {
+                    "voice-join".into()
+                }
+                Command::Voice(VoiceCommand::SetGroup { group: None, .. }) => "voice-leave".into(),
                 other => format!("{other:?}"),
             };
             format!("{}:{what}", to.0)
@@ -142,10 +147,24 @@ fn connect_starts_the_shard_session_with_the_tracks_added_before_it() {
     let cmds = local
         .connect(a, Direction::Send, fingerprint())
         .expect("send connect");
-    assert_eq!(kinds(&cmds), ["0:add-session", "0:add-publish"]);
+    assert_eq!(
+        kinds(&cmds),
+        ["0:add-session", "0:add-publish", "0:voice-join"],
+        "an audio producer joins its channel's voice group after it is published"
+    );
+    let Command::Voice(VoiceCommand::SetGroup { track, group }) = &cmds[2].1 else {
+        panic!("SetGroup third")
+    };
+    assert_eq!(
+        (*track, *group),
+        (TrackId(1), Some(voice_group(Uuid::nil())))
+    );
     // Running now: a second producer goes straight to the shard.
     let p2 = producer(&mut local);
-    assert_eq!(kinds(&local.add_producer(a, p2)), ["0:add-publish"]);
+    assert_eq!(
+        kinds(&local.add_producer(a, p2)),
+        ["0:add-publish", "0:voice-join"]
+    );
     assert_eq!(
         local.transport_of(SessionId(10)),
         Some((a, Direction::Send))
@@ -206,7 +225,12 @@ fn a_removed_producer_takes_its_consumers_everywhere_with_it() {
     assert_eq!(gone.id, p.id);
     assert_eq!(
         kinds(&cmds),
-        ["1:remove-subscribe", "0:link->1:false", "0:remove-publish"]
+        [
+            "1:remove-subscribe",
+            "0:link->1:false",
+            "0:remove-publish",
+            "0:voice-leave"
+        ]
     );
     assert_eq!(consumers, vec![(b, cb_id)]);
     assert!(local.sessions[&b].consumers.is_empty());
@@ -237,7 +261,12 @@ fn a_removed_session_ends_its_shard_sessions_and_its_tracks_elsewhere() {
     );
     assert_eq!(
         kinds(&cmds),
-        ["1:remove-subscribe", "0:link->1:false", "0:remove-session"],
+        [
+            "1:remove-subscribe",
+            "0:link->1:false",
+            "0:voice-leave",
+            "0:remove-session"
+        ],
         "the never-connected receive transport has no shard session to remove"
     );
     assert_eq!(elsewhere, vec![(b, cb_id)]);
@@ -267,8 +296,8 @@ fn an_ended_transport_takes_its_tracks_and_the_session_when_nothing_else_runs() 
     let (cmds, producers, done) = local.end_transport(a, Direction::Send).expect("exists");
     assert_eq!(
         kinds(&cmds),
-        ["0:remove-subscribe"],
-        "only the viewer's section goes: the ended shard session needs nothing"
+        ["0:remove-subscribe", "0:voice-leave"],
+        "only the viewer's section goes, and the voice membership the shard keeps past a track"
     );
     assert_eq!(producers.len(), 1);
     assert!(!done, "the receive transport still runs");
