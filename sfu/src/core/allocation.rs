@@ -80,6 +80,8 @@ pub struct SectionAlloc {
     /// When the section last went down (or paused), and up (or resumed).
     down_at: Option<Instant>,
     up_at: Option<Instant>,
+    /// When a step up last failed (a step down soon after it).
+    failed_at: Option<Instant>,
     /// Its hold after going down (doubled after each failed step up); `None`: the default.
     hold: Option<Duration>,
     /// The rate budgeted for the section.
@@ -381,7 +383,18 @@ impl ShardCore {
                 .up_at
                 .is_some_and(|t| now.saturating_duration_since(t) < FAILED_UP_WINDOW);
             let base = self.cfg.allocator.up_hold;
-            a.hold = failed_up.then(|| (a.hold.unwrap_or(base) * 2).min(MAX_HOLD));
+            if failed_up {
+                // One failed step up doubles the hold once: the steps down that follow it
+                // (f to h to q to a pause when capacity collapses) are not failures of their own.
+                a.hold = Some((a.hold.unwrap_or(base) * 2).min(MAX_HOLD));
+                a.up_at = None;
+                a.failed_at = Some(now);
+            } else if a
+                .failed_at
+                .is_none_or(|t| now.saturating_duration_since(t) >= FAILED_UP_WINDOW)
+            {
+                a.hold = None;
+            }
         } else if is_higher(r.choice, a.choice) {
             a.up_at = Some(now);
         }
