@@ -259,9 +259,11 @@ fn simulcast_publishers_reach_subscribers_with_the_highest_encoding_only() {
         "--video-bitrate",
         "2000000",
         "--duration",
-        "6",
+        "16",
+        // The server's allocator ramps each subscriber up one encoding at a time as its
+        // estimate is confirmed (q, h, then f: a few seconds on loopback); measure after it.
         "--warmup",
-        "1",
+        "10",
     ]);
     let r = report.unwrap_or_else(|| panic!("no report\n{}", describe(&out)));
     assert!(out.status.success(), "{}\n{r:#}", describe(&out));
