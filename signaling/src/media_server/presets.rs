@@ -82,20 +82,41 @@ impl VideoQuality {
     }
 }
 
-/// The hook for video presets: the encoding a producer should use and the layer consumers
-/// should get for `quality`. It answers nothing until the preset table of the signaling quality
-/// module is wired in here; the session keeps and reports the requested name meanwhile.
+/// What a video preset asks of a producer's encoding (`maxBitrate` in bit/s, `maxFramerate`,
+/// and the preset's picture size), from the preset table of [`crate::quality`].
 pub fn video_encoding_hint(quality: VideoQuality) -> Option<Value> {
-    tracing::debug!(
-        preset = quality.name(),
-        "video preset recorded; no encoding table wired to the media server yet"
-    );
-    None
+    let p = crate::quality::find(quality.name())?;
+    Some(json!({
+        "maxBitrate": u64::from(p.bitrate_kbps) * 1000,
+        "maxFramerate": p.framerate,
+        "width": p.width,
+        "height": p.height,
+    }))
+}
+
+/// The caps a consuming session with this preset gets from its allocator: the preset's bit
+/// rate for all its video and its height.
+pub fn video_cap(quality: VideoQuality) -> Option<sfu::control::QualityCap> {
+    crate::quality::find(quality.name()).map(|p| p.cap())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn video_presets_give_the_seed_encodings_and_caps() {
+        let hint = video_encoding_hint(VideoQuality::Ultra).expect("ultra is in the table");
+        assert_eq!(hint["maxBitrate"], 2_500_000);
+        assert_eq!(hint["maxFramerate"], 30);
+        assert_eq!(
+            (hint["width"].as_u64(), hint["height"].as_u64()),
+            (Some(1920), Some(1080))
+        );
+        let low = video_cap(VideoQuality::Low).expect("low is in the table");
+        assert_eq!(low.max_video, Some(sfu::Bitrate::kbps(200)));
+        assert_eq!(low.max_height, Some(180));
+    }
 
     #[test]
     fn audio_presets_map_to_opus_parameters() {

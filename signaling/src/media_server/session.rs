@@ -375,6 +375,18 @@ impl Local {
             subscribe: Vec::new(),
         };
         let mut out = vec![(t.shard, Command::AddSession(Box::new(spec)))];
+        // The session's video preset caps what its consumers receive.
+        if d == Direction::Recv
+            && let Some(cap) = s.video.and_then(super::presets::video_cap)
+        {
+            out.push((
+                t.shard,
+                Command::SetQuality {
+                    session: t.shard_session,
+                    cap,
+                },
+            ));
+        }
         match d {
             Direction::Send => {
                 for p in &s.producers {

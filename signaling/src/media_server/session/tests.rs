@@ -309,3 +309,35 @@ fn an_ended_transport_takes_its_tracks_and_the_session_when_nothing_else_runs() 
     let (_, _, done) = local.end_transport(a, Direction::Recv).expect("exists");
     assert!(done, "nothing runs any more");
 }
+
+#[test]
+fn a_video_preset_caps_the_receive_transport_when_it_connects() {
+    let mut local = Local::default();
+    let a = session(&mut local, 3, 0);
+    if let Some(s) = local.sessions.get_mut(&a) {
+        s.video = Some(VideoQuality::Medium);
+    }
+    let cmds = local
+        .connect(a, Direction::Recv, fingerprint())
+        .expect("connects");
+    let caps: Vec<_> = cmds
+        .iter()
+        .filter_map(|(_, c)| match c {
+            Command::SetQuality { session, cap } => Some((*session, *cap)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(caps.len(), 1, "{:?}", kinds(&cmds));
+    assert_eq!(caps[0].0, SessionId(31));
+    assert_eq!(caps[0].1.max_video, Some(sfu::Bitrate::kbps(500)));
+    assert_eq!(caps[0].1.max_height, Some(360));
+    // The send transport gets no cap.
+    let cmds = local
+        .connect(a, Direction::Send, fingerprint())
+        .expect("connects");
+    assert!(
+        !cmds
+            .iter()
+            .any(|(_, c)| matches!(c, Command::SetQuality { .. }))
+    );
+}
