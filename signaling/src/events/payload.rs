@@ -71,10 +71,11 @@ pub struct QualityChanged {
 /// `media.quality.restored` (it stayed at it for 5 s again).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QualityNotice {
-    /// The viewer's session: the stream service's session uuid, or a WHEP session's id (16 hex
-    /// digits, as in its resource URL).
+    /// The viewer's session: the stream service's session uuid, a WHEP session's id (16 hex
+    /// digits, as in its resource URL), or a media server session's uuid.
     pub session_id: String,
-    /// The stream: the stream service's stream uuid, or the WHEP stream name.
+    /// The stream: the stream service's stream uuid, the WHEP stream name, or a media server
+    /// session's channel id.
     pub stream: String,
     /// What the allocator gives the viewer's video, bit/s.
     pub allocated_bps: u64,

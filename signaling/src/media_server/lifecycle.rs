@@ -179,6 +179,47 @@ impl MediaServer {
         .await;
     }
 
+    /// `media.quality.degraded` / `media.quality.restored` for a session's receive transport,
+    /// with the media session's uuid and its channel.
+    fn on_quality(
+        self: &Arc<Self>,
+        id: sfu::SessionId,
+        degraded: bool,
+        allocated: sfu::Bitrate,
+        wanted: sfu::Bitrate,
+    ) {
+        let Some((session, channel)) = self.local.lock().ok().and_then(|l| {
+            let (session, _) = l.transport_of(id)?;
+            Some((session, l.sessions.get(&session)?.channel_id))
+        }) else {
+            return;
+        };
+        let estimate = self.app.registry.lock().ok().and_then(|reg| {
+            let r = reg.session(id)?;
+            r.stats
+                .as_ref()
+                .and_then(|s| s.estimate)
+                .or_else(|| r.bwe.map(|b| b.target))
+                .map(|b| b.0)
+        });
+        let notice = crate::events::payload::QualityNotice {
+            session_id: session.to_string(),
+            stream: channel.to_string(),
+            allocated_bps: allocated.0,
+            wanted_bps: wanted.0,
+            estimate_bps: estimate,
+            timestamp: crate::events::payload::now_rfc3339(),
+        };
+        let subject = if degraded {
+            crate::events::subjects::MEDIA_QUALITY_DEGRADED
+        } else {
+            crate::events::subjects::MEDIA_QUALITY_RESTORED
+        };
+        tracing::info!(subject, %session, %channel, allocated_bps = allocated.0, wanted_bps = wanted.0, "media session quality notice");
+        let ms = Arc::clone(self);
+        tokio::spawn(async move { ms.emit(subject, &notice).await });
+    }
+
     /// Applies a media-plane event to the transports of this server. Call after
     /// [`crate::handle_event`] has updated the registry.
     pub fn on_media_event(self: &Arc<Self>, ev: &Event) {
@@ -204,8 +245,14 @@ impl MediaServer {
             Event::LayerOrder { .. }
             | Event::ViewerEstimate { .. }
             | Event::ViewerStats { .. }
-            | Event::QualityDegraded { .. }
             | Event::LayerDemand { .. } => return,
+            Event::QualityDegraded {
+                id,
+                degraded,
+                allocated,
+                wanted,
+                ..
+            } => return self.on_quality(*id, *degraded, *allocated, *wanted),
             Event::ActiveSpeaker { .. } => return self.on_active_speaker(ev),
         };
         // A transport ended that this server did not end: its tracks end with it, and the

@@ -113,6 +113,10 @@ impl StreamService {
             return;
         };
         let rec = reg.session(id);
+        if local.is_none() && rec.is_some_and(|r| r.stream.starts_with("media/")) {
+            // A media server transport: the media server publishes its notice, with its ids.
+            return;
+        }
         let Some((session_id, stream)) =
             local.or_else(|| rec.map(|r| (id.to_string(), r.stream.clone())))
         else {
