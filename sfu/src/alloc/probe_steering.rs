@@ -3,8 +3,9 @@
 //! their rate, which sets a GCC estimate back to 0.85 × what is acknowledged), when to ask for
 //! a probe again (a raise the estimator missed is retried after 1.5 s; while a step up is
 //! wanted and the estimator is not application-limited, every 5 s, doubling after each probe
-//! that brought no step up and after each step down, up to 60 s), and how far the estimate is
-//! confirmed for stepping up (what the viewer acknowledges, or a probe result of the last 10 s).
+//! that brought no step up and after each step down, up to 60 s; while video is paused, every
+//! 3 s), and how far the estimate is confirmed for stepping up (what the viewer acknowledges,
+//! or a probe result of the last 10 s, which confirms one step up only).
 
 use std::time::{Duration, Instant};
 
