@@ -304,7 +304,9 @@ fn fill(
         // Up one step at a time (a resume only to the lowest): each step up needs its own
         // evidence that the path carries it (see `ProbeSteering`), so one overshooting probe
         // result cannot take a section from its lowest layer straight to its top.
-        let top = match (hysteresis, s.current, l.position(s.current)) {
+        // Without an estimate (unlimited) there is nothing to confirm: straight to the best.
+        let stepwise = hysteresis && budget.is_some();
+        let top = match (stepwise, s.current, l.position(s.current)) {
             (true, Choice::Paused, _) => base,
             (true, _, Some(c)) => (c + 1).max(base),
             _ => l.steps().len() - 1,
@@ -482,6 +484,17 @@ mod tests {
         assert_eq!(run(5000, &[s]).0[0].choice, layer(0), "a resume is to q");
         // A new section (nothing chosen yet) takes what fits at once.
         assert_eq!(run(5000, &[camera()]).0[0].choice, layer(2));
+        // Without an estimate there is nothing to step through.
+        let mut out = vec![SectionResult::default(); 1];
+        s.current = layer(0);
+        s.since_up = Some(Duration::ZERO);
+        allocate(
+            &AllocatorConfig::default(),
+            &Budget::default(),
+            &[s],
+            &mut out,
+        );
+        assert_eq!(out[0].choice, layer(2));
     }
 
     #[test]
