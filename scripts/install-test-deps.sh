@@ -3,7 +3,8 @@
 #   - Debian packages: libopus-dev and pkg-config (build dependencies: the voice mix links
 #     libopus), chromium, chromium-driver, openssl, nodejs/npm, python3-venv,
 #     nats-server and redis-server (the stream-service tests start their own on loopback ports;
-#     the packages' system services are not needed)
+#     the packages' system services are not needed), postgresql (the livestream tests run
+#     its server binaries on a loopback port in a temporary directory)
 #   - Node packages for tests/browser (npm ci from the committed package-lock.json;
 #     playwright-core drives /usr/bin/chromium, no browser is ever downloaded) and for
 #     tests/mediasoup (mediasoup-client and esbuild for the media server's /sessions test)
@@ -41,7 +42,7 @@ deb_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "insta
 missing=()
 # libopus-dev and pkg-config: the media plane links libopus for the voice-channel mix (the
 # `opus` crate finds it with pkg-config), so they are build dependencies too.
-for pkg in chromium chromium-driver openssl ca-certificates python3-venv nats-server redis-server libopus-dev pkg-config; do
+for pkg in chromium chromium-driver openssl ca-certificates python3-venv nats-server redis-server libopus-dev pkg-config postgresql; do
     deb_installed "$pkg" || missing+=("$pkg")
 done
 # Node may come from another source than Debian (e.g. a preinstalled nodesource build that
@@ -59,6 +60,7 @@ fi
 [ -x /usr/bin/chromium ] || die "/usr/bin/chromium missing after install"
 [ -x /usr/sbin/nats-server ] || die "/usr/sbin/nats-server missing after install"
 [ -x /usr/bin/redis-server ] || die "/usr/bin/redis-server missing after install"
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || die "PostgreSQL server binaries (/usr/lib/postgresql/*/bin/postgres) missing after install"
 log "$(/usr/sbin/nats-server --version 2>&1), redis-server: $(/usr/bin/redis-server --version | cut -d' ' -f3)"
 log "chromium: $(/usr/bin/chromium --version 2>/dev/null || echo '?')"
 log "node: $(node --version), npm: $(npm --version 2>/dev/null)"

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod events;
 pub mod host_check;
+pub mod livestream;
 pub mod media;
 pub mod media_server;
 pub mod netif;
