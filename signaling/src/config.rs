@@ -99,6 +99,10 @@ pub struct Config {
     /// The media server (`/sessions/*`).
     #[command(flatten)]
     pub media_server: crate::media_server::MediaServerConfig,
+
+    /// The livestream service (`/api/livestream/*` and Socket.IO).
+    #[command(flatten)]
+    pub livestream: crate::livestream::LivestreamConfig,
 }
 
 impl Config {

@@ -48,6 +48,8 @@ pub enum ServerError {
     MediaServer(#[from] media_server::StartError),
     #[error("{0}")]
     RtcPorts(#[from] media_server::RtcPortsError),
+    #[error("livestream service: {0}")]
+    Livestream(#[from] livestream::StartError),
 }
 
 /// Starts the media node and builds the shared state. Shard events arrive on the returned
@@ -100,6 +102,8 @@ pub async fn serve(
     let streams =
         stream_service::StreamService::start(Arc::clone(&state), format!("http://{local}")).await?;
     let media_server = media_server::MediaServer::start(Arc::clone(&state), &streams).await?;
+    let live = livestream::LivestreamService::start(Arc::clone(&state)).await?;
+    let events_live = Arc::clone(&live);
     let events_state = Arc::clone(&state);
     let events_streams = Arc::clone(&streams);
     let events_media = Arc::clone(&media_server);
@@ -109,13 +113,15 @@ pub async fn serve(
             handle_event(&events_state, ev);
             events_streams.on_media_event(&copy);
             events_media.on_media_event(&copy);
+            events_live.on_media_event(&copy);
         }
     });
 
     tracing::info!(shards = state.media.shard_count(), candidates = ?state.media.candidate_ips, "listening on http://{local}");
     let app = api::router(Arc::clone(&state))
         .merge(stream_service::router(Arc::clone(&streams)))
-        .merge(media_server::router(Arc::clone(&media_server)));
+        .merge(media_server::router(Arc::clone(&media_server)))
+        .merge(livestream::router(Arc::clone(&live)));
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -123,6 +129,7 @@ pub async fn serve(
 
     tracing::info!("shutting down: stopping streams, closing sessions and stopping shards");
     media_server.shutdown().await;
+    live.shutdown().await;
     streams.shutdown().await;
     let st = Arc::clone(&state);
     let _ = tokio::task::spawn_blocking(move || st.media.shutdown()).await;
