@@ -8,7 +8,10 @@
 #   - Node packages for tests/browser (npm ci from the committed package-lock.json;
 #     playwright-core drives /usr/bin/chromium, no browser is ever downloaded) and for
 #     tests/mediasoup (mediasoup-client and esbuild for the media server's /sessions test)
-#   - a Python virtualenv at .venv with the pinned packages of tests/peers/requirements.txt
+#   - Node packages for tests/livestream (socket.io-client and playwright-core, npm ci from its
+#     package-lock.json): the livestream service's Socket.IO and Chromium tests
+#   - a Python virtualenv at .venv with the pinned packages of tests/peers/requirements.txt and
+#     tests/livestream/requirements.txt (python-socketio)
 # Idempotent: a second run changes nothing and says so. Works as root on a fresh Debian
 # machine (uses sudo for apt-get when not root).
 set -euo pipefail
@@ -99,6 +102,21 @@ else
 fi
 log "mediasoup-client: $(node -p "require('$MEDIASOUP_DIR/node_modules/mediasoup-client/package.json').version")"
 
+# socket.io-client and playwright-core for the livestream service's tests (tests/livestream,
+# npm ci from its package-lock.json).
+LIVE_DIR="$ROOT/tests/livestream"
+LIVE_LOCK="$LIVE_DIR/package-lock.json"
+LIVE_STAMP="$LIVE_DIR/node_modules/.ringcast-lock.sha256"
+live_lock_sum="$(sha256sum "$LIVE_LOCK" | cut -d' ' -f1)"
+if [ -f "$LIVE_STAMP" ] && [ "$(cat "$LIVE_STAMP")" = "$live_lock_sum" ] && [ -d "$LIVE_DIR/node_modules/socket.io-client" ]; then
+    log "tests/livestream/node_modules up to date with package-lock.json"
+else
+    log "npm ci in tests/livestream"
+    (cd "$LIVE_DIR" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+    echo "$live_lock_sum" > "$LIVE_STAMP"
+fi
+log "socket.io-client: $(node -p "require('$LIVE_DIR/node_modules/socket.io-client/package.json').version")"
+
 # ---------------------------------------------------------------- Python virtualenv
 VENV="$ROOT/.venv"
 REQS="$ROOT/tests/peers/requirements.txt"
@@ -129,4 +147,20 @@ else
     echo "$reqs_sum" > "$PY_STAMP"
 fi
 log "aiortc: $("$VENV/bin/python" -c 'import aiortc; print(aiortc.__version__)'), python: $("$VENV/bin/python" --version 2>&1)"
+
+# python-socketio for the livestream tests (tests/livestream/python_client.py).
+LIVE_REQS="$ROOT/tests/livestream/requirements.txt"
+LIVE_PY_STAMP="$VENV/.ringcast-livestream-requirements.sha256"
+live_reqs_sum="$(sha256sum "$LIVE_REQS" | cut -d' ' -f1)"
+if [ -f "$LIVE_PY_STAMP" ] && [ "$(cat "$LIVE_PY_STAMP")" = "$live_reqs_sum" ] \
+    && "$VENV/bin/python" -c 'import socketio, websocket' >/dev/null 2>&1; then
+    log ".venv up to date with tests/livestream/requirements.txt"
+else
+    log "pip install -r tests/livestream/requirements.txt into .venv"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$LIVE_REQS"
+    "$VENV/bin/python" -c 'import socketio, websocket' \
+        || die "the .venv cannot import socketio/websocket after install"
+    echo "$live_reqs_sum" > "$LIVE_PY_STAMP"
+fi
+log "python-socketio: $("$VENV/bin/python" -m pip show python-socketio 2>/dev/null | sed -n 's/^Version: //p')"
 log "done"

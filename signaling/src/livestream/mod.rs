@@ -41,7 +41,6 @@ use axum::http::HeaderMap;
 use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
-use socketioxide::layer::SocketIoLayer;
 use uuid::Uuid;
 
 pub use config::LivestreamConfig;
@@ -125,16 +124,8 @@ pub struct LivestreamService {
     pub(crate) sockets: Mutex<HashMap<String, SocketInfo>>,
     pub(crate) events: whep::EventHub,
     pub io: SocketIo,
-    sio_layer: SioLayer,
-}
-
-/// The Socket.IO tower layer (it has no `Debug` of its own).
-struct SioLayer(SocketIoLayer);
-
-impl std::fmt::Debug for SioLayer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SocketIoLayer")
-    }
+    /// `/socket.io/` (one engine.io service: its clones share the sessions).
+    sio_router: Router,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -173,7 +164,8 @@ impl LivestreamService {
                 "closed viewer rows left open by the previous run"
             );
         }
-        let (sio_layer, io) = SocketIo::builder().max_buffer_size(4096).build_layer();
+        let (sio_service, io) = SocketIo::builder().max_buffer_size(4096).build_svc();
+        let sio_router = Router::new().route_service("/socket.io/", sio_service);
         let limiter = RateLimiter::new(
             cfg.chat_rate_limit,
             Duration::from_secs(cfg.chat_rate_window.max(1)),
@@ -198,7 +190,7 @@ impl LivestreamService {
             sockets: Mutex::new(HashMap::new()),
             events: whep::EventHub::default(),
             io,
-            sio_layer: SioLayer(sio_layer),
+            sio_router,
         });
         socket::register(&svc);
         spawn_housekeeping(&svc);
@@ -552,13 +544,7 @@ pub(crate) fn media_name(stream: Uuid) -> String {
 
 /// The routes of the livestream service, Socket.IO included.
 pub fn router(svc: Arc<LivestreamService>) -> Router {
-    // Socket.IO answers on /socket.io/ (its layer takes every request under that path).
-    let sio = Router::new()
-        .route(
-            "/socket.io/",
-            axum::routing::any(|| async { Problem::not_found("no such Socket.IO endpoint") }),
-        )
-        .layer(svc.sio_layer.0.clone());
+    let sio = svc.sio_router.clone();
     Router::new()
         .route(
             "/api/livestream/create",

@@ -495,13 +495,15 @@ pub(super) fn register(svc: &Arc<LivestreamService>) {
         let weak = weak.clone();
         async move {
             let Some(svc) = weak.upgrade() else { return };
-            on_connect(&svc, &s, payload(auth));
+            let auth = payload(auth);
+            on_connect(&svc, &s, &auth);
             handlers(&weak, &s);
+            identify_broadcaster(&svc, &s, &auth).await;
         }
     });
 }
 
-fn on_connect(svc: &LivestreamService, s: &SocketRef, auth: Value) {
+fn on_connect(svc: &LivestreamService, s: &SocketRef, auth: &Value) {
     let sid = s.id.to_string();
     let header_token = s
         .req_parts()
@@ -511,10 +513,10 @@ fn on_connect(svc: &LivestreamService, s: &SocketRef, auth: Value) {
         .and_then(|v| v.trim().split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim().to_string());
-    let token = str_field(&auth, "token")
+    let token = str_field(auth, "token")
         .map(str::to_string)
         .or(header_token);
-    let hint = str_field(&auth, "userId");
+    let hint = str_field(auth, "userId");
     let caller = match svc.socket_caller(token.as_deref(), hint, &sid) {
         Ok(c) => c,
         Err(e) => {
@@ -526,12 +528,43 @@ fn on_connect(svc: &LivestreamService, s: &SocketRef, auth: Value) {
     tracing::debug!(socket = %sid, user = ?caller.as_ref().map(|c| &c.user), "socket connected");
     if let Ok(mut m) = svc.sockets.lock() {
         m.insert(
-            sid,
+            sid.clone(),
             SocketInfo {
                 caller,
                 ..SocketInfo::default()
             },
         );
+    }
+}
+
+/// A broadcaster may name its stream key at connect (peer-to-peer-model clients offer only per
+/// viewer, after `stream:viewer:joined`).
+async fn identify_broadcaster(svc: &LivestreamService, s: &SocketRef, auth: &Value) {
+    let sid = s.id.to_string();
+    if let Some(key) = str_field(auth, "streamKey") {
+        let named = str_field(auth, "streamId").map(|i| i.parse::<Uuid>());
+        let found = svc
+            .store
+            .by_key_hash(keys::hash_key(key))
+            .await
+            .ok()
+            .flatten()
+            .filter(|ls| {
+                named
+                    .as_ref()
+                    .is_none_or(|n| n.as_ref().ok() == Some(&ls.id))
+            });
+        match found {
+            Some(ls) => {
+                svc.update_socket(&sid, |i| i.broadcasting = Some(ls.id));
+                s.join(broadcaster_room(ls.id));
+                tracing::info!(socket = %sid, stream = %ls.id, "broadcaster identified by its key");
+            }
+            None => {
+                let e = ApiError::forbidden("no livestream has this stream key");
+                let _ = s.emit("stream:error", &error_json(None, "invalid_key", &e));
+            }
+        }
     }
 }
 

@@ -1,0 +1,227 @@
+// Socket.IO scenarios against Ringcast's livestream service with the unmodified socket.io-client.
+// Usage: node socketio.mjs <scenario> '<json config>'
+//   config: {base, tokens: {alice, bob, carol, dave, mallory}, offerSdp: <path>, chatLimit}
+// Prints one JSON line per step ({"step": ...}) and a final {"summary": ...}; any failed check
+// prints {"error": ...} and exits 1.
+
+import { readFileSync } from 'node:fs';
+import { io } from 'socket.io-client';
+import { answerFor } from './sdp.mjs';
+
+const [scenario, rawConfig] = process.argv.slice(2);
+const cfg = JSON.parse(rawConfig || '{}');
+const base = cfg.base;
+const sockets = [];
+
+function out(obj) {
+  process.stdout.write(JSON.stringify(obj) + '\n');
+}
+
+function check(cond, what, detail) {
+  if (!cond) {
+    const e = new Error(`check failed: ${what}${detail === undefined ? '' : ' ' + JSON.stringify(detail)}`);
+    e.check = true;
+    throw e;
+  }
+}
+
+async function rest(method, path, token, body, extraHeaders = {}) {
+  const headers = { ...extraHeaders };
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const r = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await r.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch { json = text; }
+  return { status: r.status, body: json };
+}
+
+/** A socket that records every event it receives. */
+function connect(name, auth, transports) {
+  const s = io(base, { auth, forceNew: true, reconnection: false, transports: transports || ['polling', 'websocket'] });
+  s.name = name;
+  s.log = [];
+  s.onAny((event, ...args) => s.log.push({ event, data: args[0] }));
+  sockets.push(s);
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${name}: no connect within 10 s`)), 10000);
+    s.on('connect', () => { clearTimeout(t); resolve(s); });
+    s.on('connect_error', (e) => { clearTimeout(t); reject(new Error(`${name}: connect_error ${e.message}`)); });
+  });
+}
+
+/** Waits until `s` has received `count` events named `event` matching `pred`; returns them. */
+async function waitEvents(s, event, count = 1, pred = () => true, timeoutMs = 10000) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const got = s.log.filter((e) => e.event === event && pred(e.data));
+    if (got.length >= count) return got.map((e) => e.data);
+    if (Date.now() > end) {
+      throw new Error(`${s.name}: ${count} × ${event} not received within ${timeoutMs} ms (got ${got.length}; log ${JSON.stringify(s.log.map((e) => e.event))})`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function ack(s, event, data) {
+  return s.timeout(10000).emitWithAck(event, data);
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function signaling() {
+  const t = cfg.tokens;
+  const offerSdp = readFileSync(cfg.offerSdp, 'utf8');
+  const created = await rest('POST', '/api/livestream/create', t.alice, { title: 'Socket.IO test', recordingEnabled: false });
+  check(created.status === 201, 'create 201', created);
+  const streamId = created.body.streamId;
+  const streamKey = created.body.streamKey;
+  out({ step: 'created', streamId });
+
+  // Broadcaster: a wrong key is refused with stream:error and a negative ack.
+  const caster = await connect('caster', { token: t.alice }, ['websocket']);
+  const wrong = await ack(caster, 'stream:offer', { streamId, streamKey: 'lsk_wrong', offer: { type: 'offer', sdp: offerSdp } });
+  check(wrong.success === false && wrong.code === 'invalid_key', 'wrong key refused', wrong);
+  await waitEvents(caster, 'stream:error', 1, (d) => d.code === 'invalid_key');
+  out({ step: 'wrong_key_refused', code: wrong.code });
+
+  // The right key: the livestream goes live, the server answers.
+  const ok = await ack(caster, 'stream:offer', { streamId, streamKey, offer: { type: 'offer', sdp: offerSdp } });
+  check(ok.success === true, 'offer accepted', ok);
+  const [offerAck] = await waitEvents(caster, 'stream:offer:ack');
+  check(offerAck.streamId === streamId, 'offer ack names the stream', offerAck);
+  const [answered] = await waitEvents(caster, 'stream:answer:received');
+  check(answered.answer && answered.answer.type === 'answer' && answered.answer.sdp.includes('a=ice-lite'), 'answer is an ICE-lite SDP answer', answered);
+  const cands = await waitEvents(caster, 'stream:ice-candidate:received');
+  check(cands[0].candidate.candidate.startsWith('candidate:'), 'server candidate', cands[0]);
+  const live = await rest('GET', `/api/livestream/${streamId}`);
+  check(live.body.status === 'live', 'live after the offer', live.body);
+  const iceAck = await ack(caster, 'stream:ice-candidate', { streamId, candidate: { candidate: 'candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host', sdpMid: '0', sdpMLineIndex: 0 } });
+  check(iceAck.success === true, 'ice candidate accepted', iceAck);
+  out({ step: 'broadcasting', candidates: cands.length });
+
+  // A socket without a token cannot watch (JWT is configured).
+  const anon = await connect('anon', {});
+  const refused = await ack(anon, 'stream:join', { streamId });
+  check(refused.success === false && refused.code === 'unauthorized', 'anonymous join refused', refused);
+  out({ step: 'anonymous_refused' });
+
+  // Two viewers: polling and websocket transports.
+  const bob = await connect('bob', { token: t.bob }, ['polling']);
+  const carol = await connect('carol', { token: t.carol }, ['websocket']);
+  const joinedBob = await ack(bob, 'stream:join', { streamId });
+  check(joinedBob.success === true && joinedBob.viewerCount === 1 && joinedBob.viewerId === bob.id, 'bob joined', joinedBob);
+  const joinedCarol = await ack(carol, 'stream:join', streamId);
+  check(joinedCarol.success === true && joinedCarol.viewerCount === 2, 'carol joined', joinedCarol);
+  await waitEvents(bob, 'stream:join:ack');
+  const [offerBob] = await waitEvents(bob, 'stream:offer:received');
+  const [offerCarol] = await waitEvents(carol, 'stream:offer:received');
+  check(offerBob.offer.type === 'offer' && offerBob.offer.sdp.includes('a=sendonly'), 'server offer', offerBob);
+  const joinedEvents = await waitEvents(caster, 'stream:viewer:joined', 2);
+  const joinedIds = joinedEvents.map((e) => e.viewerId).sort();
+  check(JSON.stringify(joinedIds) === JSON.stringify([bob.id, carol.id].sort()), 'broadcaster told of both viewers', joinedEvents);
+  out({ step: 'viewers_joined', viewerIds: joinedIds });
+
+  for (const [s, o] of [[bob, offerBob], [carol, offerCarol]]) {
+    const a = await ack(s, 'stream:answer', { streamId, answer: { type: 'answer', sdp: answerFor(o.offer.sdp) } });
+    check(a.success === true, `${s.name} answer accepted`, a);
+  }
+  const again = await ack(bob, 'stream:answer', { streamId, answer: { type: 'answer', sdp: answerFor(offerBob.offer.sdp) } });
+  check(again.success === false && again.status === 409, 'second answer refused', again);
+  const bad = await ack(carol, 'stream:answer', { streamId, answer: { type: 'answer', sdp: 'v=0\r\nnot sdp' } });
+  check(bad.success === false, 'garbage answer refused', bad);
+  out({ step: 'answers', secondAnswer: again.status, garbage: bad.status });
+
+  // Chat: three members; bob floods past the limit; everyone sees the same stored messages.
+  const dave = await connect('dave', { token: t.dave });
+  for (const [s, payload] of [[bob, { streamId }], [carol, streamId], [dave, { streamId }]]) {
+    const j = await ack(s, 'join-livestream', payload);
+    check(j.success === true, `${s.name} joined the chat`, j);
+  }
+  const limit = cfg.chatLimit;
+  const flood = await Promise.all(Array.from({ length: limit + 3 }, (_, i) => ack(bob, 'chat:message', { streamId, message: `bob ${i}` })));
+  const accepted = flood.filter((r) => r.success === true);
+  const limited = flood.filter((r) => r.success === false);
+  check(accepted.length === limit, `${limit} accepted`, flood);
+  check(limited.length === 3 && limited.every((r) => r.code === 'rate_limited' && r.status === 429 && r.retryAfterMs > 0 && /at most \d+ messages per \d+ s/.test(r.error)), 'three rate-limited with a clear error', limited);
+  await waitEvents(bob, 'stream:error', 3, (d) => d.code === 'rate_limited');
+  for (const i of [0, 1]) {
+    const r = await ack(carol, 'chat:message', { streamId, message: `carol ${i}` });
+    check(r.success === true, 'carol chats', r);
+  }
+  const total = limit + 2;
+  const seen = {};
+  for (const s of [bob, carol, dave]) {
+    const msgs = await waitEvents(s, 'chat:message', total);
+    check(msgs.every((m) => m.id && m.userId && m.message && m.timestamp), 'message fields', msgs[0]);
+    seen[s.name] = msgs.map((m) => m.id);
+  }
+  const history = await rest('GET', `/api/livestream/${streamId}/chat?limit=100`, t.dave);
+  const stored = history.body.messages.map((m) => m.id);
+  for (const name of Object.keys(seen)) {
+    check(JSON.stringify(seen[name]) === JSON.stringify(stored), `${name} saw the stored order`, { seen: seen[name], stored });
+  }
+  out({ step: 'chat', accepted: accepted.length, limited: limited.length, delivered: Object.fromEntries(Object.entries(seen).map(([k, v]) => [k, v.length])), stored: stored.length });
+
+  // Only the key holder or the owner ends it.
+  const mallory = await connect('mallory', { token: t.mallory });
+  const notYours = await ack(mallory, 'stream:end', { streamId });
+  check(notYours.success === false && notYours.status === 403, 'mallory cannot end', notYours);
+
+  // Carol leaves: the broadcaster hears of it.
+  const left = await ack(carol, 'stream:leave', { streamId });
+  check(left.success === true, 'carol left', left);
+  const [leftEv] = await waitEvents(caster, 'stream:viewer:left');
+  check(leftEv.viewerId === carol.id && leftEv.viewerCount === 1, 'viewer left event', leftEv);
+  const analytics = await rest('GET', `/api/livestream/${streamId}/analytics`, t.alice);
+  check(analytics.body.peakViewers === 2 && analytics.body.currentViewers === 1, 'analytics mid-stream', analytics.body);
+  out({ step: 'carol_left', peak: analytics.body.peakViewers, current: analytics.body.currentViewers });
+
+  // The end: every viewer and the chat room hear stream:ended; the key rotates.
+  const ended = await ack(caster, 'stream:end', { streamId, recordingUrl: 'https://rec.example/socketio.webm' });
+  check(ended.success === true && ended.streamKey && ended.streamKey !== streamKey, 'ended with a new key', ended);
+  await waitEvents(bob, 'stream:ended', 1, (d) => d.streamId === streamId);
+  await waitEvents(dave, 'stream:ended', 1, (d) => d.streamId === streamId);
+  const oldKey = await ack(caster, 'stream:offer', { streamId, streamKey, offer: { type: 'offer', sdp: offerSdp } });
+  check(oldKey.success === false && oldKey.code === 'invalid_key', 'old key refused after the end', oldKey);
+  const final = await rest('GET', `/api/livestream/${streamId}/analytics`, t.alice);
+  check(final.body.status === 'ended' && final.body.currentViewers === 0 && final.body.viewers.every((v) => v.leftAt), 'rows closed at the end', final.body);
+  out({ step: 'ended', newKey: ended.streamKey !== streamKey });
+
+  // Peer-to-peer-model broadcaster: identifies with its key at connect and answers
+  // stream:viewer:joined with stream:offer:viewer; the first such offer publishes, later ones get
+  // the same answer; the viewer still gets the server's offer.
+  const restarted = await rest('POST', `/api/livestream/${streamId}/start`, null, undefined, { 'x-stream-key': ended.streamKey });
+  check(restarted.status === 200 && restarted.body.status === 'live', 'live again with the new key', restarted);
+  const p2p = await connect('p2p', { streamId, streamKey: ended.streamKey });
+  p2p.on('stream:viewer:joined', ({ viewerId }) => {
+    p2p.emit('stream:offer:viewer', { viewerId, offer: { type: 'offer', sdp: offerSdp } });
+  });
+  const v1 = await connect('v1', { token: t.bob });
+  const v2 = await connect('v2', { token: t.carol });
+  await ack(v1, 'stream:join', { streamId });
+  const [a1] = await waitEvents(p2p, 'stream:answer:received', 1);
+  check(a1.viewerId === v1.id && a1.answer.sdp.includes('a=ice-lite'), 'p2p broadcaster answered for v1', a1);
+  await ack(v2, 'stream:join', { streamId });
+  const answers = await waitEvents(p2p, 'stream:answer:received', 2);
+  check(answers[1].viewerId === v2.id && answers[1].answer.sdp === a1.answer.sdp, 'same answer for v2', answers[1]);
+  await waitEvents(v2, 'stream:offer:received');
+  out({ step: 'p2p_model', answers: answers.length });
+
+  out({ summary: { ok: true, streamId, chatAccepted: accepted.length, chatLimited: limited.length, delivered: total, peak: analytics.body.peakViewers } });
+}
+
+const scenarios = { signaling };
+
+try {
+  const run = scenarios[scenario];
+  if (!run) throw new Error(`unknown scenario ${scenario}`);
+  await run();
+  for (const s of sockets) s.close();
+  await sleep(100);
+  process.exit(0);
+} catch (e) {
+  out({ error: e.message, stack: e.check ? undefined : e.stack });
+  for (const s of sockets) s.close();
+  process.exit(1);
+}

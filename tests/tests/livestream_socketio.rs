@@ -1,0 +1,133 @@
+//! The livestream service's Socket.IO signaling and chat with unmodified clients: the npm
+//! socket.io-client (tests/livestream/socketio.mjs) and PyPI's python-socketio
+//! (tests/livestream/python_client.py), against the real server on SQLite.
+
+mod livestream_support;
+mod stream_support;
+
+use std::time::Duration;
+
+use livestream_support::*;
+use ringcast_tests::Server;
+use serde_json::{Value, json};
+use stream_support::*;
+
+fn offer_path() -> String {
+    ringcast_tests::paths::workspace_root()
+        .join("tests/browser/testdata/chrome-offer.sdp")
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn socket_io_client_signals_chats_and_is_rate_limited_without_losing_messages() {
+    let dir = TempDir::new("ls-sio");
+    let db = Database::Sqlite(dir.path().to_path_buf());
+    let server = Server::start(livestream_server(
+        &db,
+        &[
+            ("CHAT_RATE_LIMIT", "5".into()),
+            ("CHAT_RATE_WINDOW", "30".into()),
+        ],
+    ))
+    .expect("server starts");
+    let config = json!({
+        "base": server.base_url(),
+        "tokens": tokens(&["alice", "bob", "carol", "dave", "mallory"]),
+        "offerSdp": offer_path(),
+        "chatLimit": 5,
+    });
+    let (lines, ok, log) = run_node(
+        "socketio.mjs",
+        &["signaling".into(), config.to_string()],
+        Duration::from_secs(120),
+    );
+    assert!(ok, "{log}\n--- server ---\n{}", server.log_tail(80));
+    let chat = step(&lines, "chat").expect("chat step");
+    assert_eq!(chat["accepted"], json!(5), "{chat}");
+    assert_eq!(chat["limited"], json!(3), "{chat}");
+    for who in ["bob", "carol", "dave"] {
+        assert_eq!(chat["delivered"][who], json!(7), "{chat}");
+    }
+    assert_eq!(chat["stored"], json!(7));
+    let summary = find(&lines, "summary").expect("summary");
+    assert_eq!(summary["ok"], json!(true));
+    assert_eq!(summary["peak"], json!(2));
+    let p2p = step(&lines, "p2p_model").expect("p2p step");
+    assert_eq!(p2p["answers"], json!(2));
+
+    // The rows the scenario left: bob and carol watched the first broadcast, bob and carol again
+    // (other sockets, same users) the second; every row of the first broadcast closed.
+    let id = summary["streamId"].as_str().expect("streamId");
+    let a = get(
+        &server,
+        &format!("/api/livestream/{id}/analytics"),
+        Some(&token("alice")),
+    );
+    assert_eq!(a.status, 200, "{}", a.describe());
+    let a: Value = a.json().expect("json");
+    let rows = a["viewers"].as_array().expect("rows");
+    let users: Vec<&str> = rows.iter().filter_map(|r| r["userId"].as_str()).collect();
+    assert_eq!(users, ["bob", "carol", "bob", "carol"], "{a}");
+    assert!(rows[..2].iter().all(|r| r["leftAt"].is_string()), "{a}");
+    assert!(rows.iter().all(|r| r["client"] == json!("socketio")), "{a}");
+}
+
+#[test]
+fn python_socketio_client_chats_joins_and_answers() {
+    let dir = TempDir::new("ls-py");
+    let db = Database::Sqlite(dir.path().to_path_buf());
+    let server = Server::start(livestream_server(&db, &[])).expect("server starts");
+    let created = post_json(
+        &server,
+        "/api/livestream/create",
+        Some(&token("alice")),
+        &json!({"title": "python"}),
+    );
+    assert_eq!(created.status, 201, "{}", created.describe());
+    let created: Value = created.json().expect("json");
+    let id = created["streamId"].as_str().expect("id").to_string();
+    let key = created["streamKey"].as_str().expect("key").to_string();
+    let started = call(
+        "POST",
+        &server.url(&format!("/api/livestream/{id}/start")),
+        None,
+        Some((
+            "application/json",
+            json!({"streamKey": key}).to_string().as_bytes(),
+        )),
+    );
+    assert_eq!(started.status, 200, "{}", started.describe());
+    let config = json!({
+        "base": server.base_url(),
+        "streamId": id,
+        "token": token("pyuser"),
+    });
+    let (lines, ok, log) = run_python(
+        "python_client.py",
+        &[config.to_string()],
+        Duration::from_secs(60),
+    );
+    assert!(ok, "{log}\n--- server ---\n{}", server.log_tail(80));
+    let summary = find(&lines, "summary").expect("summary");
+    assert_eq!(summary["chatEcho"], json!("hello from python"), "{summary}");
+    assert_eq!(summary["joined"], json!(true), "{summary}");
+    assert_eq!(summary["offerType"], json!("offer"), "{summary}");
+    assert_eq!(summary["answerAccepted"], json!(true), "{summary}");
+    let hist = get(
+        &server,
+        &format!("/api/livestream/{id}/chat"),
+        Some(&token("alice")),
+    );
+    let hist: Value = hist.json().expect("json");
+    assert_eq!(hist["messages"][0]["userId"], json!("pyuser"));
+    let a = get(
+        &server,
+        &format!("/api/livestream/{id}/analytics"),
+        Some(&token("alice")),
+    );
+    let a: Value = a.json().expect("json");
+    assert_eq!(a["peakViewers"], json!(1), "{a}");
+    assert_eq!(a["viewers"][0]["userId"], json!("pyuser"), "{a}");
+    assert!(a["viewers"][0]["leftAt"].is_string(), "{a}");
+}
