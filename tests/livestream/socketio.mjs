@@ -143,6 +143,8 @@ async function signaling() {
   const accepted = flood.filter((r) => r.success === true);
   const limited = flood.filter((r) => r.success === false);
   check(accepted.length === limit, `${limit} accepted`, flood);
+  // Messages of one sender are handled in the order sent: the first ones pass, the last are refused.
+  check(flood.slice(0, limit).every((r) => r.success === true) && flood.slice(limit).every((r) => r.success === false), 'first in, first served', flood);
   check(limited.length === 3 && limited.every((r) => r.code === 'rate_limited' && r.status === 429 && r.retryAfterMs > 0 && /at most \d+ messages per \d+ s/.test(r.error)), 'three rate-limited with a clear error', limited);
   await waitEvents(bob, 'stream:error', 3, (d) => d.code === 'rate_limited');
   for (const i of [0, 1]) {

@@ -21,6 +21,7 @@
 //! `DATA_DIR`, or PostgreSQL with `DATABASE_URL`). Who watches right now, the media sessions
 //! and the sockets are this process's (see [`presence`]).
 
+mod arrival;
 mod chat;
 mod config;
 mod handlers;

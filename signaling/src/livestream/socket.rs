@@ -29,6 +29,7 @@ use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::socket::Sid;
 use uuid::Uuid;
 
+use super::arrival::{self, Arrival};
 use super::presence::Attachment;
 use super::store::Status;
 use super::{Caller, LivestreamService, SocketInfo, keys, now_ms};
@@ -433,15 +434,21 @@ impl LivestreamService {
     /// Tells a livestream's sockets it ended (`stream:ended`) and forgets their viewing.
     pub(crate) async fn socket_stream_ended(&self, stream: Uuid, reason: &str) {
         let v = json!({ "streamId": stream, "reason": reason });
-        let _ = self
+        // A socket in several of the rooms hears it once.
+        let mut told = std::collections::HashSet::new();
+        for s in self
             .io
             .to([
                 viewers_room(stream),
                 chat_room(stream),
                 broadcaster_room(stream),
             ])
-            .emit("stream:ended", &v)
-            .await;
+            .sockets()
+        {
+            if told.insert(s.id) {
+                let _ = s.emit("stream:ended", &v);
+            }
+        }
         let _ = self
             .io
             .to(viewers_room(stream))
@@ -816,10 +823,12 @@ fn handlers(weak: &Shared, s: &SocketRef) {
     let w = weak.clone();
     s.on(
         "chat:message",
-        move |s: SocketRef, d: TryData<Value>, ack: AckSender| {
+        move |arrived: Arrival, s: SocketRef, d: TryData<Value>, ack: AckSender| {
             let w = w.clone();
             async move {
                 let Some(svc) = w.upgrade() else { return };
+                // One sender's messages are stored and broadcast in the order it sent them.
+                let _turn = arrival::wait_turn(&arrived).await;
                 let d = payload(d);
                 let sid = s.id.to_string();
                 let run = async {
@@ -864,6 +873,7 @@ fn handlers(weak: &Shared, s: &SocketRef) {
         async move {
             let Some(svc) = w.upgrade() else { return };
             svc.on_disconnect(&s.id.to_string()).await;
+            arrival::forget(&s.id.to_string());
         }
     });
 }
