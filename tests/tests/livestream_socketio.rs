@@ -1,6 +1,7 @@
 //! The livestream service's Socket.IO signaling and chat with unmodified clients: the npm
 //! socket.io-client (tests/livestream/socketio.mjs) and PyPI's python-socketio
-//! (tests/livestream/python_client.py), against the real server on SQLite.
+//! (tests/livestream/python_client.py), against the real server on SQLite; the socket.io-client
+//! scenario again on PostgreSQL.
 
 mod livestream_support;
 mod stream_support;
@@ -19,12 +20,9 @@ fn offer_path() -> String {
         .into_owned()
 }
 
-#[test]
-fn socket_io_client_signals_chats_and_is_rate_limited_without_losing_messages() {
-    let dir = TempDir::new("ls-sio");
-    let db = Database::Sqlite(dir.path().to_path_buf());
+fn signaling_scenario(db: &Database) {
     let server = Server::start(livestream_server(
-        &db,
+        db,
         &[
             ("CHAT_RATE_LIMIT", "5".into()),
             ("CHAT_RATE_WINDOW", "30".into()),
@@ -71,6 +69,20 @@ fn socket_io_client_signals_chats_and_is_rate_limited_without_losing_messages() 
     assert_eq!(users, ["bob", "carol", "bob", "carol"], "{a}");
     assert!(rows[..2].iter().all(|r| r["leftAt"].is_string()), "{a}");
     assert!(rows.iter().all(|r| r["client"] == json!("socketio")), "{a}");
+}
+
+#[test]
+fn socket_io_client_signals_chats_and_is_rate_limited_without_losing_messages() {
+    let dir = TempDir::new("ls-sio");
+    signaling_scenario(&Database::Sqlite(dir.path().to_path_buf()));
+}
+
+#[test]
+fn socket_io_client_scenario_on_postgres() {
+    let pg = PgServer::start();
+    signaling_scenario(&Database::Postgres(pg.url()));
+    let peak = pg.query("SELECT peak_viewers FROM livestreams");
+    assert_eq!(peak.trim(), "2");
 }
 
 #[test]
