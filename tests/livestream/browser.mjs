@@ -282,7 +282,7 @@ async function main() {
     const casterStats = await caster.evaluate(() => window.ls.video());
     out({ step: 'video', decoded: frames.decoded, sizes: frames.stats.map((s) => s.video && `${s.video.width}x${s.video.height}`), broadcaster: casterStats });
     const joined = await caster.evaluate(() => window.ls.seen('stream:viewer:joined'));
-    check(joined.length === 2, 'broadcaster heard two Socket.IO viewers join', joined);
+    check(joined.length === 3 && joined.filter((j) => j.client === 'whep').length === 1, 'broadcaster heard two Socket.IO viewers and the WHEP viewer join', joined);
 
     // Chat among the broadcaster and the two viewers; v1 floods past the limit.
     for (const p of [caster, ...viewers]) {
@@ -325,6 +325,10 @@ async function main() {
     }, 10000);
     const del = await rest('DELETE', new URL(location).pathname, t.w);
     check(del.status === 200, 'WHEP DELETE', del.status);
+    await waitUntil('broadcaster hears the WHEP viewer leave', async () => {
+      const l = await caster.evaluate(() => window.ls.seen('stream:viewer:left'));
+      return { ok: l.length === 2 && l[1].client === 'whep' && l[1].viewerCount === 1, l };
+    }, 10000);
     await waitUntil('SSE viewercount 1', async () => ({ ok: sse.events.some((e) => e.event === 'viewercount' && e.data.viewercount === 1), events: sse.events }), 10000);
 
     // The end: v1 hears stream:ended; the key rotates.

@@ -448,8 +448,18 @@ impl LivestreamService {
         tokio::spawn(async move {
             match &s.role {
                 LiveRole::Whep { .. } => {
-                    svc.leave_viewer(s.stream, &s.user, &Attachment::Whep(id.0))
+                    let count = svc
+                        .leave_viewer(s.stream, &s.user, &Attachment::Whep(id.0))
                         .await;
+                    svc.announce(
+                        s.stream,
+                        "stream:viewer:left",
+                        &id.to_string(),
+                        &s.user,
+                        count,
+                        "whep",
+                    )
+                    .await;
                 }
                 LiveRole::SocketViewer { socket: sock, .. } => socket::emit_to(
                     &svc.io,

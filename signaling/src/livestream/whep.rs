@@ -220,6 +220,16 @@ pub async fn offer(
                 }
             };
             tracing::info!(stream = %ls.id, session = %id, user, "WHEP viewer");
+            let count = svc.viewer_count(ls.id).await;
+            svc.announce(
+                ls.id,
+                "stream:viewer:joined",
+                &id.to_string(),
+                &user,
+                count,
+                "whep",
+            )
+            .await;
             let location = session_url(ls.id, id);
             let mut resp = (StatusCode::CREATED, answer).into_response();
             let h = resp.headers_mut();
@@ -278,8 +288,18 @@ pub async fn delete(
                 return Err(ApiError::forbidden("this session belongs to another user"));
             }
             svc.end_media_session(id, "deleted");
-            svc.leave_viewer(stream, &s.user, &Attachment::Whep(id.0))
+            let count = svc
+                .leave_viewer(stream, &s.user, &Attachment::Whep(id.0))
                 .await;
+            svc.announce(
+                stream,
+                "stream:viewer:left",
+                &id.to_string(),
+                &s.user,
+                count,
+                "whep",
+            )
+            .await;
             Ok(StatusCode::OK.into_response())
         }
         .await,
