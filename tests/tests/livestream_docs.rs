@@ -76,7 +76,7 @@ fn split(block: &str) -> (Vec<&str>, String) {
 fn examples(doc: &str) -> Vec<Example> {
     let b = blocks(doc);
     assert!(
-        b.len() % 2 == 0,
+        b.len().is_multiple_of(2),
         "an http request block without its response block"
     );
     b.chunks(2)

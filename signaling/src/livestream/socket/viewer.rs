@@ -114,7 +114,7 @@ impl LivestreamService {
             self.announce(
                 stream,
                 "stream:viewer:left",
-                &sid,
+                sid,
                 &caller.user,
                 count,
                 "socketio",
