@@ -213,7 +213,67 @@ async function signaling() {
   out({ summary: { ok: true, streamId, chatAccepted: accepted.length, chatLimited: limited.length, delivered: total, peak: analytics.body.peakViewers } });
 }
 
-const scenarios = { signaling };
+function pct(xs, p) {
+  const a = [...xs].sort((x, y) => x - y);
+  return a.length ? a[Math.min(a.length - 1, Math.floor((a.length - 1) * p))] : null;
+}
+
+/** Many viewers and one chat: join latency (server offer included) and chat fan-out latency. */
+async function load() {
+  const t = cfg.tokens;
+  const n = cfg.viewers;
+  const messages = cfg.messages;
+  const created = await rest('POST', '/api/livestream/create', t.alice, { title: 'load' });
+  check(created.status === 201, 'create', created);
+  const { streamId, streamKey } = created.body;
+  const started = await rest('POST', `/api/livestream/${streamId}/start`, null, undefined, { 'x-stream-key': streamKey });
+  check(started.status === 200, 'start', started);
+  const viewers = [];
+  for (let i = 0; i < n; i++) viewers.push(await connect(`u${i}`, { token: t[`u${i}`] }, ['websocket']));
+  // Joins, all at once: each is a viewer row, a placement and a server-written SDP offer.
+  const t0 = performance.now();
+  const joinMs = await Promise.all(viewers.map(async (s) => {
+    const a = performance.now();
+    const r = await ack(s, 'stream:join', { streamId });
+    check(r.success === true, 'join', r);
+    await waitEvents(s, 'stream:offer:received', 1, () => true, 30000);
+    return performance.now() - a;
+  }));
+  const joinAll = performance.now() - t0;
+  const info = await rest('GET', `/api/livestream/${streamId}`);
+  check(info.body.viewerCount === n, 'every viewer counted', info.body);
+  for (const s of viewers) {
+    const j = await ack(s, 'join-livestream', { streamId });
+    check(j.success === true, 'chat join', j);
+  }
+  // Chat fan-out: one sender, every viewer a receiver.
+  const sender = viewers[0];
+  const sentAt = new Map();
+  const lat = [];
+  for (const s of viewers) {
+    s.on('chat:message', (m) => { const at = sentAt.get(m.message); if (at !== undefined) lat.push(performance.now() - at); });
+  }
+  const c0 = performance.now();
+  for (let i = 0; i < messages; i++) {
+    const text = `load ${i}`;
+    sentAt.set(text, performance.now());
+    const r = await ack(sender, 'chat:message', { streamId, message: text });
+    check(r.success === true, 'chat accepted', r);
+  }
+  const deadline = Date.now() + 30000;
+  while (lat.length < n * messages && Date.now() < deadline) await sleep(20);
+  const chatAll = performance.now() - c0;
+  check(lat.length === n * messages, 'every delivery arrived', { got: lat.length, want: n * messages });
+  const analytics = await rest('GET', `/api/livestream/${streamId}/analytics`, t.alice);
+  out({ summary: {
+    viewers: n,
+    peak: analytics.body.peakViewers,
+    joinMs: { p50: pct(joinMs, 0.5), p95: pct(joinMs, 0.95), max: Math.max(...joinMs), all: joinAll },
+    chat: { messages, deliveries: lat.length, p50: pct(lat, 0.5), p95: pct(lat, 0.95), max: Math.max(...lat), all: chatAll },
+  } });
+}
+
+const scenarios = { signaling, load };
 
 try {
   const run = scenarios[scenario];

@@ -143,3 +143,43 @@ fn python_socketio_client_chats_joins_and_answers() {
     assert_eq!(a["viewers"][0]["userId"], json!("pyuser"), "{a}");
     assert!(a["viewers"][0]["leftAt"].is_string(), "{a}");
 }
+
+/// 100 Socket.IO viewers join at once (each gets its viewer row, a place on a shard and the
+/// server's SDP offer), then one of them sends 20 chat messages that all 100 receive. Prints the
+/// latencies; asserts that every viewer was counted and every message delivered, with generous
+/// bounds (the machine is shared).
+#[test]
+fn hundred_socket_io_viewers_join_and_receive_every_chat_message() {
+    let dir = TempDir::new("ls-load");
+    let n = 100;
+    let server = Server::start(livestream_server(
+        &Database::Sqlite(dir.path().to_path_buf()),
+        &[
+            ("LIVESTREAM_MAX_VIEWERS", "1000".into()),
+            ("CHAT_RATE_LIMIT", "1000".into()),
+        ],
+    ))
+    .expect("server starts");
+    let users: Vec<String> = std::iter::once("alice".to_string())
+        .chain((0..n).map(|i| format!("u{i}")))
+        .collect();
+    let names: Vec<&str> = users.iter().map(String::as_str).collect();
+    let config = json!({
+        "base": server.base_url(),
+        "tokens": tokens(&names),
+        "viewers": n,
+        "messages": 20,
+    });
+    let (lines, ok, log) = run_node(
+        "socketio.mjs",
+        &["load".into(), config.to_string()],
+        Duration::from_secs(180),
+    );
+    assert!(ok, "{log}\n--- server ---\n{}", server.log_tail(40));
+    let summary = find(&lines, "summary").expect("summary");
+    eprintln!("livestream load: {summary}");
+    assert_eq!(summary["peak"], json!(n), "{summary}");
+    assert_eq!(summary["chat"]["deliveries"], json!(n * 20), "{summary}");
+    let p95 = summary["chat"]["p95"].as_f64().expect("p95");
+    assert!(p95 < 5000.0, "chat fan-out p95 {p95} ms");
+}
