@@ -102,6 +102,8 @@ const CONTRACT_ENV: &[&str] = &[
     "PUBLIC_IP",
     "ICE_SERVERS",
     "AUTH_SECRET",
+    "DATA_DIR",
+    "DATABASE_URL",
 ];
 
 /// A running server. Dropping it sends SIGTERM, waits up to 5 s, then SIGKILLs its process group.
