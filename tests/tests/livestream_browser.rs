@@ -151,6 +151,7 @@ fn run_broadcast(server: &Server) -> (String, String, Vec<Value>) {
 /// What every run must show, whatever the database.
 fn check_run(lines: &[Value], rows: &Rows, new_key: &str) {
     let video = step(lines, "video").expect("video step");
+    eprintln!("livestream video: {video}");
     let decoded: Vec<u64> = video["decoded"]
         .as_array()
         .expect("decoded")

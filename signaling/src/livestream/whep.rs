@@ -316,8 +316,11 @@ pub async fn patch(
 ) -> Response {
     respond(
         async {
-            svc.caller(&headers)?;
+            let caller = svc.caller(&headers)?;
             let (_, _, s) = find(&svc, &stream, &session)?;
+            if caller.authenticated && caller.user != s.user {
+                return Err(ApiError::forbidden("this session belongs to another user"));
+            }
             let LiveRole::Whep { etag, remote_ufrag } = &s.role else {
                 return Err(Problem::not_found("no such session").into());
             };
