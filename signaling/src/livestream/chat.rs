@@ -98,7 +98,14 @@ impl LivestreamService {
                 .with("windowSeconds", json!(rl.window().as_secs())));
             }
         }
-        let order = self.chat_order.lock().await;
+        let order_lock = self
+            .chat_order
+            .lock()
+            .map_err(|_| Problem::internal("chat order lock poisoned"))?
+            .entry(stream)
+            .or_default()
+            .clone();
+        let order = order_lock.lock().await;
         let msg = ChatMessage {
             id: Uuid::new_v4(),
             seq: 0,

@@ -119,8 +119,9 @@ pub struct LivestreamService {
     /// Viewers now; held across the database calls of a join or leave so that both stay in step.
     presence: tokio::sync::Mutex<Presence>,
     chat_limiter: Mutex<RateLimiter<(Uuid, String)>>,
-    /// Chat messages are stored and broadcast one at a time: everyone sees the stored order.
-    chat_order: tokio::sync::Mutex<()>,
+    /// Per livestream, chat messages are stored and broadcast one at a time: everyone sees the
+    /// stored order.
+    chat_order: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) media: Mutex<media::MediaSessions>,
     pub(crate) sockets: Mutex<HashMap<String, SocketInfo>>,
     pub(crate) events: whep::EventHub,
@@ -186,7 +187,7 @@ impl LivestreamService {
             store,
             presence: tokio::sync::Mutex::new(Presence::default()),
             chat_limiter: Mutex::new(limiter),
-            chat_order: tokio::sync::Mutex::new(()),
+            chat_order: Mutex::new(HashMap::new()),
             media: Mutex::new(media::MediaSessions::default()),
             sockets: Mutex::new(HashMap::new()),
             events: whep::EventHub::default(),
@@ -472,6 +473,9 @@ impl LivestreamService {
             tracing::error!(stream = %ls.id, error = %e, "viewer rows not closed at the end");
         }
         self.teardown_media(ls.id);
+        if let Ok(mut m) = self.chat_order.lock() {
+            m.remove(&ls.id);
+        }
         self.socket_stream_ended(ls.id, reason).await;
         self.events.viewer_count(ls.id, 0);
         self.events.ended(ls.id);
