@@ -17,6 +17,7 @@
 //! ```
 
 pub mod deps;
+pub mod doc_examples;
 pub mod error;
 pub mod garbage;
 pub mod http;

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use livestream_support::*;
 use ringcast_tests::Server;
+use ringcast_tests::doc_examples::{examples, is_uuid, read_page, substitute};
 use serde_json::Value;
 use stream_support::*;
 
@@ -31,98 +32,6 @@ const EQUAL_FIELDS: &[&str] = &[
     "windowSeconds",
     "recordingUrl",
 ];
-
-struct Example {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: String,
-    status: u16,
-    response: Option<Value>,
-}
-
-fn blocks(doc: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur: Option<String> = None;
-    for line in doc.lines() {
-        match &mut cur {
-            None if line.trim_end() == "```http" => cur = Some(String::new()),
-            Some(b) if line.trim_end() == "```" => {
-                out.push(std::mem::take(b));
-                cur = None;
-            }
-            Some(b) => {
-                b.push_str(line);
-                b.push('\n');
-            }
-            None => {}
-        }
-    }
-    out
-}
-
-fn split(block: &str) -> (Vec<&str>, String) {
-    let mut lines = block.lines();
-    let mut head = Vec::new();
-    for l in lines.by_ref() {
-        if l.trim().is_empty() {
-            break;
-        }
-        head.push(l);
-    }
-    (head, lines.collect::<Vec<_>>().join("\n"))
-}
-
-fn examples(doc: &str) -> Vec<Example> {
-    let b = blocks(doc);
-    assert!(
-        b.len().is_multiple_of(2),
-        "an http request block without its response block"
-    );
-    b.chunks(2)
-        .map(|pair| {
-            let (req_head, req_body) = split(&pair[0]);
-            let (resp_head, resp_body) = split(&pair[1]);
-            assert!(
-                resp_head
-                    .first()
-                    .is_some_and(|l| l.starts_with("HTTP/1.1 ")),
-                "request example without a response example after it:\n{}",
-                pair[0]
-            );
-            let (method, path) = req_head[0].split_once(' ').expect("METHOD PATH");
-            Example {
-                method: method.to_string(),
-                path: path.trim().to_string(),
-                headers: req_head[1..]
-                    .iter()
-                    .filter_map(|h| h.split_once(':'))
-                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-                    .collect(),
-                body: req_body,
-                status: resp_head[0]
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|s| s.parse().ok())
-                    .expect("HTTP/1.1 NNN"),
-                response: (!resp_body.trim().is_empty()).then(|| {
-                    serde_json::from_str(&resp_body).unwrap_or_else(|e| {
-                        panic!("response example is not JSON ({e}):\n{resp_body}")
-                    })
-                }),
-            }
-        })
-        .collect()
-}
-
-fn is_uuid(s: &str) -> bool {
-    s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4
-}
-
-fn substitute(s: &str, ids: &HashMap<String, String>) -> String {
-    ids.iter()
-        .fold(s.to_string(), |acc, (doc, real)| acc.replace(doc, real))
-}
 
 /// `method url` with `headers` and an optional body; any status is a response.
 fn send(method: &str, url: &str, headers: &[(String, String)], body: &str) -> (u16, Value, String) {
@@ -165,8 +74,7 @@ fn send(method: &str, url: &str, headers: &[(String, String)], body: &str) -> (u
 
 #[test]
 fn documented_examples_run_as_documented() {
-    let doc_path = ringcast_tests::paths::workspace_root().join("docs/api/livestream.md");
-    let doc = std::fs::read_to_string(&doc_path).expect("docs/api/livestream.md");
+    let doc = read_page("livestream.md");
     let examples = examples(&doc);
     assert!(
         examples.len() >= 15,

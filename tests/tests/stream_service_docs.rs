@@ -8,103 +8,12 @@ mod stream_support;
 use std::collections::HashMap;
 
 use ringcast_tests::Server;
-use serde_json::Value;
+use ringcast_tests::doc_examples::{examples, is_uuid, read_page, substitute};
 use stream_support::*;
-
-struct Example {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: String,
-    status: u16,
-    response: Option<Value>,
-}
-
-fn blocks(doc: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur: Option<String> = None;
-    for line in doc.lines() {
-        match &mut cur {
-            None if line.trim_end() == "```http" => cur = Some(String::new()),
-            Some(b) if line.trim_end() == "```" => {
-                out.push(std::mem::take(b));
-                cur = None;
-            }
-            Some(b) => {
-                b.push_str(line);
-                b.push('\n');
-            }
-            None => {}
-        }
-    }
-    out
-}
-
-fn split(block: &str) -> (Vec<&str>, String) {
-    let mut lines = block.lines();
-    let mut head = Vec::new();
-    for l in lines.by_ref() {
-        if l.trim().is_empty() {
-            break;
-        }
-        head.push(l);
-    }
-    (head, lines.collect::<Vec<_>>().join("\n"))
-}
-
-fn examples(doc: &str) -> Vec<Example> {
-    let b = blocks(doc);
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i + 1 < b.len() {
-        let (req_head, req_body) = split(&b[i]);
-        let (resp_head, resp_body) = split(&b[i + 1]);
-        assert!(
-            resp_head
-                .first()
-                .is_some_and(|l| l.starts_with("HTTP/1.1 ")),
-            "request example without a response example after it:\n{}",
-            b[i]
-        );
-        let (method, path) = req_head[0].split_once(' ').expect("METHOD PATH");
-        let status = resp_head[0]
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("HTTP/1.1 NNN");
-        out.push(Example {
-            method: method.to_string(),
-            path: path.trim().to_string(),
-            headers: req_head[1..]
-                .iter()
-                .filter_map(|h| h.split_once(':'))
-                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-                .collect(),
-            body: req_body,
-            status,
-            response: (!resp_body.trim().is_empty()).then(|| {
-                serde_json::from_str(&resp_body)
-                    .unwrap_or_else(|e| panic!("response example is not JSON ({e}):\n{resp_body}"))
-            }),
-        });
-        i += 2;
-    }
-    out
-}
-
-fn is_uuid(s: &str) -> bool {
-    s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4
-}
-
-fn substitute(s: &str, ids: &HashMap<String, String>) -> String {
-    ids.iter()
-        .fold(s.to_string(), |acc, (doc, real)| acc.replace(doc, real))
-}
 
 #[test]
 fn documented_examples_run_as_documented() {
-    let doc_path = ringcast_tests::paths::workspace_root().join("docs/api/stream-service.md");
-    let doc = std::fs::read_to_string(&doc_path).expect("docs/api/stream-service.md");
+    let doc = read_page("stream-service.md");
     let examples = examples(&doc);
     assert!(
         examples.len() >= 8,
