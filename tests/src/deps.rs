@@ -73,3 +73,19 @@ pub fn require_aiortc() {
         panic!("{e}");
     }
 }
+
+/// Panics with the install command unless `tests/<dir>/node_modules` has every one of `modules`
+/// (`npm ci` there, run by scripts/install-test-deps.sh).
+#[track_caller]
+pub fn require_node_modules(dir: &str, modules: &[&str]) {
+    let base = crate::paths::workspace_root()
+        .join("tests")
+        .join(dir)
+        .join("node_modules");
+    for m in modules {
+        assert!(
+            base.join(m).is_dir(),
+            "tests/{dir}/node_modules/{m} is missing: run scripts/install-test-deps.sh (npm ci in tests/{dir})"
+        );
+    }
+}

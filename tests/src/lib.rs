@@ -27,6 +27,7 @@ pub mod netns;
 pub mod paths;
 pub mod peers;
 pub mod ports;
+pub mod script;
 pub mod server;
 
 pub use error::HarnessError;

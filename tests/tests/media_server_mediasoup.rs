@@ -8,31 +8,22 @@
 
 mod stream_support;
 
-use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use ringcast_tests::{Server, ServerOptions, media_lock, paths};
+use ringcast_tests::{Server, ServerOptions, deps, media_lock, paths, script};
 use serde_json::Value;
 use stream_support::*;
 
 /// Seconds the pages exchange media after the consumer subscribed.
 const RUN_S: u64 = 8;
 
-fn require_node_modules() {
-    let dir = paths::workspace_root().join("tests/mediasoup/node_modules");
-    for m in ["mediasoup-client", "esbuild", "playwright-core"] {
-        assert!(
-            dir.join(m).is_dir(),
-            "tests/mediasoup/node_modules/{m} is missing: run scripts/install-test-deps.sh (npm ci in tests/mediasoup)"
-        );
-    }
-}
-
 /// Runs `tests/mediasoup/run.mjs` against `server`; its JSON lines.
 fn run_pages(server: &Server, audio_quality: &str) -> Vec<Value> {
-    require_node_modules();
+    deps::require_node_modules(
+        "mediasoup",
+        &["mediasoup-client", "esbuild", "playwright-core"],
+    );
     let channel = uuid();
     let mut cmd = Command::new("node");
     cmd.current_dir(paths::workspace_root())
@@ -41,61 +32,10 @@ fn run_pages(server: &Server, audio_quality: &str) -> Vec<Value> {
         .args(["--pub-user", "alice", "--pub-token", &token("alice")])
         .args(["--sub-user", "bob", "--sub-token", &token("bob")])
         .args(["--duration", &RUN_S.to_string()])
-        .args(["--audio-quality", audio_quality])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("`node` is needed (scripts/install-test-deps.sh): {e}"));
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let lines = std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<String>>()
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(RUN_S + 60);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            // SAFETY: kill(2) on the process group we created for the child.
-            unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
-            let _ = child.wait();
-            panic!(
-                "run.mjs did not finish in time; stderr: {}",
-                err.join().unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let lines = lines.join().expect("stdout reader");
-    let stderr = err.join().unwrap_or_default();
-    let parsed: Vec<Value> = lines
-        .iter()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    if let Some(e) = parsed.iter().find(|v| v["type"] == "error") {
-        panic!(
-            "the pages failed: {}\n--- stderr ---\n{stderr}\n--- server ---\n{}",
-            e["message"],
-            server.log_tail(60)
-        );
-    }
-    assert!(
-        status.success(),
-        "run.mjs exited with {status}; stderr: {stderr}"
-    );
-    parsed
+        .args(["--audio-quality", audio_quality]);
+    script::run_json_lines(cmd, Duration::from_secs(RUN_S + 60))
+        .unwrap_or_else(|e| panic!("`node` is needed (scripts/install-test-deps.sh): {e}"))
+        .into_clean_lines("run.mjs", server)
 }
 
 fn line<'a>(lines: &'a [Value], kind: &str) -> &'a Value {

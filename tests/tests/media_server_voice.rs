@@ -7,12 +7,10 @@
 
 mod stream_support;
 
-use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use ringcast_tests::{Server, media_lock, paths};
+use ringcast_tests::{Server, deps, media_lock, paths, script};
 use serde_json::Value;
 use stream_support::*;
 
@@ -28,13 +26,10 @@ struct Participant {
 
 /// Runs `tests/mediasoup/voice.mjs` against `server` in a fresh channel; its JSON lines.
 fn run_pages(server: &Server, channel: &str, participants: &[Participant]) -> Vec<Value> {
-    let dir = paths::workspace_root().join("tests/mediasoup/node_modules");
-    for m in ["mediasoup-client", "esbuild", "playwright-core"] {
-        assert!(
-            dir.join(m).is_dir(),
-            "tests/mediasoup/node_modules/{m} is missing: run scripts/install-test-deps.sh (npm ci in tests/mediasoup)"
-        );
-    }
+    deps::require_node_modules(
+        "mediasoup",
+        &["mediasoup-client", "esbuild", "playwright-core"],
+    );
     let mut cmd = Command::new("node");
     cmd.current_dir(paths::workspace_root())
         .arg("tests/mediasoup/voice.mjs")
@@ -46,60 +41,9 @@ fn run_pages(server: &Server, channel: &str, participants: &[Participant]) -> Ve
             &format!("{}:{}:{}:{}", p.user, token(p.user), p.tone, p.flags),
         ]);
     }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("`node` is needed (scripts/install-test-deps.sh): {e}"));
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let lines = std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<String>>()
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(RUN_S + 60);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            // SAFETY: kill(2) on the process group we created for the child.
-            unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
-            let _ = child.wait();
-            panic!(
-                "voice.mjs did not finish in time; stderr: {}",
-                err.join().unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let lines = lines.join().expect("stdout reader");
-    let stderr = err.join().unwrap_or_default();
-    let parsed: Vec<Value> = lines
-        .iter()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    if let Some(e) = parsed.iter().find(|v| v["type"] == "error") {
-        panic!(
-            "the pages failed: {}\n--- stderr ---\n{stderr}\n--- server ---\n{}",
-            e["message"],
-            server.log_tail(60)
-        );
-    }
-    assert!(
-        status.success(),
-        "voice.mjs exited with {status}; stderr: {stderr}"
-    );
-    parsed
+    script::run_json_lines(cmd, Duration::from_secs(RUN_S + 60))
+        .unwrap_or_else(|e| panic!("`node` is needed (scripts/install-test-deps.sh): {e}"))
+        .into_clean_lines("voice.mjs", server)
 }
 
 fn joined<'a>(lines: &'a [Value], user: &str) -> &'a Value {

@@ -78,16 +78,11 @@ pub fn run_node(script: &str, args: &[String], timeout: Duration) -> (Vec<Value>
         dir.join("node_modules/socket.io-client").is_dir(),
         "tests/livestream/node_modules is missing: run scripts/install-test-deps.sh (npm ci in tests/livestream)"
     );
-    let child = Command::new("node")
-        .arg(dir.join(script))
-        .args(args)
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+    let mut cmd = Command::new("node");
+    cmd.arg(dir.join(script)).args(args).current_dir(&dir);
+    let run = ringcast_tests::script::run_json_lines(cmd, timeout)
         .unwrap_or_else(|e| panic!("`node` is needed (scripts/install-test-deps.sh): {e}"));
-    wait_json(child, timeout, &format!("node {script}"))
+    outcome(run, timeout, &format!("node {script}"))
 }
 
 /// Runs `.venv/bin/python tests/livestream/<script> <args…>` like [`run_node`].
@@ -98,49 +93,30 @@ pub fn run_python(script: &str, args: &[String], timeout: Duration) -> (Vec<Valu
         "{} is missing: run scripts/install-test-deps.sh",
         python.display()
     );
-    let child = Command::new(&python)
-        .arg(tests_dir().join(script))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+    let mut cmd = Command::new(&python);
+    cmd.arg(tests_dir().join(script)).args(args);
+    let run = ringcast_tests::script::run_json_lines(cmd, timeout)
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
-    wait_json(child, timeout, &format!("python {script}"))
+    outcome(run, timeout, &format!("python {script}"))
 }
 
-fn wait_json(mut child: Child, timeout: Duration, what: &str) -> (Vec<Value>, bool, String) {
-    let stdout = child.stdout.take().expect("piped");
-    let stderr = child.stderr.take().expect("piped");
-    let out = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
-    let err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
-    let end = Instant::now() + timeout;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break Some(s);
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    let lines: Vec<Value> = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let ok = status.is_some_and(|s| s.success());
+/// A driver's JSON lines, whether it exited 0, and a description of the run for failures.
+fn outcome(
+    run: ringcast_tests::script::ScriptRun,
+    timeout: Duration,
+    what: &str,
+) -> (Vec<Value>, bool, String) {
+    let ok = run.ok();
     let log = format!(
-        "{what}: {}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
-        match status {
+        "{what}: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        match run.status {
             Some(s) => format!("exited with {s}"),
             None => format!("killed after {timeout:?}"),
-        }
+        },
+        run.stdout,
+        run.stderr
     );
-    (lines, ok, log)
+    (run.lines, ok, log)
 }
 
 /// The line of `lines` with key `key` (e.g. `summary`), with that step's value.
