@@ -366,7 +366,7 @@ impl MediaServer {
             let shard_session = sfu::SessionId(session_spec::random_id());
             let admitted = reg.admit(
                 shard_session,
-                &format!("media/{channel}"),
+                &super::registry_stream(channel),
                 Role::Viewer,
                 String::new(),
                 String::new(),

@@ -51,6 +51,19 @@ pub use config::{MediaServerConfig, RtcPortsError, check_rtc_ports};
 pub use produce::ProduceError;
 pub use session::{Direction, SessionType};
 
+/// The registry's stream name of a channel's media server transports (they take a shard's
+/// place there like any session, but publish nothing on that stream).
+pub fn registry_stream(channel: uuid::Uuid) -> String {
+    format!("{REGISTRY_PREFIX}{channel}")
+}
+
+/// Whether a registry stream name is a media server channel's (see [`registry_stream`]).
+pub fn is_registry_stream(name: &str) -> bool {
+    name.starts_with(REGISTRY_PREFIX)
+}
+
+const REGISTRY_PREFIX: &str = "media/";
+
 use crate::auth::{AuthConfigError, JwtVerifier, UserId};
 use crate::events::{BusError, EventBus};
 use crate::problem::Problem;

@@ -113,7 +113,9 @@ impl StreamService {
             return;
         };
         let rec = reg.session(id);
-        if local.is_none() && rec.is_some_and(|r| r.stream.starts_with("media/")) {
+        if local.is_none()
+            && rec.is_some_and(|r| crate::media_server::is_registry_stream(&r.stream))
+        {
             // A media server transport: the media server publishes its notice, with its ids.
             return;
         }
