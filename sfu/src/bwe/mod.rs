@@ -28,7 +28,7 @@ mod scenario_tests;
 
 pub use overuse_detector::BandwidthUsage;
 pub use pacer::{Paced, Pacer, PacerConfig, PacketKind, QueueFull};
-pub use probe::{ProbeCluster, ProbeConfig, ProbeId};
+pub use probe::{ProbeCluster, ProbeId};
 pub use remb_estimator::{RembConfig, RembEstimator};
 pub use send_side::{BweStats, SendSideBwe, SendSideConfig};
 pub use twcc_receiver::{TwccReceiver, TwccReceiverConfig};

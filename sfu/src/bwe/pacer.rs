@@ -211,19 +211,6 @@ impl<H: Copy> Pacer<H> {
         self.sent_media = true;
     }
 
-    /// A packet of `size` bytes sent around the pacer (unpaced media) while a probe cluster is
-    /// being sent belongs to that cluster, as libwebrtc's paced media does: it counts toward the
-    /// cluster's bytes and packets (the padding makes up only the rest of the cluster's rate), and
-    /// the estimator measures the cluster with it. Returns the cluster's id, or `None` when no
-    /// cluster is being sent.
-    #[inline]
-    pub fn add_to_probe(&mut self, size: usize) -> Option<ProbeId> {
-        let a = self.active.as_mut()?;
-        a.bytes += size;
-        a.packets += 1;
-        Some(a.cluster.id)
-    }
-
     /// Queues a packet; a full queue gives the handle back.
     pub fn enqueue(
         &mut self,

@@ -2,15 +2,6 @@
 //! cluster, the rate it was sent at and the rate it arrived at; the result is the smaller, and
 //! when the path visibly throttled the burst (received below 90 % of sent) 95 % of the received
 //! rate.
-//!
-//! One addition to libwebrtc: a second, steady reading of the cluster. When the first half of a
-//! cluster (by arrival) came in at least twice as fast as the later half, the steady reading
-//! takes the later half's rate as the receive rate. A token-bucket shaper (Linux tbf, a cable modem) passes the first
-//! bucketful of a cluster at line rate and only then its rate: a 15 ms cluster of small padding
-//! packets into a 600 kbit/s bucket with a 1.6 kB burst arrives at 1.1 Mbit/s overall, at
-//! 600 kbit/s from its middle on. The estimator keeps libwebrtc's reading (random jitter also
-//! bunches arrivals, and reading it steadily would pull the estimate under capacity); the
-//! allocator steps up on the steady one.
 
 use super::probe::{ProbeCluster, ProbeId};
 use crate::types::Bitrate;
@@ -27,10 +18,6 @@ const MIN_RATIO_FOR_UNSATURATED: f64 = 0.9;
 const TARGET_UTILIZATION: f64 = 0.95;
 /// Clusters older than this (µs since their last packet was sent) are forgotten.
 const CLUSTER_HISTORY_US: i64 = 1_000_000;
-/// Arrivals remembered per cluster for the later half's rate (later ones are not).
-const ARRIVALS: usize = 32;
-/// Least arrivals for the later half's rate to count.
-const MIN_ARRIVALS_FOR_TAIL: usize = 6;
 
 #[derive(Debug, Clone, Copy)]
 struct Aggregate {
@@ -43,25 +30,13 @@ struct Aggregate {
     size_first_recv: usize,
     total: usize,
     packets: u32,
-    /// Receive time (µs) and size of the first [`ARRIVALS`] packets acknowledged.
-    arrivals: [(i64, u32); ARRIVALS],
 }
 
 /// The estimator. Fixed-size state.
 #[derive(Debug, Clone, Default)]
 pub struct ProbeEstimator {
     slots: [Option<Aggregate>; CLUSTERS],
-    last: Option<(ProbeId, ProbeResult)>,
-}
-
-/// What one probe cluster measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProbeResult {
-    /// libwebrtc's result: what the estimator takes.
-    pub rate: Bitrate,
-    /// The same judged on the later half of the cluster when its first half came in a burst
-    /// (see the module's description): what a step up may rely on.
-    pub steady: Bitrate,
+    last: Option<(ProbeId, Bitrate)>,
 }
 
 impl ProbeEstimator {
@@ -77,7 +52,7 @@ impl ProbeEstimator {
         send_us: i64,
         recv_us: i64,
         size: usize,
-    ) -> Option<ProbeResult> {
+    ) -> Option<Bitrate> {
         self.forget_older_than(send_us - CLUSTER_HISTORY_US);
         let idx = match self
             .slots
@@ -105,7 +80,6 @@ impl ProbeEstimator {
                     size_first_recv: size,
                     total: 0,
                     packets: 0,
-                    arrivals: [(0, 0); ARRIVALS],
                 });
                 i
             }
@@ -123,12 +97,9 @@ impl ProbeEstimator {
             a.size_first_recv = size;
         }
         a.last_recv_us = a.last_recv_us.max(recv_us);
-        if let Some(slot) = a.arrivals.get_mut(a.packets as usize) {
-            *slot = (recv_us, size as u32);
-        }
         a.total += size;
         a.packets += 1;
-        let a = &*a;
+        let a = *a;
         if f64::from(a.packets) < MIN_RECEIVED_SHARE * f64::from(a.cluster.min_packets)
             || (a.total as f64) < MIN_RECEIVED_SHARE * a.cluster.min_bytes as f64
         {
@@ -149,23 +120,17 @@ impl ProbeEstimator {
         if recv_rate > MAX_VALID_RATIO * send_rate {
             return None;
         }
-        let judge = |recv_rate: f64| {
-            let result = if recv_rate < MIN_RATIO_FOR_UNSATURATED * send_rate {
-                TARGET_UTILIZATION * recv_rate
-            } else {
-                send_rate.min(recv_rate)
-            };
-            Bitrate(result as u64)
-        };
-        let rate = judge(recv_rate);
-        let steady = later_half_rate(a).map_or(rate, |t| judge(t.min(recv_rate)).min(rate));
-        let r = ProbeResult { rate, steady };
+        let mut result = send_rate.min(recv_rate);
+        if recv_rate < MIN_RATIO_FOR_UNSATURATED * send_rate {
+            result = TARGET_UTILIZATION * recv_rate;
+        }
+        let r = Bitrate(result as u64);
         self.last = Some((a.cluster.id, r));
         Some(r)
     }
 
-    /// The latest result since the last call, taken.
-    pub fn take_last(&mut self) -> Option<ProbeResult> {
+    /// The latest estimate since the last call, taken.
+    pub fn take_last(&mut self) -> Option<Bitrate> {
         self.last.take().map(|(_, r)| r)
     }
 
@@ -176,27 +141,6 @@ impl ProbeEstimator {
             }
         }
     }
-}
-
-/// The receive rate of the later half of a cluster's remembered arrivals (by receive time),
-/// when its first half came in at least twice as fast (a shaper's burst; jitter alone spreads
-/// both halves alike): the bytes after the middle arrival over the time from it to the last.
-fn later_half_rate(a: &Aggregate) -> Option<f64> {
-    let n = (a.packets as usize).min(ARRIVALS);
-    if n < MIN_ARRIVALS_FOR_TAIL {
-        return None;
-    }
-    let mut arr = a.arrivals;
-    let arr = &mut arr[..n];
-    arr.sort_unstable_by_key(|&(t, _)| t);
-    let mid = n / 2;
-    let bytes = |r: &[(i64, u32)]| r.iter().map(|&(_, s)| s as f64).sum::<f64>();
-    let (head_span, tail_span) = (arr[mid].0 - arr[0].0, arr[n - 1].0 - arr[mid].0);
-    let (head_bytes, tail_bytes) = (bytes(&arr[1..=mid]), bytes(&arr[mid + 1..]));
-    if tail_span <= 0 || head_bytes * tail_span as f64 <= 2.0 * tail_bytes * head_span as f64 {
-        return None;
-    }
-    Some(tail_bytes * 8e6 / tail_span as f64)
 }
 
 #[cfg(test)]
@@ -221,7 +165,7 @@ mod tests {
         for i in 0..6 {
             r = e.on_packet(&c, i * 4000, 50_000 + i * 4000, 1000).or(r);
         }
-        let r = r.expect("result").rate.0 as f64;
+        let r = r.expect("result").0 as f64;
         assert!((1_990_000.0..2_010_000.0).contains(&r), "{r}");
     }
 
@@ -234,52 +178,10 @@ mod tests {
         for i in 0..6 {
             r = e.on_packet(&c, i * 4000, 50_000 + i * 8000, 1000).or(r);
         }
-        let r = r.expect("result").rate.0 as f64;
+        let r = r.expect("result").0 as f64;
         assert!((940_000.0..960_000.0).contains(&r), "{r}");
         assert!(e.take_last().is_some());
         assert!(e.take_last().is_none());
-    }
-
-    #[test]
-    fn a_token_bucket_burst_does_not_inflate_the_steady_reading() {
-        // 10 padding packets of 320 bytes sent over 15 ms (1.5 Mbit/s) into a 600 kbit/s
-        // bucket with a 1.6 kB burst: five pass at once, the rest 4.3 ms apart. The whole
-        // cluster arrives at 1.1 Mbit/s; the path carries 600 kbit/s.
-        let c = ProbeCluster {
-            id: ProbeId(1),
-            rate: Bitrate(1_500_000),
-            min_packets: 5,
-            min_bytes: 2800,
-        };
-        let mut e = ProbeEstimator::new();
-        let mut r = None;
-        for i in 0..10i64 {
-            let recv = 50_000 + i * 10 + (i - 4).max(0) * 4_267;
-            r = e.on_packet(&c, i * 1_667, recv, 320).or(r);
-        }
-        let r = r.expect("result");
-        let (rate, steady) = (r.rate.0 as f64, r.steady.0 as f64);
-        assert!((540_000.0..640_000.0).contains(&steady), "{steady}");
-        assert!(
-            rate > 1_000_000.0,
-            "libwebrtc's reading keeps the burst: {rate}"
-        );
-    }
-
-    #[test]
-    fn jitter_alone_leaves_the_steady_reading_at_the_result() {
-        let c = cluster(2_000_000);
-        let mut e = ProbeEstimator::new();
-        let mut r = None;
-        // Sent at 2 Mbit/s, arrives at 1 Mbit/s with a few hundred µs of jitter.
-        for i in 0..10i64 {
-            let jitter = [0, 300, 100, 400, 0, 200, 350, 50, 250, 150][i as usize];
-            r = e
-                .on_packet(&c, i * 4000, 50_000 + i * 8000 + jitter, 1000)
-                .or(r);
-        }
-        let r = r.expect("result");
-        assert_eq!(r.steady, r.rate);
     }
 
     #[test]

@@ -122,8 +122,7 @@ pub struct BweStats {
     /// The delay trend and the detector's threshold (ms).
     pub trend: f64,
     pub threshold_ms: f64,
-    /// The last probe result, read steadily (its later half's rate when the path let its first
-    /// half through in a burst; `bwe/probe_estimator.rs`): a step up relies on this one.
+    /// The last probe result.
     pub last_probe: Option<Bitrate>,
 }
 
@@ -332,8 +331,9 @@ impl SendSideBwe {
         } else if let Some(p) = probe {
             // A throttled probe may lower the estimate, but not far below what is acknowledged.
             let floor = acked.map_or(0, |a| (a.0 as f64 * 0.9) as u64);
-            self.last_probe = Some(Bitrate(p.steady.0.max(floor)));
-            self.aimd.set_estimate(now, Bitrate(p.rate.0.max(floor)));
+            let p = Bitrate(p.0.max(floor));
+            self.last_probe = Some(p);
+            self.aimd.set_estimate(now, p);
         } else {
             self.aimd.update(now, self.usage, acked);
         }

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::bwe::{Paced, Pacer, PacerConfig, ProbeConfig, ProbeId, SendSideBwe, SendSideConfig};
+use crate::bwe::{Paced, Pacer, PacerConfig, ProbeId, SendSideBwe, SendSideConfig};
 use crate::control::{Event, ViewerBweStats};
 use crate::wire::rtcp::TransportCc;
 use crate::wire::rtp::{self, RtpHeader};
@@ -26,10 +26,6 @@ const PADDING_OVERHEAD: usize = 64;
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Sent packets remembered per viewer for feedback (about 2 s at 1000 packets per second).
 const HISTORY: usize = 2048;
-/// Least packets of a probe cluster toward a viewer (libwebrtc: 5). Probe padding packets are
-/// small (255 bytes of padding), so five of them fit in a token-bucket shaper's burst; with ten
-/// the later half of a cluster shows the shaped rate (see `bwe/probe_estimator.rs`).
-const PROBE_PACKETS: u32 = 10;
 
 /// The send-side estimation state of one viewer session.
 #[derive(Debug)]
@@ -57,10 +53,6 @@ impl ViewerBwe {
     pub fn new(ext_id: u8, now: Instant) -> Box<Self> {
         let cfg = SendSideConfig {
             history: HISTORY,
-            probe: ProbeConfig {
-                min_packets: PROBE_PACKETS,
-                ..ProbeConfig::default()
-            },
             ..SendSideConfig::default()
         };
         let bwe = SendSideBwe::new(cfg, now);
@@ -94,8 +86,6 @@ impl ViewerBwe {
     /// Returns true when the session has just become ready to send probes (the caller lists it).
     #[inline]
     pub fn on_sent(&mut self, now: Instant, size: usize, probe: Option<ProbeId>) -> bool {
-        // Media and retransmissions sent while a probe cluster is out are part of it.
-        let probe = probe.or_else(|| self.pacer.add_to_probe(size));
         self.bwe.on_packet_sent(now, self.next_seq, size, probe);
         self.next_seq = self.next_seq.wrapping_add(1);
         self.packets += 1;
