@@ -115,6 +115,17 @@ pub struct Server {
     shards: u16,
     io: Io,
     log: Arc<Mutex<String>>,
+    /// The DATA_DIR the harness made for this server (removed when it is dropped); `None` when
+    /// the test chose one.
+    data_dir: Option<std::path::PathBuf>,
+}
+
+/// A fresh, empty directory for a server's DATA_DIR (the livestream service's SQLite file), so
+/// that tests neither share a database nor leave one in the source tree.
+fn fresh_data_dir() -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("ringcast-data-{}-{n}", std::process::id()))
 }
 
 impl Server {
@@ -146,6 +157,12 @@ impl Server {
         let mut cmd = Command::new(bin);
         for k in CONTRACT_ENV {
             cmd.env_remove(k);
+        }
+        let chosen = opts.env.iter().any(|(k, _)| k == "DATA_DIR")
+            || opts.args.iter().any(|a| a.starts_with("--data-dir"));
+        let data_dir = (!chosen).then(fresh_data_dir);
+        if let Some(dir) = &data_dir {
+            cmd.env("DATA_DIR", dir);
         }
         cmd.args(["--bind", &opts.bind.to_string()])
             .args(["--port", &ports.http.to_string()])
@@ -179,6 +196,7 @@ impl Server {
             shards: opts.shards,
             io: opts.io,
             log,
+            data_dir,
         };
         let deadline = Instant::now() + opts.startup_timeout;
         loop {
@@ -454,6 +472,9 @@ impl Drop for Server {
                 "[ringcast-tests] server {} ignored SIGTERM for 5 s; killed",
                 self.child.id()
             );
+        }
+        if let Some(dir) = &self.data_dir {
+            let _ = std::fs::remove_dir_all(dir); // best effort: it is under the temp dir
         }
     }
 }
