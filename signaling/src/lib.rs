@@ -16,6 +16,7 @@ pub mod problem;
 pub mod quality;
 pub mod registry;
 pub mod sdp;
+pub mod service_metrics;
 pub mod session_spec;
 pub mod state;
 pub mod store;
@@ -79,6 +80,7 @@ pub fn build(
         registry: Mutex::new(Registry::new(media.shard_count(), placer)),
         capabilities: sdp::Capabilities::default(),
         ice_links: state::ice_links(&cfg),
+        services: Default::default(),
         media,
         cfg,
     });

@@ -18,6 +18,8 @@ pub struct AppState {
     pub capabilities: Capabilities,
     /// `Link` header values announcing the configured ICE servers (RFC 9725 §4.6).
     pub ice_links: Vec<HeaderValue>,
+    /// The signaling services' counters and gauges (`GET /metrics`).
+    pub services: crate::service_metrics::ServiceMetrics,
 }
 
 /// RFC 9725 §4.6 Link header values for the configured ICE servers.

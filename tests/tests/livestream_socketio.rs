@@ -69,6 +69,35 @@ fn signaling_scenario(db: &Database) {
     assert_eq!(users, ["bob", "carol", "bob", "carol"], "{a}");
     assert!(rows[..2].iter().all(|r| r["leftAt"].is_string()), "{a}");
     assert!(rows.iter().all(|r| r["client"] == json!("socketio")), "{a}");
+
+    // /metrics counts the same: every stored message, every refusal, and no viewer or socket
+    // once the clients are gone.
+    let m = server.metrics().expect("metrics");
+    assert_eq!(m.sum("ringcast_livestream_chat_messages_total", &[]), 7.0);
+    assert_eq!(
+        m.sum(
+            "ringcast_livestream_chat_refused_total",
+            &[("reason", "rate_limited")]
+        ),
+        3.0
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let gauges = loop {
+        let m = server.metrics().expect("metrics");
+        let g = (
+            m.sum("ringcast_livestream_viewers", &[]),
+            m.sum("ringcast_livestream_sockets", &[]),
+        );
+        if g == (0.0, 0.0) || std::time::Instant::now() > deadline {
+            break g;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        gauges,
+        (0.0, 0.0),
+        "viewers and sockets after the clients left"
+    );
 }
 
 #[test]

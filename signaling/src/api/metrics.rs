@@ -177,6 +177,7 @@ pub fn render_text(st: &AppState) -> String {
             "ringcast_signaling_sessions{{role=\"publisher\"}} {p}\nringcast_signaling_sessions{{role=\"viewer\"}} {v}"
         );
     }
+    st.services.render(&mut out);
     out
 }
 

@@ -19,6 +19,7 @@ use super::handlers::{Svc, json_body, parse_id, respond, stream_key};
 use super::store::{ChatMessage, Mute, Status};
 use super::{Caller, LivestreamService, iso, now_ms, socket};
 use crate::problem::Problem;
+use crate::service_metrics::inc;
 use crate::stream_service::ApiError;
 
 /// Default and largest page of the history.
@@ -69,6 +70,7 @@ impl LivestreamService {
         if let Some(m) = self.store.mute_of(stream, caller.user.clone()).await?
             && m.active(now)
         {
+            inc(&self.app.services.livestream.chat_muted);
             return Err(ApiError::forbidden(match m.until {
                 Some(u) => format!("you are muted in this chat until {}", iso(u)),
                 None => "you are muted in this chat".to_string(),
@@ -84,6 +86,7 @@ impl LivestreamService {
             if let Err(l) = rl.check(&key, Instant::now()) {
                 let ms = l.retry_after.as_millis().max(1) as u64;
                 let secs = ms.div_ceil(1000) as u32;
+                inc(&self.app.services.livestream.chat_rate_limited);
                 return Err(ApiError::too_many(
                     format!(
                         "chat rate limit: at most {} messages per {} s; retry in {:.1} s",
@@ -124,6 +127,7 @@ impl LivestreamService {
                 return Err(e.into());
             }
         };
+        inc(&self.app.services.livestream.chat_messages);
         let payload = message_json(&stored);
         if let Err(e) = self
             .io

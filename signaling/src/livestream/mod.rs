@@ -48,6 +48,7 @@ pub use config::LivestreamConfig;
 
 use crate::auth::{AuthConfigError, AuthError, JwtVerifier};
 use crate::problem::Problem;
+use crate::service_metrics::inc;
 use crate::state::AppState;
 use crate::stream_service::{ApiError, IceServer, StreamConfig, ice_servers};
 use presence::{Attachment, JoinPlan, Presence};
@@ -366,6 +367,7 @@ impl LivestreamService {
         let mut p = self.presence.lock().await;
         let count = match p.plan_join(ls.id, user, self.cfg.max_viewers) {
             JoinPlan::Full => {
+                inc(&self.app.services.livestream.joins_refused_full);
                 return Err(ApiError::too_many(
                     format!(
                         "livestream {} has {} viewers, its limit (LIVESTREAM_MAX_VIEWERS)",
@@ -395,6 +397,7 @@ impl LivestreamService {
                 count
             }
         };
+        self.note_viewers(&p);
         drop(p);
         self.events.viewer_count(ls.id, count);
         Ok(count)
@@ -412,6 +415,7 @@ impl LivestreamService {
             }
             tracing::info!(%stream, user, viewers = count, "viewer left");
         }
+        self.note_viewers(&p);
         drop(p);
         if left.is_some() {
             self.events.viewer_count(stream, count);
@@ -430,6 +434,7 @@ impl LivestreamService {
         if let Err(e) = self.store.close_viewer(row, now_ms()).await {
             tracing::error!(%stream, user, error = %e, "viewer row not closed");
         }
+        self.note_viewers(&p);
         drop(p);
         for att in atts {
             match att {
@@ -442,6 +447,16 @@ impl LivestreamService {
         }
         self.events.viewer_count(stream, count);
         true
+    }
+
+    /// Publishes the viewer total to `/metrics`.
+    fn note_viewers(&self, p: &Presence) {
+        let total = p.total() as u64;
+        self.app
+            .services
+            .livestream
+            .viewers
+            .store(total, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Viewers of a livestream on this node now.
@@ -468,7 +483,12 @@ impl LivestreamService {
                 Problem::conflict(format!("livestream {} has ended already", ls.id)).into(),
             );
         }
-        let viewers = self.presence.lock().await.remove_stream(ls.id);
+        let viewers = {
+            let mut p = self.presence.lock().await;
+            let viewers = p.remove_stream(ls.id);
+            self.note_viewers(&p);
+            viewers
+        };
         if let Err(e) = self.store.close_open_viewers(Some(ls.id), now_ms()).await {
             tracing::error!(stream = %ls.id, error = %e, "viewer rows not closed at the end");
         }

@@ -69,6 +69,11 @@ pub struct Presence {
 }
 
 impl Presence {
+    /// Viewers of every livestream now.
+    pub fn total(&self) -> usize {
+        self.streams.values().map(HashMap::len).sum()
+    }
+
     /// Viewers of `stream` now.
     pub fn count(&self, stream: Uuid) -> usize {
         self.streams.get(&stream).map_or(0, HashMap::len)

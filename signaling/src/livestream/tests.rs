@@ -379,6 +379,17 @@ async fn viewers_need_tokens_respect_the_limit_and_are_counted_in_rows() {
     assert_eq!(a.body["peakViewers"], json!(2));
     assert_eq!(a.body["currentViewers"], json!(2));
     assert_eq!(a.body["totalViews"], json!(3));
+    let metrics = || {
+        let mut out = String::new();
+        h.state.services.render(&mut out);
+        out
+    };
+    let m = metrics();
+    assert!(m.contains("ringcast_livestream_viewers 2\n"), "{m}");
+    assert!(
+        m.contains("ringcast_livestream_joins_refused_total 1\n"),
+        "{m}"
+    );
     let rows = a.body["viewers"].as_array().expect("rows");
     let v2 = rows
         .iter()
@@ -419,6 +430,8 @@ async fn viewers_need_tokens_respect_the_limit_and_are_counted_in_rows() {
     assert_eq!(rows.len(), 3);
     assert!(rows.iter().all(|r| r.left_at.is_some()));
     assert_eq!(h.svc.viewer_count(id.parse().expect("uuid")).await, 0);
+    let m = metrics();
+    assert!(m.contains("ringcast_livestream_viewers 0\n"), "{m}");
 }
 
 #[tokio::test]

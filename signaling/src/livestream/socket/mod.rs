@@ -25,6 +25,7 @@ mod broadcaster;
 mod chat;
 mod viewer;
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use serde_json::{Value, json};
@@ -257,6 +258,11 @@ impl LivestreamService {
         }
         if let Ok(mut m) = self.sockets.lock() {
             m.remove(sid);
+            self.app
+                .services
+                .livestream
+                .sockets
+                .store(m.len() as u64, Ordering::Relaxed);
         }
     }
 }
@@ -321,6 +327,11 @@ fn on_connect(svc: &LivestreamService, s: &SocketRef, auth: &Value) {
                 ..SocketInfo::default()
             },
         );
+        svc.app
+            .services
+            .livestream
+            .sockets
+            .store(m.len() as u64, Ordering::Relaxed);
     }
 }
 
