@@ -67,6 +67,9 @@ async function launch(o) {
     '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic',
     '--no-first-run', '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
     '--disable-backgrounding-occluded-windows',
+    // A server outside 127.0.0.1 (the page in a network namespace) is not a secure context by
+    // itself; mediasoup-client's device detection needs one (navigator.userAgentData).
+    `--unsafely-treat-insecure-origin-as-secure=${o.server}`,
   ];
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: o.chromium, headless: true, args, chromiumSandbox: false,
