@@ -99,6 +99,8 @@ pub fn free_ports() -> (u16, u16) {
 pub struct Server {
     child: Child,
     pub http_port: u16,
+    /// Its DATA_DIR (the livestream service's SQLite file), removed on drop.
+    data_dir: std::path::PathBuf,
 }
 
 impl Server {
@@ -112,6 +114,8 @@ impl Server {
         let bin = server_binary();
         for _ in 0..3 {
             let (http, rtc) = free_ports();
+            let data_dir = std::env::temp_dir()
+                .join(format!("ringcast-loadgen-data-{}-{http}", std::process::id()));
             let child = Command::new(&bin)
                 .args(["--bind", "127.0.0.1", "--port", &http.to_string()])
                 .args([
@@ -124,6 +128,7 @@ impl Server {
                 ])
                 .args(extra)
                 .env_remove("AUTH_SECRET")
+                .env("DATA_DIR", &data_dir)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -132,6 +137,7 @@ impl Server {
             let mut s = Server {
                 child,
                 http_port: http,
+                data_dir,
             };
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
@@ -178,6 +184,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir); // best effort, under the temp dir
     }
 }
 
