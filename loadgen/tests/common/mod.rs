@@ -114,8 +114,10 @@ impl Server {
         let bin = server_binary();
         for _ in 0..3 {
             let (http, rtc) = free_ports();
-            let data_dir = std::env::temp_dir()
-                .join(format!("ringcast-loadgen-data-{}-{http}", std::process::id()));
+            let data_dir = std::env::temp_dir().join(format!(
+                "ringcast-loadgen-data-{}-{http}",
+                std::process::id()
+            ));
             let child = Command::new(&bin)
                 .args(["--bind", "127.0.0.1", "--port", &http.to_string()])
                 .args([
