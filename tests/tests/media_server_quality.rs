@@ -92,18 +92,7 @@ fn a_consumer_short_of_bandwidth_is_announced_degraded_then_restored_on_nats() {
 
     ns.clear_limit().expect("limit removed");
     let lifted = Instant::now();
-    let restored = events.wait_for("media.quality.restored", Duration::from_secs(30), |v| {
-        v["session_id"] == session.as_str()
-    });
-    eprintln!(
-        "restored {:?} after lifting the limit: {restored}",
-        lifted.elapsed()
-    );
-    assert_eq!(restored["stream"], channel.as_str());
-    assert!(
-        restored["allocated_bps"].as_u64() >= restored["wanted_bps"].as_u64(),
-        "{restored}"
-    );
+    events.expect_restored(&session, &channel, lifted, Duration::from_secs(30));
     let status = pages.wait();
     assert!(status.success(), "run.mjs exited with {status}");
     server.assert_alive();

@@ -72,19 +72,7 @@ fn a_viewer_short_of_bandwidth_is_announced_degraded_then_restored_on_nats() {
 
     ns.clear_limit().expect("limit removed");
     let lifted = Instant::now();
-    let restored = events.wait_for("media.quality.restored", Duration::from_secs(40), |v| {
-        v["session_id"] == session.as_str()
-    });
-    eprintln!(
-        "restored {:?} after lifting the limit: {restored}",
-        lifted.elapsed()
-    );
-    assert_eq!(restored["stream"], stream);
-    assert!(
-        restored["allocated_bps"].as_u64() >= restored["wanted_bps"].as_u64(),
-        "{restored}"
-    );
-    assert!(is_rfc3339(&restored["timestamp"]), "{restored}");
+    events.expect_restored(&session, stream, lifted, Duration::from_secs(40));
     drop(viewer);
     drop(publisher);
     server.assert_alive();

@@ -419,6 +419,31 @@ impl Subscriber {
         }
     }
 
+    /// Waits for `media.quality.restored` of `session` after a limit was lifted at `lifted`;
+    /// checks it names `stream`, is back at what it wants, and is timestamped.
+    pub fn expect_restored(
+        &mut self,
+        session: &str,
+        stream: &str,
+        lifted: Instant,
+        timeout: Duration,
+    ) -> Value {
+        let restored = self.wait_for("media.quality.restored", timeout, |v| {
+            v["session_id"] == session
+        });
+        eprintln!(
+            "restored {:?} after lifting the limit: {restored}",
+            lifted.elapsed()
+        );
+        assert_eq!(restored["stream"], stream);
+        assert!(
+            restored["allocated_bps"].as_u64() >= restored["wanted_bps"].as_u64(),
+            "{restored}"
+        );
+        assert!(is_rfc3339(&restored["timestamp"]), "{restored}");
+        restored
+    }
+
     /// Publishes `payload` on `subject` (as another service would).
     pub fn publish(&self, url: &str, subject: &str, payload: &Value) {
         self.rt.block_on(async {
