@@ -1,5 +1,5 @@
 //! Counters and gauges of the signaling services for `GET /metrics` (the shards' own are in
-//! `sfu::metrics`): today the livestream service's viewers, Socket.IO connections, chat
+//! `sfu::metrics`): so far the livestream service's viewers, Socket.IO connections, chat
 //! messages and refusals.
 
 use std::fmt::Write;
