@@ -1,6 +1,7 @@
 //! The HTTP API: WHIP and WHEP (RFC 9725 and its viewer counterpart), the demo page, `/health`
 //! and `/metrics`.
 
+pub mod cors;
 mod demo;
 pub mod layer;
 pub mod layers;
@@ -12,10 +13,7 @@ pub mod stats;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::routing::{get, post};
 
 use crate::problem::Problem;
@@ -25,6 +23,14 @@ use crate::state::AppState;
 pub(crate) const ACCEPT_PATCH: HeaderName = HeaderName::from_static("accept-patch");
 
 /// The router with every endpoint.
+/// CORS of WHIP/WHEP. Preflight requests reach the endpoint's own `OPTIONS` handler, so they
+/// also get `Accept-Post` and the ICE-server `Link` headers (RFC 9725 §4.6).
+static CORS: cors::Cors = cors::Cors {
+    expose: "Location, Link, ETag, Accept-Post, Accept-Patch",
+    methods: "GET, POST, PATCH, DELETE, OPTIONS",
+    headers: "Authorization, Content-Type, If-Match",
+};
+
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(demo::index))
@@ -54,40 +60,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/whep/{stream}/{session}/stats", get(stats::get))
         .fallback(|| async { Problem::not_found("no such endpoint") })
-        .layer(axum::middleware::from_fn(cors))
+        .layer(axum::middleware::from_fn(|r, n| CORS.apply(r, n)))
         .with_state(state)
-}
-
-/// Open CORS for browser clients on other origins. Every response carries the CORS headers, and
-/// preflight requests reach the endpoint's own `OPTIONS` handler, so they also get `Accept-Post`
-/// and the ICE-server `Link` headers (RFC 9725 §4.6).
-async fn cors(req: Request, next: Next) -> Response {
-    let preflight = req.method() == Method::OPTIONS;
-    let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Location, Link, ETag, Accept-Post, Accept-Patch"),
-    );
-    if preflight {
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, POST, PATCH, DELETE, OPTIONS"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("Authorization, Content-Type, If-Match"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("86400"),
-        );
-    }
-    resp
 }
 
 async fn health(

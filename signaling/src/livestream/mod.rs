@@ -568,6 +568,13 @@ pub(crate) fn media_name(stream: Uuid) -> String {
 }
 
 /// The routes of the livestream service, Socket.IO included.
+/// CORS of `/api/livestream/*` (the stream key and user headers of its clients allowed).
+static CORS: crate::api::cors::Cors = crate::api::cors::Cors {
+    expose: "Location, Link, ETag, Accept-Post, Accept-Patch, Retry-After",
+    methods: "GET, POST, PATCH, DELETE, OPTIONS",
+    headers: "Authorization, Content-Type, If-Match, X-Stream-Key, X-User-Id",
+};
+
 pub fn router(svc: Arc<LivestreamService>) -> Router {
     let sio = svc.sio_router.clone();
     Router::new()
@@ -641,59 +648,14 @@ pub fn router(svc: Arc<LivestreamService>) -> Router {
             "/api/livestream/{stream_id}/whep/{session}/sse/{events}",
             get(whep::sse_stream),
         )
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(cors))
+        .method_not_allowed_fallback(crate::api::cors::method_not_allowed)
+        .layer(axum::middleware::from_fn(|r, n| CORS.apply(r, n)))
         .with_state(svc)
         .merge(sio)
 }
 
-async fn method_not_allowed(method: axum::http::Method) -> ApiError {
-    Problem::new(
-        axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        "Method Not Allowed",
-        format!("{method} is not allowed here"),
-    )
-    .into()
-}
-
 async fn preflight() -> axum::http::StatusCode {
     axum::http::StatusCode::NO_CONTENT
-}
-
-/// Open CORS for browser clients on other origins.
-async fn cors(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::http::{HeaderValue, Method, header};
-    let preflight = req.method() == Method::OPTIONS;
-    let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Location, Link, ETag, Accept-Post, Accept-Patch, Retry-After"),
-    );
-    if preflight {
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, POST, PATCH, DELETE, OPTIONS"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static(
-                "Authorization, Content-Type, If-Match, X-Stream-Key, X-User-Id",
-            ),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("86400"),
-        );
-    }
-    resp
 }
 
 #[cfg(test)]

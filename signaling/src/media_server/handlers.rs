@@ -212,47 +212,6 @@ pub async fn preflight() -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-/// A method the endpoint does not have: 405 as a problem.
-pub async fn method_not_allowed(method: axum::http::Method) -> ApiError {
-    Problem::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "Method Not Allowed",
-        format!("{method} is not allowed here"),
-    )
-    .into()
-}
-
-/// Open CORS for browser clients on other origins.
-pub async fn cors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    use axum::http::{HeaderValue, Method};
-    let preflight = req.method() == Method::OPTIONS;
-    let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Location, Retry-After"),
-    );
-    if preflight {
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("Authorization, Content-Type"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("86400"),
-        );
-    }
-    resp
-}
-
 /// `GET /sessions/rtp-capabilities`: what `device.load({ routerRtpCapabilities })` takes.
 pub async fn rtp_capabilities(State(ms): Ms, headers: HeaderMap) -> Response {
     respond(

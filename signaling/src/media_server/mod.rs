@@ -195,6 +195,13 @@ pub(crate) fn store_problem(e: MediaStoreError) -> ApiError {
 }
 
 /// The routes of the media server.
+/// CORS of `/sessions/*`.
+static CORS: crate::api::cors::Cors = crate::api::cors::Cors {
+    expose: "Location, Retry-After",
+    methods: "GET, POST, DELETE, OPTIONS",
+    headers: "Authorization, Content-Type",
+};
+
 pub fn router(ms: Arc<MediaServer>) -> Router {
     use axum::routing::delete;
     Router::new()
@@ -240,7 +247,7 @@ pub fn router(ms: Arc<MediaServer>) -> Router {
             "/channels/{channel_id}/recording/stop",
             post(handlers::recording).options(handlers::preflight),
         )
-        .method_not_allowed_fallback(handlers::method_not_allowed)
-        .layer(axum::middleware::from_fn(handlers::cors))
+        .method_not_allowed_fallback(crate::api::cors::method_not_allowed)
+        .layer(axum::middleware::from_fn(|r, n| CORS.apply(r, n)))
         .with_state(ms)
 }

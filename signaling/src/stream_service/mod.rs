@@ -263,6 +263,13 @@ pub(crate) fn media_name(stream: Uuid) -> String {
 }
 
 /// The routes of the stream service.
+/// CORS of `/stream/*`, as for WHIP/WHEP, with `PUT` (the viewer's answer) allowed.
+static CORS: crate::api::cors::Cors = crate::api::cors::Cors {
+    expose: "Location, ETag, Accept-Post, Accept-Patch, Retry-After",
+    methods: "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+    headers: "Authorization, Content-Type, If-Match",
+};
+
 pub fn router(svc: Arc<StreamService>) -> Router {
     Router::new()
         .route("/stream/start", post(handlers::start).options(preflight))
@@ -288,57 +295,12 @@ pub fn router(svc: Arc<StreamService>) -> Router {
                 .delete(sessions::delete)
                 .options(sessions::options),
         )
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(cors))
+        .method_not_allowed_fallback(crate::api::cors::method_not_allowed)
+        .layer(axum::middleware::from_fn(|r, n| CORS.apply(r, n)))
         .with_state(svc)
-}
-
-/// A method the endpoint does not have: 405 as a problem, like every other error.
-async fn method_not_allowed(method: axum::http::Method) -> ApiError {
-    Problem::new(
-        axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        "Method Not Allowed",
-        format!("{method} is not allowed here"),
-    )
-    .into()
 }
 
 /// `OPTIONS` on the JSON endpoints (CORS preflight).
 async fn preflight() -> axum::http::StatusCode {
     axum::http::StatusCode::NO_CONTENT
-}
-
-/// Open CORS for browser clients on other origins, as for WHIP/WHEP, with `PUT` (the viewer's
-/// answer) among the allowed methods.
-async fn cors(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::http::{HeaderValue, Method, header};
-    let preflight = req.method() == Method::OPTIONS;
-    let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Location, ETag, Accept-Post, Accept-Patch, Retry-After"),
-    );
-    if preflight {
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, OPTIONS"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("Authorization, Content-Type, If-Match"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("86400"),
-        );
-    }
-    resp
 }
