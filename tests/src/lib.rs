@@ -27,6 +27,7 @@ pub mod netns;
 pub mod paths;
 pub mod peers;
 pub mod ports;
+pub mod postgres;
 pub mod script;
 pub mod server;
 
@@ -36,4 +37,5 @@ pub use media_lock::{MediaLock, media_lock};
 pub use metrics::{Metrics, Sample};
 pub use netns::NetNs;
 pub use peers::{PeerEvent, PeerProcess, PeerReport, PeerSpec, Stack};
+pub use postgres::PgServer;
 pub use server::{Io, Server, ServerOptions};

@@ -8,7 +8,7 @@ mod stream_support;
 use std::time::Duration;
 
 use livestream_support::*;
-use ringcast_tests::Server;
+use ringcast_tests::{PgServer, Server};
 use serde_json::{Value, json};
 use stream_support::*;
 

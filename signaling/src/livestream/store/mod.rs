@@ -157,6 +157,4 @@ pub fn hash_key(key: &str) -> String {
 }
 
 #[cfg(test)]
-pub(crate) mod pg_server;
-#[cfg(test)]
 mod tests;

@@ -7,8 +7,8 @@ use std::pin::Pin;
 
 use uuid::Uuid;
 
-use super::pg_server::PgServer;
 use super::*;
+use ringcast_tests::PgServer;
 
 /// A temporary directory removed on drop.
 struct TempDir(PathBuf);
@@ -373,7 +373,7 @@ async fn sqlite_store_passes_every_scenario() {
 async fn postgres_store_passes_every_scenario() {
     let server = PgServer::start();
     for (name, scenario) in SCENARIOS {
-        let url = server.fresh_database().await;
+        let url = server.create_database(&format!("t_{}", Uuid::new_v4().simple()));
         let store = open(Some(&url), std::path::Path::new("/nonexistent"))
             .await
             .expect("postgres opens");
