@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sfu::control::{Command, Event, SessionSpec};
+use sfu::control::{Command, Event};
 use sfu::{SessionId, StreamKey};
 use uuid::Uuid;
 
@@ -290,22 +290,9 @@ impl LivestreamService {
         let Some((offer, key, _)) = offered.as_ref() else {
             return Err(Problem::conflict("this offer has its answer already").into());
         };
-        let accepted = accept_answer(offer, answer_sdp, &self.app.capabilities).map_err(|e| {
-            if e.http_status() == 422 {
-                ApiError::from(Problem::unprocessable(e.to_string()))
-            } else {
-                ApiError::from(Problem::bad_request(e.to_string()))
-            }
-        })?;
-        let spec = SessionSpec {
-            id,
-            local_ice: offer.ice.clone(),
-            remote_ice: accepted.remote_ice.clone(),
-            remote_fingerprint: accepted.remote_fingerprint.clone(),
-            extmap: accepted.extmap,
-            publish: Vec::new(),
-            subscribe: accepted.subscriptions(*key),
-        };
+        let spec = accept_answer(offer, answer_sdp, &self.app.capabilities)
+            .map_err(Problem::from)?
+            .into_spec(id, offer, *key);
         let reg = self.registry()?;
         let shard = reg
             .session(id)

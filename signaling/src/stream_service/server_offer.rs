@@ -7,10 +7,11 @@
 
 use std::fmt::Write as _;
 
-use sfu::control::{CodecParams, ExtMap, IceParams, RtcpFeedback, SubscribeSpec};
+use sfu::control::{CodecParams, ExtMap, IceParams, RtcpFeedback, SessionSpec, SubscribeSpec};
 use sfu::dtls::Fingerprint;
-use sfu::{Codec, MediaKind, Mid, PayloadType, Ssrc, StreamKey};
+use sfu::{Codec, MediaKind, Mid, PayloadType, SessionId, Ssrc, StreamKey};
 
+use crate::problem::Problem;
 use crate::sdp::{self, Candidate, Capabilities, HeaderExtension, Setup};
 
 /// Header-extension ids of the offer (one-byte form).
@@ -80,6 +81,16 @@ pub enum AnswerError {
         "answer line {mid} uses payload type {pt}, which the offer did not have for that codec"
     )]
     UnofferedFormat { mid: String, pt: u8 },
+}
+
+impl From<AnswerError> for Problem {
+    fn from(e: AnswerError) -> Problem {
+        if e.http_status() == 422 {
+            Problem::unprocessable(e.to_string())
+        } else {
+            Problem::bad_request(e.to_string())
+        }
+    }
 }
 
 impl AnswerError {
@@ -355,6 +366,19 @@ pub fn accept_answer(
 }
 
 impl AcceptedAnswer {
+    /// The shard's session for viewer `id` of `stream` that answered `offer` this way.
+    pub fn into_spec(self, id: SessionId, offer: &ServerOffer, stream: StreamKey) -> SessionSpec {
+        SessionSpec {
+            id,
+            local_ice: offer.ice.clone(),
+            subscribe: self.subscriptions(stream),
+            remote_ice: self.remote_ice,
+            remote_fingerprint: self.remote_fingerprint,
+            extmap: self.extmap,
+            publish: Vec::new(),
+        }
+    }
+
     /// The subscriptions the shard runs for this viewer of `stream`.
     pub fn subscriptions(&self, stream: StreamKey) -> Vec<SubscribeSpec> {
         self.lines

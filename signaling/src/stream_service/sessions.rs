@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sfu::SessionId;
-use sfu::control::{Command, SessionSpec};
+use sfu::control::Command;
 use uuid::Uuid;
 
 use super::error::ApiError;
@@ -187,22 +187,10 @@ pub async fn answer(
         let bytes = read_body(body, svc.app.cfg.max_sdp_bytes).await?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| Problem::bad_request("the SDP answer is not UTF-8 text"))?;
-        let accepted = accept_answer(offer, text, &svc.app.capabilities).map_err(|e| {
-            if e.http_status() == 422 {
-                ApiError::from(Problem::unprocessable(e.to_string()))
-            } else {
-                ApiError::from(Problem::bad_request(e.to_string()))
-            }
-        })?;
-        let spec = SessionSpec {
-            id,
-            local_ice: offer.ice.clone(),
-            remote_ice: accepted.remote_ice.clone(),
-            remote_fingerprint: accepted.remote_fingerprint.clone(),
-            extmap: accepted.extmap,
-            publish: Vec::new(),
-            subscribe: accepted.subscriptions(*key),
-        };
+        let spec = accept_answer(offer, text, &svc.app.capabilities)
+            .map_err(Problem::from)?
+            .into_spec(id, offer, *key);
+        let remote_ufrag = spec.remote_ice.ufrag.clone();
         {
             let mut local = svc.local()?;
             // Still offered (not expired or answered meanwhile): the state moves under this lock.
@@ -236,7 +224,7 @@ pub async fn answer(
             };
             cur.state = SessionState::Running {
                 connected: false,
-                remote_ufrag: accepted.remote_ice.ufrag.clone(),
+                remote_ufrag,
             };
             tracing::info!(stream = %s.stream_id, session = %s.uuid, %shard, "viewer answered");
         }
