@@ -80,6 +80,33 @@ pub struct Transport {
 }
 
 impl Transport {
+    /// Checks that a request may use this transport (`send`/`receive` `role`, for `purpose`):
+    /// the transport it names, if any, is this one (`422`), and it has not closed (`409`).
+    pub fn usable(
+        &self,
+        named: Option<Uuid>,
+        role: &str,
+        purpose: &str,
+    ) -> Result<(), crate::problem::Problem> {
+        use crate::problem::Problem;
+        if let Some(t) = named
+            && t != self.id
+        {
+            return Err(Problem::unprocessable(format!(
+                "transport {t} is not this session's {role} transport {}",
+                self.id
+            )));
+        }
+        if self.state == TransportState::Closed {
+            return Err(Problem::conflict(format!(
+                "the {role} transport has closed: create a new session to {purpose}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Transport {
     /// Whether the shard has (or is about to have) its session.
     pub fn is_running(&self) -> bool {
         matches!(

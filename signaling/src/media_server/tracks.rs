@@ -20,7 +20,7 @@ use super::produce::Produced;
 use super::produce::produce;
 use super::router_caps::kind_name;
 use super::rtp_types::{RtpCapabilities, RtpParameters};
-use super::session::{Consumer, Producer, SessionType, TransportState};
+use super::session::{Consumer, Producer, SessionType};
 use super::store::TrackRecord;
 use super::store_problem;
 use crate::events::payload::now_rfc3339;
@@ -103,21 +103,7 @@ pub async fn publish(
                     .sessions
                     .get(&id)
                     .ok_or_else(|| Problem::not_found(format!("no session {id}")))?;
-                if let Some(t) = req.transport_id
-                    && t != s.send.id
-                {
-                    return Err(Problem::unprocessable(format!(
-                        "transport {t} is not this session's send transport {}",
-                        s.send.id
-                    ))
-                    .into());
-                }
-                if s.send.state == TransportState::Closed {
-                    return Err(Problem::conflict(
-                        "the send transport has closed: create a new session to publish",
-                    )
-                    .into());
-                }
+                s.send.usable(req.transport_id, "send", "publish")?;
                 if s.kind == SessionType::Audio && kind == MediaKind::Video {
                     return Err(Problem::unprocessable(
                         "an audio session publishes audio only: create a video session for video",
@@ -266,21 +252,7 @@ pub async fn subscribe(
                 .sessions
                 .get(&id)
                 .ok_or_else(|| Problem::not_found(format!("no session {id}")))?;
-            if let Some(t) = req.transport_id
-                && t != s.recv.id
-            {
-                return Err(Problem::unprocessable(format!(
-                    "transport {t} is not this session's receive transport {}",
-                    s.recv.id
-                ))
-                .into());
-            }
-            if s.recv.state == TransportState::Closed {
-                return Err(Problem::conflict(
-                    "the receive transport has closed: create a new session to subscribe",
-                )
-                .into());
-            }
+            s.recv.usable(req.transport_id, "receive", "subscribe")?;
             let psession = local
                 .producers
                 .get(&track)
@@ -371,15 +343,7 @@ fn subscribe_mix(
         .sessions
         .get(&id)
         .ok_or_else(|| Problem::not_found(format!("no session {id}")))?;
-    if let Some(t) = req.transport_id
-        && t != s.recv.id
-    {
-        return Err(Problem::unprocessable(format!(
-            "transport {t} is not this session's receive transport {}",
-            s.recv.id
-        ))
-        .into());
-    }
+    s.recv.usable(req.transport_id, "receive", "subscribe")?;
     if let Some(c) = req.channel_id
         && c != s.channel_id
     {
@@ -387,12 +351,6 @@ fn subscribe_mix(
             "channel {c} is not this session's channel {}: a session mixes its own channel",
             s.channel_id
         ))
-        .into());
-    }
-    if s.recv.state == TransportState::Closed {
-        return Err(Problem::conflict(
-            "the receive transport has closed: create a new session to subscribe",
-        )
         .into());
     }
     if s.mix.is_some() {
