@@ -297,6 +297,11 @@ pub struct ViewerBweStats {
     pub in_alr: bool,
     /// The last probe result.
     pub last_probe: Option<Bitrate>,
+    /// The last rate trial's result (a step up waits for one to pass).
+    pub last_trial: Option<crate::bwe::TrialResult>,
+    /// Rate trials run, and how many passed.
+    pub trials: u32,
+    pub trials_passed: u32,
     /// Packets stamped with a transport-wide sequence number.
     pub packets_sent: u64,
     /// Padding-only packets sent (probes).

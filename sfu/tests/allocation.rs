@@ -230,11 +230,12 @@ fn more_capacity_reaches_the_top_layer_and_less_steps_down_within_two_seconds() 
     for (t, e) in &log.events {
         if let Event::ViewerEstimate { stats, .. } = e {
             eprintln!(
-                "{t:?}: target {} acked {:?} alr {} probe {:?} padding {} state {:?} usage {:?}",
+                "{t:?}: target {} acked {:?} alr {} probe {:?} trial {:?} padding {} state {:?} usage {:?}",
                 stats.target.0 / 1000,
                 stats.acked.map(|a| a.0 / 1000),
                 stats.in_alr,
                 stats.last_probe.map(|a| a.0 / 1000),
+                stats.last_trial,
                 stats.padding_packets,
                 stats.rate_state,
                 stats.usage
@@ -264,6 +265,49 @@ fn more_capacity_reaches_the_top_layer_and_less_steps_down_within_two_seconds() 
         .expect("switched down");
     assert!(down <= secs(37.0), "down within 2 s of the drop: {down:?}");
     assert_eq!(log.layer_at(secs(44.9)), Some(1), "h fits 1 Mbit/s");
+    assert_no_sequence_gap(&received(&h, v));
+}
+
+#[test]
+fn behind_a_token_bucket_no_probe_burst_steps_the_viewer_above_the_path_and_a_lift_is_found() {
+    // A tbf-like shaper: 600 kbit/s with a 3 kB bucket (the first packets of a probe cluster
+    // pass at once, so a 15 ms cluster reads well above 600 kbit/s), lifted to 5 Mbit/s at 40 s.
+    let mut cfg = link(&[(0, 600), (40, 5000)]);
+    cfg.burst = 3000;
+    cfg.queue = Duration::from_millis(200);
+    let mut h = Harness::new(1);
+    let _p = h.add_simulcast_av_publisher(0, 1, &RIDS, &SIZES, TrackContent::Camera, true);
+    let v = h.add_twcc_viewer(0, 1, TWCC);
+    assert!(h.connect_all(Duration::from_secs(5)));
+    h.set_downlink(v, cfg, TWCC);
+    let t0 = h.now;
+    let mut log = Log::default();
+    run(&mut h, v, t0, 55.0, &mut log);
+    eprintln!("layers: {:?}", log.layers);
+    for (t, e) in &log.events {
+        if let Event::ViewerEstimate { stats, .. } = e {
+            eprintln!(
+                "{t:?}: target {} delay {} loss {} usage {:?} acked {:?} probe {:?} trial {:?} padding {}",
+                stats.target.0 / 1000,
+                stats.delay_based.0 / 1000,
+                stats.loss_permille,
+                stats.usage,
+                stats.acked.map(|a| a.0 / 1000),
+                stats.last_probe.map(|a| a.0 / 1000),
+                stats.last_trial,
+                stats.padding_packets,
+            );
+        }
+    }
+    // h needs about 700 kbit/s with audio: from 5 s on, only q while shaped.
+    let above: Vec<_> = log
+        .layers
+        .iter()
+        .filter(|&&(t, l)| t >= secs(5.0) && t < secs(40.0) && l > 0)
+        .collect();
+    assert!(above.is_empty(), "stepped above q behind 600 kbit/s: {above:?}");
+    let top = log.first_layer(secs(40.0), 2).expect("reached f after the lift");
+    assert!(top <= secs(50.0), "f within 10 s of the lift: {top:?}");
     assert_no_sequence_gap(&received(&h, v));
 }
 

@@ -2,32 +2,41 @@
 //! toward (the next step up, not the top layers: a narrow path is not flooded with a probe at
 //! their rate, which sets a GCC estimate back to 0.85 × what is acknowledged), when to ask for
 //! a probe again (a raise the estimator missed is retried after 1.5 s; while a step up is
-//! wanted and the estimator is not application-limited, every 5 s, doubling after each probe
-//! that brought no step up and after each step down, up to 60 s; while video is paused, every
-//! 3 s), and how far the estimate is confirmed for stepping up (what the viewer acknowledges,
-//! or a probe result of the last 10 s, which confirms one step up only).
+//! wanted and the estimator is not application-limited, every 5 s; while video is paused,
+//! every 3 s), when to run a rate trial (the estimate carries the next step up but nothing has
+//! shown that the path does), and how far the path is confirmed: a step up needs what the
+//! viewer acknowledges, or a passed rate trial of the last 3 s, which confirms one step up only;
+//! a resume needs what is acknowledged or a probe result of the last 10 s.
+//!
+//! Probe results alone never confirm a step up: a 15 ms cluster into a token-bucket shaper, or
+//! toward a browser whose arrival times come in bunches, can read twice the path's rate.
 
 use std::time::{Duration, Instant};
 
 use crate::Bitrate;
+use crate::bwe::TrialResult;
 
 use super::allocator::{Allocation, Budget};
 
 /// The desired maximum is this much above what the next step up needs (headroom included):
 /// probe results come out a little under the probed rate.
 pub const PROBE_MARGIN: f64 = 0.1;
-/// The first interval between probes asked for; it doubles up to [`MAX_PROBE_INTERVAL`].
+/// The interval between probes asked for while a step up is wanted. Probes are short and
+/// cheap, and no longer step a viewer up by themselves (a trial must pass), so they are not
+/// backed off: a path whose capacity returns is found within this.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(5);
-pub const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(60);
-/// While video is paused the interval stops growing here, and probes are asked for even when
-/// the estimator is application-limited (it is: only audio flows): a resume needs a probe
-/// result, and a paused viewer should not wait a minute for one.
+/// While video is paused probes are asked for this often, even when the estimator is
+/// application-limited (it is: only audio flows): a resume needs a probe result.
 pub const PAUSED_PROBE_INTERVAL: Duration = Duration::from_secs(3);
 /// A raise of the desired maximum is asked again after this long if nothing came of it (the
 /// estimator ignores a raise while it awaits an earlier result, for up to 1 s).
 pub const RAISE_RETRY: Duration = Duration::from_millis(1500);
-/// How long a probe result confirms the path.
+/// How long a probe result confirms the path for a resume.
 pub const PROBE_RESULT_VALID: Duration = Duration::from_secs(10);
+/// How long a passed rate trial confirms the next step up.
+pub const TRIAL_RESULT_VALID: Duration = Duration::from_secs(3);
+/// The least time between the starts of two trials.
+pub const TRIAL_SPACING: Duration = Duration::from_secs(2);
 /// A new desired maximum is handed over only when it moved by more than this share (measured
 /// rates wobble; every raise starts a probe).
 const TARGET_CHANGE: f64 = 0.05;
@@ -43,7 +52,11 @@ pub struct EstimatorView {
     pub in_alr: bool,
     /// The last probe result.
     pub last_probe: Option<Bitrate>,
-    /// Probes can be sent at all (the viewer has a video stream with RTX to pad on).
+    /// The last rate trial's result, and whether one is running.
+    pub last_trial: Option<TrialResult>,
+    pub trialing: bool,
+    /// Probes and trials can be sent at all (the viewer has a video stream with RTX to pad
+    /// on).
     pub can_probe: bool,
 }
 
@@ -57,6 +70,8 @@ pub enum ProbeRequest {
     /// Ask for a probe again at an unchanged maximum: lower it to `from`, then raise it to
     /// `to`.
     Reraise { from: Bitrate, to: Bitrate },
+    /// Run a rate trial at this rate: media topped up with padding for a short window.
+    Trial(Bitrate),
 }
 
 /// The probing state of one viewer.
@@ -66,15 +81,14 @@ pub struct ProbeSteering {
     desired: Option<Bitrate>,
     /// When to ask for a probe again, and whether that retries a raise.
     next: Option<(Instant, bool)>,
-    interval: Duration,
     /// The last probe result and when it was first seen.
     result: Option<(Bitrate, Instant)>,
-    /// A probe result a step up already used: it confirms one step, not every step up to it
-    /// (a probe into a shaped path can come out above the path's rate, and going up several
-    /// layers on it congests the path).
-    /// Spent results are remembered this long (`PROBE_RESULT_VALID`): a later probe may well
-    /// come out at the same value.
-    spent: Option<(Bitrate, Instant)>,
+    /// The rate a passed trial confirmed and when; taken by the step up it allows.
+    confirmed: Option<(Bitrate, Instant)>,
+    /// The id of the last trial result seen.
+    seen_trial: u32,
+    /// When the last trial was asked for.
+    trial_at: Option<Instant>,
 }
 
 impl Default for ProbeSteering {
@@ -82,18 +96,20 @@ impl Default for ProbeSteering {
         ProbeSteering {
             desired: None,
             next: None,
-            interval: PROBE_INTERVAL,
             result: None,
-            spent: None,
+            confirmed: None,
+            seen_trial: 0,
+            trial_at: None,
         }
     }
 }
 
 impl ProbeSteering {
-    /// The budget for an allocation at `now`: the estimate, and how far it is confirmed for a
-    /// step up (while application-limited) and for a resume (always: a keyframe into a path
-    /// that just could not carry the lowest layer). Without probes nothing could confirm more
-    /// than is sent, so the estimate alone decides.
+    /// The budget for an allocation at `now`: the estimate, how far it is confirmed for a step
+    /// up (what is acknowledged, or a passed trial) and for a resume (a keyframe into a path
+    /// that just could not carry the lowest layer: what is acknowledged, or a probe result).
+    /// Without probes or trials nothing could confirm more than is sent, so the estimate alone
+    /// decides.
     pub fn budget(
         &mut self,
         now: Instant,
@@ -102,22 +118,27 @@ impl ProbeSteering {
     ) -> Budget {
         if let Some(p) = e.last_probe
             && self.result.is_none_or(|(q, _)| q != p)
-            && self.spent.is_none_or(|(q, at)| {
-                q != p || now.saturating_duration_since(at) >= PROBE_RESULT_VALID
-            })
         {
             self.result = Some((p, now));
         }
-        let probed = self
-            .result
-            .filter(|&(_, t)| now.saturating_duration_since(t) < PROBE_RESULT_VALID)
-            .map(|(p, _)| p);
+        if let Some(t) = e.last_trial
+            && t.id != self.seen_trial
+        {
+            self.seen_trial = t.id;
+            self.confirmed = t.passed.then_some((t.received, now));
+        }
+        let fresh = |r: Option<(Bitrate, Instant)>, valid: Duration| {
+            r.filter(|&(_, t)| now.saturating_duration_since(t) < valid)
+                .map(|(p, _)| p)
+        };
         let acked = e.acked.unwrap_or(Bitrate::ZERO);
-        let carried = e.can_probe.then(|| probed.map_or(acked, |p| p.max(acked)));
+        let with = |x: Option<Bitrate>| x.map_or(acked, |p| p.max(acked));
+        let up = with(fresh(self.confirmed, TRIAL_RESULT_VALID));
+        let resume = with(fresh(self.result, PROBE_RESULT_VALID));
         Budget {
             estimate: Some(e.target),
-            up_limit: carried.filter(|_| e.in_alr),
-            resume_limit: carried,
+            up_limit: e.can_probe.then_some(up),
+            resume_limit: e.can_probe.then_some(resume),
             video_cap,
         }
     }
@@ -135,26 +156,21 @@ impl ProbeSteering {
         if totals.desired.0 == 0 {
             return ProbeRequest::None; // nothing measured yet
         }
-        let max_interval = if totals.paused {
+        let interval = if totals.paused {
             PAUSED_PROBE_INTERVAL
         } else {
-            MAX_PROBE_INTERVAL
+            PROBE_INTERVAL
         };
         if stepped_up {
-            if let Some((p, _)) = self.result.take() {
-                self.spent = Some((p, now));
-            }
-            self.interval = PROBE_INTERVAL.min(max_interval);
+            // The trial's confirmation is spent on this step.
+            self.confirmed = None;
         } else if stepped_down {
-            // The path just refused more: wait longer before asking it again.
-            self.interval = (self.interval * 2).min(max_interval);
-            self.next = Some((now + self.interval, false));
+            self.next = Some((now + interval, false));
         }
-        self.interval = self.interval.min(max_interval);
         if let Some((t, retry)) = self.next
-            && t > now + max_interval
+            && t > now + interval
         {
-            self.next = Some((now + max_interval, retry));
+            self.next = Some((now + interval, retry));
         }
         let want = totals.next_up.map_or(totals.desired, |n| {
             Bitrate((n.0 as f64 * (1.0 + PROBE_MARGIN)) as u64)
@@ -171,6 +187,23 @@ impl ProbeSteering {
             }
             return ProbeRequest::SetDesired(want);
         }
+        // The estimate carries the next step up, but nothing shows that the path does: try it.
+        if let Some(next_up) = totals.next_up
+            && !totals.paused
+            && e.can_probe
+            && !e.trialing
+            && e.target >= next_up
+            && self
+                .confirmed
+                .is_none_or(|(c, t)| c < next_up || now.saturating_duration_since(t) >= TRIAL_RESULT_VALID)
+            && e.acked.is_none_or(|a| a < next_up)
+            && self
+                .trial_at
+                .is_none_or(|t| now.saturating_duration_since(t) >= TRIAL_SPACING)
+        {
+            self.trial_at = Some(now);
+            return ProbeRequest::Trial(want.max(next_up));
+        }
         // Application-limited, the estimator probes by itself every 5 s: only a raise it may
         // have missed is retried then.
         let due = below
@@ -180,8 +213,7 @@ impl ProbeSteering {
         if !due {
             return ProbeRequest::None;
         }
-        self.next = Some((now + self.interval, false));
-        self.interval = (self.interval * 2).min(max_interval);
+        self.next = Some((now + interval, false));
         ProbeRequest::Reraise {
             from: totals.allocated,
             to: want,
@@ -211,8 +243,19 @@ mod tests {
             target: kbps(target),
             acked: Some(kbps(200)),
             in_alr,
-            last_probe: None,
             can_probe: true,
+            ..EstimatorView::default()
+        }
+    }
+
+    fn trial(id: u32, received: u64, passed: bool) -> TrialResult {
+        TrialResult {
+            id,
+            rate: kbps(836),
+            sent: kbps(836),
+            received: kbps(received),
+            aborted: !passed,
+            passed,
         }
     }
 
@@ -249,7 +292,7 @@ mod tests {
     }
 
     #[test]
-    fn a_missed_raise_is_retried_then_probes_back_off() {
+    fn a_missed_raise_is_retried_then_probed_every_five_seconds() {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let mut p = ProbeSteering::default();
@@ -271,23 +314,12 @@ mod tests {
         );
         assert_eq!(p.after(at(6000), &e, &t, false, false), ProbeRequest::None);
         assert_eq!(p.after(at(6500), &e, &t, false, false), again, "5 s later");
-        assert_eq!(p.after(at(16000), &e, &t, false, false), ProbeRequest::None);
-        assert_eq!(
-            p.after(at(16500), &e, &t, false, false),
-            again,
-            "10 s later"
-        );
-        // A step down doubles the wait again (40 s to 80 s, capped at 60 s) and restarts it.
-        assert_eq!(p.after(at(17000), &e, &t, false, true), ProbeRequest::None);
-        assert_eq!(
-            p.after(at(76_999), &e, &t, false, false),
-            ProbeRequest::None
-        );
-        assert_eq!(p.after(at(77_000), &e, &t, false, false), again);
-        // A step up starts over at 5 s.
-        assert_eq!(p.after(at(78_000), &e, &t, true, false), ProbeRequest::None);
-        assert_eq!(p.after(at(137_000), &e, &t, false, false), again);
-        assert_eq!(p.after(at(142_000), &e, &t, false, false), again);
+        assert_eq!(p.after(at(11_000), &e, &t, false, false), ProbeRequest::None);
+        assert_eq!(p.after(at(11_500), &e, &t, false, false), again, "5 s later");
+        // A step down restarts the wait.
+        assert_eq!(p.after(at(12_000), &e, &t, false, true), ProbeRequest::None);
+        assert_eq!(p.after(at(16_999), &e, &t, false, false), ProbeRequest::None);
+        assert_eq!(p.after(at(17_000), &e, &t, false, false), again);
     }
 
     #[test]
@@ -307,11 +339,73 @@ mod tests {
             p.after(at(20_000), &view(300, true), &t, false, false),
             ProbeRequest::None
         );
-        // The estimate already carries the next step: nothing to probe.
+        // The estimate already carries the next step: no probe, a trial of the path.
         assert_eq!(
             p.after(at(40_000), &view(900, false), &t, false, false),
-            ProbeRequest::None
+            ProbeRequest::Trial(kbps(836))
         );
+    }
+
+    #[test]
+    fn a_trial_is_asked_for_when_the_estimate_carries_the_next_step_and_spaced() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut p = ProbeSteering::default();
+        let t = totals(240, Some(760), 1600);
+        let mut e = view(900, true);
+        assert!(matches!(
+            p.after(at(0), &e, &t, false, false),
+            ProbeRequest::SetDesired(_)
+        ));
+        assert_eq!(
+            p.after(at(500), &e, &t, false, false),
+            ProbeRequest::Trial(kbps(836))
+        );
+        // Not while one runs, nor sooner than 2 s after the last.
+        e.trialing = true;
+        assert_eq!(p.after(at(1000), &e, &t, false, false), ProbeRequest::None);
+        e.trialing = false;
+        e.last_trial = Some(trial(1, 600, false));
+        p.budget(at(1000), &e, None);
+        assert_eq!(p.after(at(1500), &e, &t, false, false), ProbeRequest::None);
+        assert_eq!(
+            p.after(at(2500), &e, &t, false, false),
+            ProbeRequest::Trial(kbps(836))
+        );
+        // What is acknowledged already carries it: no trial.
+        e.acked = Some(kbps(800));
+        assert_eq!(p.after(at(9000), &e, &t, false, false), ProbeRequest::None);
+        // Nothing to pad on: no trial.
+        e.acked = Some(kbps(200));
+        e.can_probe = false;
+        assert_eq!(p.after(at(12_000), &e, &t, false, false), ProbeRequest::None);
+    }
+
+    #[test]
+    fn a_passed_trial_confirms_one_step_up_and_a_probe_result_only_a_resume() {
+        let t0 = Instant::now();
+        let mut p = ProbeSteering::default();
+        let mut e = view(1200, true);
+        e.last_probe = Some(kbps(1200));
+        let b = p.budget(t0, &e, None);
+        assert_eq!(
+            (b.up_limit, b.resume_limit),
+            (Some(kbps(200)), Some(kbps(1200))),
+            "a probe result confirms a resume, not a step up"
+        );
+        e.last_trial = Some(trial(1, 850, true));
+        assert_eq!(p.budget(t0, &e, None).up_limit, Some(kbps(850)));
+        // A step up used it: the next one needs new evidence (the acknowledged 200 here).
+        p.after(t0, &e, &totals(500, Some(1700), 1700), true, false);
+        assert_eq!(p.budget(t0, &e, None).up_limit, Some(kbps(200)));
+        // A failed trial confirms nothing.
+        e.last_trial = Some(trial(2, 600, false));
+        assert_eq!(p.budget(t0, &e, None).up_limit, Some(kbps(200)));
+        // A passed one, for 3 s.
+        e.last_trial = Some(trial(3, 1800, true));
+        assert_eq!(p.budget(t0, &e, None).up_limit, Some(kbps(1800)));
+        let later = t0 + TRIAL_RESULT_VALID;
+        assert_eq!(p.budget(later, &e, None).up_limit, Some(kbps(200)));
     }
 
     #[test]
@@ -345,44 +439,16 @@ mod tests {
     }
 
     #[test]
-    fn a_probe_result_confirms_one_step_up_not_every_step_to_it() {
-        let t0 = Instant::now();
-        let mut p = ProbeSteering::default();
-        let mut e = view(1200, true);
-        e.last_probe = Some(kbps(1200));
-        assert_eq!(p.budget(t0, &e, None).up_limit, Some(kbps(1200)));
-        // A step up used it: the next one needs new evidence (the acknowledged 200 here).
-        p.after(t0, &e, &totals(500, Some(1700), 1700), true, false);
-        assert_eq!(p.budget(t0, &e, None).up_limit, Some(kbps(200)));
-        // A new probe result confirms again.
-        e.last_probe = Some(kbps(1800));
-        assert_eq!(p.budget(t0, &e, None).up_limit, Some(kbps(1800)));
-    }
-
-    #[test]
-    fn steps_up_are_confirmed_while_application_limited_and_resumes_always() {
+    fn without_probes_the_estimate_alone_decides() {
         let t0 = Instant::now();
         let mut p = ProbeSteering::default();
         let mut e = view(1000, true);
+        e.can_probe = false;
+        e.last_probe = Some(kbps(900));
         let b = p.budget(t0, &e, None);
         assert_eq!(
             (b.estimate, b.up_limit, b.resume_limit),
-            (Some(kbps(1000)), Some(kbps(200)), Some(kbps(200)))
-        );
-        e.last_probe = Some(kbps(900));
-        let b = p.budget(t0, &e, None);
-        assert_eq!(b.up_limit, Some(kbps(900)), "a probe result confirms more");
-        let b = p.budget(t0 + PROBE_RESULT_VALID, &e, None);
-        assert_eq!(b.up_limit, Some(kbps(200)), "for 10 s");
-        e.in_alr = false;
-        let b = p.budget(t0, &e, None);
-        assert_eq!((b.up_limit, b.resume_limit), (None, Some(kbps(900))));
-        e.can_probe = false;
-        let b = p.budget(t0, &e, None);
-        assert_eq!(
-            (b.up_limit, b.resume_limit),
-            (None, None),
-            "nothing could confirm"
+            (Some(kbps(1000)), None, None)
         );
     }
 }

@@ -13,6 +13,7 @@ pub mod overuse_detector;
 pub mod pacer;
 pub mod probe;
 pub mod probe_estimator;
+pub mod rate_trial;
 pub mod remb_estimator;
 pub mod send_side;
 #[cfg(any(test, feature = "sim"))]
@@ -29,6 +30,7 @@ mod scenario_tests;
 pub use overuse_detector::BandwidthUsage;
 pub use pacer::{Paced, Pacer, PacerConfig, PacketKind, QueueFull};
 pub use probe::{ProbeCluster, ProbeId};
+pub use rate_trial::{TrialConfig, TrialResult};
 pub use remb_estimator::{RembConfig, RembEstimator};
 pub use send_side::{BweStats, SendSideBwe, SendSideConfig};
 pub use twcc_receiver::{TwccReceiver, TwccReceiverConfig};

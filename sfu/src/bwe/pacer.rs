@@ -253,13 +253,20 @@ impl<H: Copy> Pacer<H> {
         self.last_update = now.max(self.last_update);
         let rate = self.effective_rate_bps();
         self.media_debt = (self.media_debt - rate * dt / 8.0).max(0.0);
-        self.padding_debt = (self.padding_debt - self.padding_bps * dt / 8.0).max(0.0);
+        // Padding may fall behind by one packet (a caller woken late catches up with two),
+        // not more: a padding rate is a level to fill to, not a debt to pay back in a burst.
+        let behind = if self.padding_bps > 0.0 {
+            self.cfg.padding_size as f64
+        } else {
+            0.0
+        };
+        self.padding_debt = (self.padding_debt - self.padding_bps * dt / 8.0).max(-behind);
         // Less than a byte left is rounding from the nanosecond clock: a caller woken at
         // `poll_timeout` must find the budget free, or it would wake again at the same instant.
         if self.media_debt < 1.0 {
             self.media_debt = 0.0;
         }
-        if self.padding_debt < 1.0 {
+        if self.padding_debt.abs() < 1.0 {
             self.padding_debt = 0.0;
         }
     }
@@ -399,7 +406,7 @@ impl<H: Copy> Pacer<H> {
         }
         if self.padding_bps > 0.0 && self.sent_media {
             let pad_free = self.last_update
-                + Duration::from_secs_f64(self.padding_debt * 8.0 / self.padding_bps);
+                + Duration::from_secs_f64(self.padding_debt.max(0.0) * 8.0 / self.padding_bps);
             return Some(media_free.max(pad_free));
         }
         None

@@ -19,6 +19,7 @@ use super::loss_based::{LossBased, LossBasedConfig};
 use super::overuse_detector::BandwidthUsage;
 use super::probe::{ProbeCluster, ProbeConfig, ProbeController, ProbeId};
 use super::probe_estimator::ProbeEstimator;
+use super::rate_trial::{RateTrial, TrialConfig, TrialResult};
 use super::trendline::{Trendline, TrendlineConfig};
 use crate::types::Bitrate;
 use crate::wire::rtcp::TransportCc;
@@ -45,6 +46,7 @@ pub struct SendSideConfig {
     pub loss: LossBasedConfig,
     pub probe: ProbeConfig,
     pub alr: AlrConfig,
+    pub trial: TrialConfig,
 }
 
 impl Default for SendSideConfig {
@@ -62,6 +64,7 @@ impl Default for SendSideConfig {
             loss: LossBasedConfig::default(),
             probe: ProbeConfig::default(),
             alr: AlrConfig::default(),
+            trial: TrialConfig::default(),
         }
     }
 }
@@ -124,6 +127,13 @@ pub struct BweStats {
     pub threshold_ms: f64,
     /// The last probe result.
     pub last_probe: Option<Bitrate>,
+    /// The last rate trial's result.
+    pub last_trial: Option<TrialResult>,
+    /// A rate trial is running (sending or awaiting its feedback).
+    pub trialing: bool,
+    /// Rate trials started, and how many passed.
+    pub trials: u32,
+    pub trials_passed: u32,
 }
 
 /// GoogCC send-side bandwidth estimator for one transport.
@@ -155,6 +165,15 @@ pub struct SendSideBwe {
     usage: BandwidthUsage,
     target: Bitrate,
     last_probe: Option<Bitrate>,
+    trial: Option<RateTrial>,
+    trials: u32,
+    trials_passed: u32,
+    last_trial: Option<TrialResult>,
+    /// Feedback about packets sent before this (µs) shows the last trial's own queue, which
+    /// its result accounts for: over-use is not acted on, and the delay trend starts afresh
+    /// with the first packet sent after it (`trial_queue_pending`).
+    trial_queue_until_us: i64,
+    trial_queue_pending: bool,
 }
 
 impl SendSideBwe {
@@ -196,6 +215,12 @@ impl SendSideBwe {
             usage: BandwidthUsage::Normal,
             target: start,
             last_probe: None,
+            trial: None,
+            trials: 0,
+            trials_passed: 0,
+            last_trial: None,
+            trial_queue_until_us: i64::MIN,
+            trial_queue_pending: false,
         }
     }
 
@@ -231,6 +256,9 @@ impl SendSideBwe {
             probe,
             fate: Fate::Unreported,
         };
+        if let Some(t) = self.trial.as_mut() {
+            t.on_sent(ext, send_us, u32::try_from(size).unwrap_or(u32::MAX));
+        }
         self.alr.on_bytes_sent(now, size);
     }
 
@@ -264,6 +292,9 @@ impl SendSideBwe {
                     if slot.fate == Fate::Unreported {
                         slot.fate = Fate::Lost;
                         self.lost += 1;
+                        if let Some(t) = self.trial.as_mut() {
+                            t.on_feedback(ext, slot.send_us, slot.size, None);
+                        }
                     }
                 }
                 Some(_) => {
@@ -272,13 +303,23 @@ impl SendSideBwe {
                         Fate::Lost => self.lost = self.lost.saturating_sub(1),
                         Fate::Unreported => {}
                     }
+                    let first_report = slot.fate == Fate::Unreported;
                     slot.fate = Fate::Received;
                     self.received += 1;
                     any = true;
                     let p = *slot;
+                    if first_report && let Some(t) = self.trial.as_mut() {
+                        t.on_feedback(ext, p.send_us, p.size, Some(arrival_us));
+                    }
                     newest_send_us = newest_send_us.max(Some(p.send_us));
                     self.acked
                         .on_packet(arrival_us.div_euclid(1000), p.size as usize, in_alr);
+                    if self.trial_queue_pending && p.send_us >= self.trial_queue_until_us {
+                        self.trial_queue_pending = false;
+                        self.inter_arrival.reset();
+                        self.trendline = Trendline::new(self.cfg.trendline);
+                        usage = BandwidthUsage::Normal;
+                    }
                     if let Some(d) =
                         self.inter_arrival
                             .on_packet(p.send_us, arrival_us, p.size as usize)
@@ -295,6 +336,7 @@ impl SendSideBwe {
                 }
             }
         }
+        self.finish_trial(now);
         if !any {
             self.maybe_report_loss(now);
             return;
@@ -308,7 +350,14 @@ impl SendSideBwe {
             self.rtt = (self.rtt * 7 + sample) / 8;
             self.aimd.set_rtt(self.rtt);
         }
-        self.update_delay_based(now);
+        // A trial's own queue is not the path's over-use: while it runs and until the packets
+        // it queued are reported, the trial's result (below) sets the estimate instead.
+        let own_queue = self.trial.is_some() || self.trial_queue_pending;
+        if own_queue && self.usage == BandwidthUsage::Overusing {
+            self.probe_estimator.take_last();
+        } else {
+            self.update_delay_based(now);
+        }
         self.maybe_report_loss(now);
         self.update_target(now);
     }
@@ -402,6 +451,65 @@ impl SendSideBwe {
         self.probes.set_desired_max(now, desired, self.target);
     }
 
+    /// Starts a rate trial at `rate` (see [`RateTrial`]): while [`SendSideBwe::trial_rate`]
+    /// says so, the caller tops up what it sends with padding to that rate. False while one is
+    /// still running.
+    pub fn start_trial(&mut self, now: Instant, rate: Bitrate) -> bool {
+        if self.trial.is_some() {
+            return false;
+        }
+        self.trials += 1;
+        self.trial_queue_until_us = i64::MAX;
+        self.trial_queue_pending = true;
+        self.trial = Some(RateTrial::new(
+            self.cfg.trial,
+            self.trials,
+            rate,
+            self.micros(now),
+        ));
+        true
+    }
+
+    /// The rate media plus padding should reach now, while a trial's window is open.
+    pub fn trial_rate(&self, now: Instant) -> Option<Bitrate> {
+        let now_us = self.micros(now);
+        self.trial
+            .as_ref()
+            .filter(|t| t.sending(now_us))
+            .map(RateTrial::rate)
+    }
+
+    /// Judges a running trial once it can be. A window the path could not carry (it arrived
+    /// below 90 % of its send rate) measured the path: the estimate becomes 95 % of what
+    /// arrived, as after a throttled probe, but not below 90 % of what is acknowledged.
+    fn finish_trial(&mut self, now: Instant) {
+        let Some((t, r)) = self
+            .trial
+            .and_then(|t| t.poll_result(self.micros(now)).map(|r| (t, r)))
+        else {
+            return;
+        };
+        self.trial = None;
+        self.trial_queue_until_us = t.queue_until_us();
+        self.last_trial = Some(r);
+        self.trials_passed += u32::from(r.passed);
+        let saturated = r.received.0 > 0 && (r.received.0 as f64) < 0.9 * r.sent.0 as f64;
+        if !r.passed && saturated {
+            let floor = self
+                .acked
+                .estimate()
+                .map_or(0, |a| (a.0 as f64 * 0.9) as u64);
+            let est = Bitrate(((r.received.0 as f64 * 0.95) as u64).max(floor));
+            self.aimd.set_estimate(now, est);
+            self.update_target(now);
+        }
+    }
+
+    /// The result of the last trial judged.
+    pub fn last_trial(&self) -> Option<TrialResult> {
+        self.last_trial
+    }
+
     /// The rate the sender should use now.
     pub fn target(&self) -> Bitrate {
         self.target
@@ -417,11 +525,21 @@ impl SendSideBwe {
 
     /// When [`SendSideBwe::handle_timeout`] should run next (ALR probing, probe timeouts).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.probes.next_check(self.alr.alr_since())
+        let probes = self.probes.next_check(self.alr.alr_since());
+        // A trial whose feedback does not come is judged after its report timeout.
+        let trial = self.trial.map(|t| {
+            let us = t.end_us() + self.cfg.trial.report_timeout.as_micros() as i64;
+            self.epoch + Duration::from_micros(us.max(0) as u64)
+        });
+        match (probes, trial) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Runs periodic work that is due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.finish_trial(now);
         self.probes.handle_timeout(now);
         self.probes.on_alr(now, self.alr.alr_since(), self.target);
     }
@@ -442,6 +560,10 @@ impl SendSideBwe {
             trend: self.trendline.trend(),
             threshold_ms: self.trendline.threshold_ms(),
             last_probe: self.last_probe,
+            last_trial: self.last_trial,
+            trialing: self.trial.is_some(),
+            trials: self.trials,
+            trials_passed: self.trials_passed,
         }
     }
 

@@ -23,6 +23,9 @@ pub struct LinkConfig {
     pub jitter: Duration,
     /// Probability that a packet is lost before the queue.
     pub loss: f64,
+    /// Token-bucket depth, bytes: after an idle spell this much leaves at once (as Linux tbf's
+    /// burst, or its peak-rate minburst, lets the first packets of a burst through unshaped).
+    pub burst: usize,
     pub seed: u64,
 }
 
@@ -34,6 +37,7 @@ impl Default for LinkConfig {
             delay: Duration::from_millis(25),
             jitter: Duration::ZERO,
             loss: 0.0,
+            burst: 0,
             seed: 1,
         }
     }
@@ -153,10 +157,19 @@ impl<T> SimLink<T> {
     /// Moves items whose serialization ended by `now` onto the wire.
     fn advance(&mut self, now: Instant) {
         while let Some(head) = self.queue.front() {
-            let begin = self.busy_until.max(head.enqueued);
-            let cap = self.capacity_at(begin).0.max(1) as f64;
+            // A token bucket as a virtual clock: `busy_until` may lag real time by up to the
+            // bucket's depth (credit saved while idle); a packet leaves once the clock, advanced
+            // by its serialization time, has caught up with real time.
+            let cap = self
+                .capacity_at(self.busy_until.max(head.enqueued))
+                .0
+                .max(1) as f64;
+            let depth = Duration::from_secs_f64(self.cfg.burst as f64 * 8.0 / cap);
+            let earliest = head.enqueued.checked_sub(depth).unwrap_or(head.enqueued);
+            let begin = self.busy_until.max(earliest);
             let end = begin + Duration::from_secs_f64(head.size as f64 * 8.0 / cap);
-            if end > now {
+            let leaves = end.max(head.enqueued);
+            if leaves > now {
                 break;
             }
             let Some(q) = self.queue.pop_front() else {
@@ -165,8 +178,8 @@ impl<T> SimLink<T> {
             self.queued_bytes -= q.size;
             self.busy_until = end;
             let jitter = self.cfg.jitter.as_secs_f64() * self.rng.next_f64();
-            let deliver =
-                (end + self.cfg.delay + Duration::from_secs_f64(jitter)).max(self.last_delivery);
+            let deliver = (leaves + self.cfg.delay + Duration::from_secs_f64(jitter))
+                .max(self.last_delivery);
             self.last_delivery = deliver;
             self.in_flight.push_back((deliver, q.item));
         }
@@ -209,6 +222,38 @@ mod tests {
         assert!(link.stats().dropped_queue > 200);
         // The queue holds 300 ms at 1 Mbit/s: 37 packets.
         assert!(link.queued_bytes() <= 37_500);
+    }
+
+    #[test]
+    fn a_burst_passes_the_bucket_depth_at_once_then_the_capacity() {
+        let t0 = Instant::now();
+        let cfg = LinkConfig {
+            burst: 1600,
+            delay: Duration::ZERO,
+            capacity: vec![(Duration::ZERO, Bitrate::kbps(600))],
+            ..LinkConfig::default()
+        };
+        let mut link = SimLink::new(cfg, t0);
+        // Ten 320-byte packets at once, after an idle second.
+        let at = t0 + Duration::from_secs(1);
+        for i in 0..10u32 {
+            link.send(at, i, 320);
+        }
+        let mut arrivals = Vec::new();
+        for us in (0..200_000u64).step_by(100) {
+            while let Some((t, _)) = link.poll_deliver(at + Duration::from_micros(us)) {
+                arrivals.push(t - at);
+            }
+        }
+        assert_eq!(arrivals.len(), 10);
+        // Five fit the bucket and leave at once; each later one takes 320 B at 600 kbit/s.
+        let at_once = |d: &Duration| *d < Duration::from_micros(50);
+        assert!(arrivals[..5].iter().all(at_once), "{arrivals:?}");
+        let step = Duration::from_secs_f64(320.0 * 8.0 / 600_000.0);
+        for (k, d) in arrivals[5..].iter().enumerate() {
+            let want = step * (k as u32 + 1);
+            assert!(d.abs_diff(want) < Duration::from_micros(50), "{arrivals:?}");
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Per-viewer bandwidth allocation in the shard: runs the allocator (`crate::alloc`) for a
 //! viewer session when its send-side estimate changes and at least every 500 ms, applies the
 //! result through the viewer's layer selectors (within its explicit selection), pauses and
-//! resumes video, tells the estimator what to probe toward, and reports when the viewer becomes
+//! resumes video, tells the estimator what to probe toward and when to run a rate trial, and
+//! reports when the viewer becomes
 //! or stops being degraded ([`Event::QualityDegraded`]); `viewer_stats` reports it once a
 //! second. Viewers without transport-cc get no budget: their best allowed layers, caps
 //! applied.
@@ -253,6 +254,8 @@ impl ShardCore {
                 acked: st.acked,
                 in_alr: st.in_alr,
                 last_probe: st.last_probe,
+                last_trial: st.last_trial,
+                trialing: st.trialing,
                 can_probe,
             }
         });
@@ -293,6 +296,7 @@ impl ShardCore {
                     vb.bwe.set_desired_max(now, to);
                     self.refresh_viewer(now, idx);
                 }
+                ProbeRequest::Trial(rate) => self.start_rate_trial(now, idx, rate),
             }
         }
         let s = &mut self.sessions[idx];

@@ -318,7 +318,7 @@ impl ShardCore {
                         self.counters.rtp_out += 1;
                         if stamped
                             && let Some(v) = vb.as_deref_mut()
-                            && v.on_sent(now, len + udp_overhead(dest), None)
+                            && v.on_media_sent(now, len + udp_overhead(dest))
                         {
                             self.probing.push(sub.session);
                             self.probe_wake = Some(now);
@@ -438,7 +438,7 @@ impl ShardCore {
                 self.counters.retransmits += 1;
                 if stamped && let Some(v) = vb.as_deref_mut() {
                     // The session is already primed: media went out before this NACK.
-                    v.on_sent(now, len + udp_overhead(dest), None);
+                    v.on_media_sent(now, len + udp_overhead(dest));
                 }
             } else {
                 self.counters.drop(DropReason::TxQueueFull);

@@ -2,10 +2,12 @@
 //! draft-holmer-rmcat-transport-wide-cc-extensions-01): the transport-wide sequence counter
 //! stamped on every packet sent to the viewer (media, retransmissions, padding), the viewer's
 //! transport-cc feedback and receiver reports routed to its [`SendSideBwe`], and probe clusters
-//! sent as padding-only packets on the viewer's RTX SSRC, scheduled by a [`Pacer`].
+//! and rate trials sent as padding-only packets on the viewer's RTX SSRC, scheduled by a
+//! [`Pacer`].
 //!
 //! Media is not paced: the fan-out writes it straight into the transmit batch and only tells the
-//! estimator (and, once, the pacer, so that probing may start) what went out.
+//! estimator (and the pacer: once, so that probing may start, and during a rate trial, so that
+//! padding tops media up to the trial's rate) what went out.
 
 use std::time::{Duration, Instant};
 
@@ -40,6 +42,8 @@ pub struct ViewerBwe {
     primed: bool,
     /// The session is on the core's list of sessions with probes to send.
     listed: bool,
+    /// The pacer pads up to a rate trial's rate.
+    trialing: bool,
     next_report: Instant,
     /// Packets stamped (media, retransmissions and padding).
     pub packets: u64,
@@ -68,6 +72,7 @@ impl ViewerBwe {
             pacer,
             primed: false,
             listed: false,
+            trialing: false,
             next_report: now + REPORT_INTERVAL,
             packets: 0,
             padding_packets: 0,
@@ -97,6 +102,39 @@ impl ViewerBwe {
         self.take_probes()
     }
 
+    /// Records a media packet or retransmission (not padding) queued for sending; as
+    /// [`ViewerBwe::on_sent`].
+    #[inline]
+    pub fn on_media_sent(&mut self, now: Instant, size: usize) -> bool {
+        if self.trialing {
+            self.pacer.on_sent_unpaced(now, size);
+        }
+        self.on_sent(now, size, None)
+    }
+
+    /// Starts a rate trial at `rate`: padding tops what is sent up to it for the trial's
+    /// window. True when the session should be put on the probing list.
+    pub fn start_trial(&mut self, now: Instant, rate: Bitrate) -> bool {
+        if !self.primed || !self.bwe.start_trial(now, rate) {
+            return false;
+        }
+        self.pacer.set_padding_rate(now, rate);
+        self.trialing = true;
+        if self.listed {
+            return false;
+        }
+        self.listed = true;
+        true
+    }
+
+    /// Stops the trial's padding once its window closed.
+    fn end_trial_if_over(&mut self, now: Instant) {
+        if self.trialing && self.bwe.trial_rate(now).is_none() {
+            self.pacer.set_padding_rate(now, Bitrate::ZERO);
+            self.trialing = false;
+        }
+    }
+
     /// Moves the estimator's probe clusters and target to the pacer; true when the session
     /// should be put on the probing list.
     fn take_probes(&mut self) -> bool {
@@ -123,6 +161,9 @@ impl ViewerBwe {
             rate_state: s.rate_state,
             in_alr: s.in_alr,
             last_probe: s.last_probe,
+            last_trial: s.last_trial,
+            trials: s.trials,
+            trials_passed: s.trials_passed,
             packets_sent: self.packets,
             padding_packets: self.padding_packets,
             padding_bytes: self.padding_bytes,
@@ -182,9 +223,16 @@ impl ShardCore {
             return;
         };
         vb.feedback += 1;
+        let trial = vb.bwe.last_trial().map(|t| t.id);
         vb.bwe.handle_feedback(now, fb);
+        let judged = vb.bwe.last_trial().map(|t| t.id) != trial;
         self.refresh_viewer(now, idx);
-        self.on_estimate(now, idx);
+        if judged {
+            // A passed trial allows a step up now; a failed one may have lowered the estimate.
+            self.run_allocation(now, idx);
+        } else {
+            self.on_estimate(now, idx);
+        }
     }
 
     /// A viewer's receiver report block about one of its streams: loss, and the round-trip time
@@ -264,6 +312,13 @@ impl ShardCore {
             let mut next = None;
             let mut keep = false;
             let mut failed = false;
+            if let Some(vb) = self
+                .sessions
+                .get_mut(idx)
+                .and_then(|s| s.viewer_bwe.as_deref_mut())
+            {
+                vb.end_trial_if_over(now);
+            }
             while let Some(vb) = self
                 .sessions
                 .get_mut(idx)
@@ -280,7 +335,7 @@ impl ShardCore {
                     }
                     Some(Paced::Media { .. }) => {} // never enqueued
                     None => {
-                        keep = vb.pacer.is_probing();
+                        keep = vb.pacer.is_probing() || vb.trialing;
                         next = vb.pacer.poll_timeout();
                         break;
                     }
@@ -377,6 +432,20 @@ impl ShardCore {
             .viewer_bwe
             .as_deref()
             .map(ViewerBwe::stats)
+    }
+
+    /// Starts a rate trial toward a viewer at `rate` (media topped up with padding).
+    pub fn start_rate_trial(&mut self, now: Instant, idx: usize, rate: Bitrate) {
+        let Some(vb) = self
+            .sessions
+            .get_mut(idx)
+            .and_then(|s| s.viewer_bwe.as_deref_mut())
+        else {
+            return;
+        };
+        if vb.start_trial(now, rate) {
+            self.list_prober(now, idx);
+        }
     }
 
     /// The most the allocator would send a viewer (the sum of the layers it wants); raising it
