@@ -37,6 +37,14 @@ pub const PROBE_RESULT_VALID: Duration = Duration::from_secs(10);
 pub const TRIAL_RESULT_VALID: Duration = Duration::from_secs(3);
 /// The least time between the starts of two trials.
 pub const TRIAL_SPACING: Duration = Duration::from_secs(2);
+/// A step down this soon after a step up means the step up failed.
+pub const FAILED_UP_WINDOW: Duration = Duration::from_secs(10);
+/// After a failed step up, trials ask this much more than the step needs (a path that carried
+/// the step's trial but not the step itself — its keyframe, its bursts — is not tried again at
+/// the same bar), at most every [`STRICT_TRIAL_SPACING`]; one that passes lifts the section's
+/// holds, so a path whose capacity returned is used at once.
+pub const STRICT_MARGIN: f64 = 0.3;
+pub const STRICT_TRIAL_SPACING: Duration = Duration::from_secs(5);
 /// A new desired maximum is handed over only when it moved by more than this share (measured
 /// rates wobble; every raise starts a probe).
 const TARGET_CHANGE: f64 = 0.05;
@@ -89,6 +97,14 @@ pub struct ProbeSteering {
     seen_trial: u32,
     /// When the last trial was asked for.
     trial_at: Option<Instant>,
+    /// When a section last stepped up.
+    last_up: Option<Instant>,
+    /// A step up failed: trials ask [`STRICT_MARGIN`] more until one passes.
+    strict: bool,
+    /// The running trial was a strict one.
+    trial_strict: bool,
+    /// A strict trial passed: the sections' holds are to be lifted.
+    release_holds: bool,
 }
 
 impl Default for ProbeSteering {
@@ -100,6 +116,10 @@ impl Default for ProbeSteering {
             confirmed: None,
             seen_trial: 0,
             trial_at: None,
+            last_up: None,
+            strict: false,
+            trial_strict: false,
+            release_holds: false,
         }
     }
 }
@@ -126,6 +146,10 @@ impl ProbeSteering {
         {
             self.seen_trial = t.id;
             self.confirmed = t.passed.then_some((t.received, now));
+            if t.passed && self.trial_strict {
+                self.strict = false;
+                self.release_holds = true;
+            }
         }
         let fresh = |r: Option<(Bitrate, Instant)>, valid: Duration| {
             r.filter(|&(_, t)| now.saturating_duration_since(t) < valid)
@@ -141,6 +165,12 @@ impl ProbeSteering {
             resume_limit: e.can_probe.then_some(resume),
             video_cap,
         }
+    }
+
+    /// Whether a strict trial passed since the last call: the viewer's sections may step up
+    /// without waiting out their holds.
+    pub fn take_release_holds(&mut self) -> bool {
+        std::mem::take(&mut self.release_holds)
     }
 
     /// After an allocation with `totals` that stepped some section up or down: what to tell
@@ -164,8 +194,16 @@ impl ProbeSteering {
         if stepped_up {
             // The trial's confirmation is spent on this step.
             self.confirmed = None;
+            self.last_up = Some(now);
         } else if stepped_down {
             self.next = Some((now + interval, false));
+            if self
+                .last_up
+                .is_some_and(|t| now.saturating_duration_since(t) < FAILED_UP_WINDOW)
+            {
+                self.strict = true;
+                self.last_up = None;
+            }
         }
         if let Some((t, retry)) = self.next
             && t > now + interval
@@ -197,12 +235,23 @@ impl ProbeSteering {
                 .confirmed
                 .is_none_or(|(c, t)| c < next_up || now.saturating_duration_since(t) >= TRIAL_RESULT_VALID)
             && e.acked.is_none_or(|a| a < next_up)
-            && self
-                .trial_at
-                .is_none_or(|t| now.saturating_duration_since(t) >= TRIAL_SPACING)
+            && self.trial_at.is_none_or(|t| {
+                let spacing = if self.strict {
+                    STRICT_TRIAL_SPACING
+                } else {
+                    TRIAL_SPACING
+                };
+                now.saturating_duration_since(t) >= spacing
+            })
         {
             self.trial_at = Some(now);
-            return ProbeRequest::Trial(want.max(next_up));
+            self.trial_strict = self.strict;
+            let rate = if self.strict {
+                Bitrate((want.0 as f64 * (1.0 + STRICT_MARGIN)) as u64)
+            } else {
+                want.max(next_up)
+            };
+            return ProbeRequest::Trial(rate);
         }
         // Application-limited, the estimator probes by itself every 5 s: only a raise it may
         // have missed is retried then.
@@ -406,6 +455,45 @@ mod tests {
         assert_eq!(p.budget(t0, &e, None).up_limit, Some(kbps(1800)));
         let later = t0 + TRIAL_RESULT_VALID;
         assert_eq!(p.budget(later, &e, None).up_limit, Some(kbps(200)));
+    }
+
+    #[test]
+    fn after_a_failed_step_up_trials_ask_more_and_a_pass_lifts_the_holds() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut p = ProbeSteering::default();
+        let t = totals(240, Some(760), 1600);
+        let mut e = view(900, true);
+        p.after(at(0), &e, &t, false, false);
+        assert_eq!(
+            p.after(at(100), &e, &t, true, false),
+            ProbeRequest::Trial(kbps(836))
+        );
+        // Down 3 s after going up: the step up failed.
+        assert_eq!(p.after(at(3000), &e, &t, false, true), ProbeRequest::None);
+        assert_eq!(p.after(at(5000), &e, &t, false, false), ProbeRequest::None);
+        assert_eq!(
+            p.after(at(5100), &e, &t, false, false),
+            ProbeRequest::Trial(Bitrate(1_086_800)),
+            "836 kbit/s and 30 % more, 5 s after the last trial"
+        );
+        e.last_trial = Some(trial(1, 700, false));
+        p.budget(at(5500), &e, None);
+        assert!(!p.take_release_holds());
+        assert_eq!(p.after(at(9000), &e, &t, false, false), ProbeRequest::None);
+        assert_eq!(
+            p.after(at(10_100), &e, &t, false, false),
+            ProbeRequest::Trial(Bitrate(1_086_800))
+        );
+        e.last_trial = Some(trial(2, 1100, true));
+        p.budget(at(10_500), &e, None);
+        assert!(p.take_release_holds());
+        assert!(!p.take_release_holds(), "once");
+        assert_eq!(
+            p.after(at(13_600), &e, &t, false, false),
+            ProbeRequest::Trial(kbps(836)),
+            "back to the plain bar"
+        );
     }
 
     #[test]

@@ -260,7 +260,20 @@ impl ShardCore {
             }
         });
         let budget = match &view {
-            Some(e) => s.alloc.probing.budget(now, e, cap.max_video),
+            Some(e) => {
+                let b = s.alloc.probing.budget(now, e, cap.max_video);
+                if s.alloc.probing.take_release_holds() {
+                    // A strict trial showed the path carries well more than the next step.
+                    for &sidx in &subs[..n] {
+                        if let Some(sub) = self.subs.get_mut(sidx) {
+                            sub.alloc.hold = None;
+                            sub.alloc.down_at = None;
+                            sub.alloc.failed_at = None;
+                        }
+                    }
+                }
+                b
+            }
             None => Budget {
                 video_cap: cap.max_video,
                 ..Budget::default()
