@@ -305,8 +305,13 @@ fn behind_a_token_bucket_no_probe_burst_steps_the_viewer_above_the_path_and_a_li
         .iter()
         .filter(|&&(t, l)| t >= secs(5.0) && t < secs(40.0) && l > 0)
         .collect();
-    assert!(above.is_empty(), "stepped above q behind 600 kbit/s: {above:?}");
-    let top = log.first_layer(secs(40.0), 2).expect("reached f after the lift");
+    assert!(
+        above.is_empty(),
+        "stepped above q behind 600 kbit/s: {above:?}"
+    );
+    let top = log
+        .first_layer(secs(40.0), 2)
+        .expect("reached f after the lift");
     assert!(top <= secs(50.0), "f within 10 s of the lift: {top:?}");
     assert_no_sequence_gap(&received(&h, v));
 }

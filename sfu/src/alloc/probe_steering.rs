@@ -231,9 +231,9 @@ impl ProbeSteering {
             && e.can_probe
             && !e.trialing
             && e.target >= next_up
-            && self
-                .confirmed
-                .is_none_or(|(c, t)| c < next_up || now.saturating_duration_since(t) >= TRIAL_RESULT_VALID)
+            && self.confirmed.is_none_or(|(c, t)| {
+                c < next_up || now.saturating_duration_since(t) >= TRIAL_RESULT_VALID
+            })
             && e.acked.is_none_or(|a| a < next_up)
             && self.trial_at.is_none_or(|t| {
                 let spacing = if self.strict {
@@ -363,11 +363,21 @@ mod tests {
         );
         assert_eq!(p.after(at(6000), &e, &t, false, false), ProbeRequest::None);
         assert_eq!(p.after(at(6500), &e, &t, false, false), again, "5 s later");
-        assert_eq!(p.after(at(11_000), &e, &t, false, false), ProbeRequest::None);
-        assert_eq!(p.after(at(11_500), &e, &t, false, false), again, "5 s later");
+        assert_eq!(
+            p.after(at(11_000), &e, &t, false, false),
+            ProbeRequest::None
+        );
+        assert_eq!(
+            p.after(at(11_500), &e, &t, false, false),
+            again,
+            "5 s later"
+        );
         // A step down restarts the wait.
         assert_eq!(p.after(at(12_000), &e, &t, false, true), ProbeRequest::None);
-        assert_eq!(p.after(at(16_999), &e, &t, false, false), ProbeRequest::None);
+        assert_eq!(
+            p.after(at(16_999), &e, &t, false, false),
+            ProbeRequest::None
+        );
         assert_eq!(p.after(at(17_000), &e, &t, false, false), again);
     }
 
@@ -427,7 +437,10 @@ mod tests {
         // Nothing to pad on: no trial.
         e.acked = Some(kbps(200));
         e.can_probe = false;
-        assert_eq!(p.after(at(12_000), &e, &t, false, false), ProbeRequest::None);
+        assert_eq!(
+            p.after(at(12_000), &e, &t, false, false),
+            ProbeRequest::None
+        );
     }
 
     #[test]

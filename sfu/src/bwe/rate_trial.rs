@@ -151,7 +151,8 @@ impl RateTrial {
     }
 
     fn covers(&self, seq: u64) -> bool {
-        self.first_seq.is_some_and(|f| seq >= f && seq <= self.last_seq)
+        self.first_seq
+            .is_some_and(|f| seq >= f && seq <= self.last_seq)
     }
 
     /// Feedback about packet `seq`: `recv_us` is its arrival time, `None` when it was lost.
@@ -208,7 +209,8 @@ impl RateTrial {
         };
         // The last packet sent and the first received took no time to send or receive.
         let sent = rate(
-            self.sent_bytes.saturating_sub(u64::from(self.last_send_size)),
+            self.sent_bytes
+                .saturating_sub(u64::from(self.last_send_size)),
             self.last_send_us - self.first_send_us,
         );
         let received = if self.received >= 2 {

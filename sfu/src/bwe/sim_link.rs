@@ -178,8 +178,8 @@ impl<T> SimLink<T> {
             self.queued_bytes -= q.size;
             self.busy_until = end;
             let jitter = self.cfg.jitter.as_secs_f64() * self.rng.next_f64();
-            let deliver = (leaves + self.cfg.delay + Duration::from_secs_f64(jitter))
-                .max(self.last_delivery);
+            let deliver =
+                (leaves + self.cfg.delay + Duration::from_secs_f64(jitter)).max(self.last_delivery);
             self.last_delivery = deliver;
             self.in_flight.push_back((deliver, q.item));
         }
