@@ -351,7 +351,7 @@ impl SendSideBwe {
             self.aimd.set_rtt(self.rtt);
         }
         // A trial's own queue is not the path's over-use: while it runs and until the packets
-        // it queued are reported, the trial's result (below) sets the estimate instead.
+        // it queued are reported, the trial's result (`finish_trial`) sets the estimate instead.
         let own_queue = self.trial.is_some() || self.trial_queue_pending;
         if own_queue && self.usage == BandwidthUsage::Overusing {
             self.probe_estimator.take_last();
