@@ -567,6 +567,29 @@ mod tests {
     }
 
     #[test]
+    fn lifting_a_temporal_cap_on_an_svc_stream_keeps_its_video_flowing() {
+        // One SVC encoding of 1200 kbit/s whose base temporal layer rate is unknown (AV1): the
+        // viewer was capped to T0 and lifts the cap. Its current layer is below every step now;
+        // with an estimate that carries the stream it goes on (to all temporal layers) instead
+        // of pausing until a probe confirms a resume.
+        let mut s = SectionInput::video(TrackContent::Camera, &[kbps(1200)]);
+        s.current = Choice::Layer {
+            spatial: 0,
+            temporal: Some(0),
+        };
+        s.since_up = Some(Duration::from_secs(10));
+        let mut out = vec![SectionResult::default(); 1];
+        let budget = Budget {
+            estimate: Some(Bitrate::kbps(1300)),
+            up_limit: Some(Bitrate::kbps(400)),
+            resume_limit: Some(Bitrate::kbps(400)),
+            ..Budget::default()
+        };
+        allocate(&AllocatorConfig::default(), &budget, &[s], &mut out);
+        assert_eq!(out[0].choice, layer(0));
+    }
+
+    #[test]
     fn the_base_temporal_layer_is_preferred_to_a_pause() {
         let mut s = camera();
         s.base_temporal = kbps(60);

@@ -93,16 +93,20 @@ impl Ladder {
         self.len == 0
     }
 
-    /// The step a choice corresponds to: the highest step at or below it (None when the choice
-    /// is no layer, or below every step).
+    /// The step a choice corresponds to: the highest step at or below it; a layer below every
+    /// step counts as the lowest (the section receives video, only the steps changed: a
+    /// temporal cap was lifted on an encoding whose base layer rate is unknown). None when the
+    /// choice is no layer or the ladder is empty.
     pub fn position(&self, c: Choice) -> Option<usize> {
         let Choice::Layer { spatial, temporal } = c else {
             return None;
         };
         let want = Step::key(spatial, temporal);
-        self.steps()
+        let at = self
+            .steps()
             .iter()
-            .rposition(|s| Step::key(s.spatial, s.temporal) <= want)
+            .rposition(|s| Step::key(s.spatial, s.temporal) <= want);
+        at.or((!self.is_empty()).then_some(0))
     }
 }
 
@@ -164,5 +168,23 @@ mod tests {
         assert_eq!(at(1, None), Some(1), "layer 1 is not a step: the one below");
         assert_eq!(at(2, None), Some(2));
         assert_eq!(l.position(Choice::Paused), None);
+    }
+
+    #[test]
+    fn a_layer_below_every_step_counts_as_the_lowest() {
+        // An SVC encoding without a measured base layer: a viewer capped to T0 has the step
+        // (0, T0); once the cap is lifted the only step is (0, all), and T0 is still video.
+        let mut s = SectionInput::video(TrackContent::Camera, &[kbps(1200)]);
+        let t0 = Choice::Layer {
+            spatial: 0,
+            temporal: Some(0),
+        };
+        s.max_temporal = Some(0);
+        assert_eq!(Ladder::of(&s, false).position(t0), Some(0));
+        s.max_temporal = None;
+        let l = Ladder::of(&s, false);
+        assert_eq!(l.steps().len(), 1);
+        assert_eq!(l.position(t0), Some(0));
+        assert_eq!(Ladder::default().position(t0), None);
     }
 }

@@ -5,8 +5,10 @@
 //! wanted and the estimator is not application-limited, every 5 s; while video is paused,
 //! every 3 s), when to run a rate trial (the estimate carries the next step up but nothing has
 //! shown that the path does), and how far the path is confirmed: a step up needs what the
-//! viewer acknowledges, or a passed rate trial of the last 3 s, which confirms one step up only;
-//! a resume needs what is acknowledged or a probe result of the last 10 s.
+//! viewer acknowledges (now, or within the last 10 s while the estimate stayed above it: a
+//! viewer that lowered its own layers and raises them again goes straight back), or a passed
+//! rate trial of the last 3 s, which confirms one step up only; a resume needs the same or a
+//! probe result of the last 10 s.
 //!
 //! Probe results alone never confirm a step up: a 15 ms cluster into a token-bucket shaper, or
 //! toward a browser whose arrival times come in bunches, can read twice the path's rate.
@@ -33,8 +35,13 @@ pub const PAUSED_PROBE_INTERVAL: Duration = Duration::from_secs(3);
 pub const RAISE_RETRY: Duration = Duration::from_millis(1500);
 /// How long a probe result confirms the path for a resume.
 pub const PROBE_RESULT_VALID: Duration = Duration::from_secs(10);
+/// How long the highest acknowledged rate confirms the path, while the estimate stays above it.
+pub const CARRIED_VALID: Duration = Duration::from_secs(10);
 /// How long a passed rate trial confirms the next step up.
 pub const TRIAL_RESULT_VALID: Duration = Duration::from_secs(3);
+/// A trial sent at less than this share of its rate did not test the path (when this share of
+/// what was sent arrived).
+const UNDERSENT_SHARE: f64 = 0.9;
 /// The least time between the starts of two trials.
 pub const TRIAL_SPACING: Duration = Duration::from_secs(2);
 /// A step down this soon after a step up means the step up failed.
@@ -93,6 +100,9 @@ pub struct ProbeSteering {
     result: Option<(Bitrate, Instant)>,
     /// The rate a passed trial confirmed and when; taken by the step up it allows.
     confirmed: Option<(Bitrate, Instant)>,
+    /// The highest rate acknowledged within [`CARRIED_VALID`] and when; forgotten when the
+    /// estimate falls below it (the path may have shrunk).
+    carried: Option<(Bitrate, Instant)>,
     /// The id of the last trial result seen.
     seen_trial: u32,
     /// When the last trial was asked for.
@@ -105,6 +115,8 @@ pub struct ProbeSteering {
     trial_strict: bool,
     /// A strict trial passed: the sections' holds are to be lifted.
     release_holds: bool,
+    /// The last trial fell short of its rate at the sender and was retried without waiting.
+    undersent_retry: bool,
 }
 
 impl Default for ProbeSteering {
@@ -114,12 +126,14 @@ impl Default for ProbeSteering {
             next: None,
             result: None,
             confirmed: None,
+            carried: None,
             seen_trial: 0,
             trial_at: None,
             last_up: None,
             strict: false,
             trial_strict: false,
             release_holds: false,
+            undersent_retry: false,
         }
     }
 }
@@ -145,7 +159,19 @@ impl ProbeSteering {
             && t.id != self.seen_trial
         {
             self.seen_trial = t.id;
-            self.confirmed = t.passed.then_some((t.received, now));
+            // A trial whose sender fell short of its rate (padding could not keep up) did not
+            // test the path: it confirms what arrived, and is tried again at once (once).
+            let undersent = !t.passed
+                && !t.aborted
+                && (t.sent.0 as f64) < UNDERSENT_SHARE * t.rate.0 as f64
+                && (t.received.0 as f64) >= UNDERSENT_SHARE * t.sent.0 as f64;
+            self.confirmed = (t.passed || undersent).then_some((t.received, now));
+            if undersent && !self.undersent_retry {
+                self.trial_at = None;
+                self.undersent_retry = true;
+            } else {
+                self.undersent_retry = false;
+            }
             if t.passed && self.trial_strict {
                 self.strict = false;
                 self.release_holds = true;
@@ -155,7 +181,21 @@ impl ProbeSteering {
             r.filter(|&(_, t)| now.saturating_duration_since(t) < valid)
                 .map(|(p, _)| p)
         };
-        let acked = e.acked.unwrap_or(Bitrate::ZERO);
+        if self.carried.is_some_and(|(c, _)| e.target < c) {
+            self.carried = None;
+        }
+        if let Some(a) = e.acked
+            && self
+                .carried
+                .is_none_or(|(c, t)| a >= c || now.saturating_duration_since(t) >= CARRIED_VALID)
+            && a <= e.target
+        {
+            self.carried = Some((a, now));
+        }
+        let acked = e
+            .acked
+            .unwrap_or(Bitrate::ZERO)
+            .max(fresh(self.carried, CARRIED_VALID).unwrap_or(Bitrate::ZERO));
         let with = |x: Option<Bitrate>| x.map_or(acked, |p| p.max(acked));
         let up = with(fresh(self.confirmed, TRIAL_RESULT_VALID));
         let resume = with(fresh(self.result, PROBE_RESULT_VALID));
@@ -165,6 +205,11 @@ impl ProbeSteering {
             resume_limit: e.can_probe.then_some(resume),
             video_cap,
         }
+    }
+
+    /// Whether `t` is a trial result the budget has not yet taken in.
+    pub fn is_new_trial(&self, t: &TrialResult) -> bool {
+        t.id != self.seen_trial
     }
 
     /// Whether a strict trial passed since the last call: the viewer's sections may step up
@@ -235,6 +280,9 @@ impl ProbeSteering {
                 c < next_up || now.saturating_duration_since(t) >= TRIAL_RESULT_VALID
             })
             && e.acked.is_none_or(|a| a < next_up)
+            && self.carried.is_none_or(|(c, t)| {
+                c < next_up || now.saturating_duration_since(t) >= CARRIED_VALID
+            })
             && self.trial_at.is_none_or(|t| {
                 let spacing = if self.strict {
                     STRICT_TRIAL_SPACING
@@ -468,6 +516,88 @@ mod tests {
         assert_eq!(p.budget(t0, &e, None).up_limit, Some(kbps(1800)));
         let later = t0 + TRIAL_RESULT_VALID;
         assert_eq!(p.budget(later, &e, None).up_limit, Some(kbps(200)));
+    }
+
+    #[test]
+    fn a_trial_the_sender_fell_short_of_is_retried_at_once_and_confirms_what_arrived() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut p = ProbeSteering::default();
+        let t = totals(640, Some(1900), 1750);
+        let mut e = view(2500, true);
+        p.after(at(0), &e, &t, false, false);
+        assert_eq!(
+            p.after(at(500), &e, &t, false, false),
+            ProbeRequest::Trial(kbps(2090))
+        );
+        // Only 1070 of 2090 went out, and all of it arrived.
+        let short = |id| TrialResult {
+            id,
+            rate: kbps(2090),
+            sent: kbps(1070),
+            received: kbps(1070),
+            aborted: false,
+            passed: false,
+        };
+        e.last_trial = Some(short(1));
+        assert_eq!(p.budget(at(800), &e, None).up_limit, Some(kbps(1070)));
+        assert_eq!(
+            p.after(at(1000), &e, &t, false, false),
+            ProbeRequest::Trial(kbps(2090)),
+            "no 2 s wait"
+        );
+        // Short again: now the usual spacing.
+        e.last_trial = Some(short(2));
+        p.budget(at(1300), &e, None);
+        assert_eq!(p.after(at(1500), &e, &t, false, false), ProbeRequest::None);
+        assert_eq!(
+            p.after(at(3000), &e, &t, false, false),
+            ProbeRequest::Trial(kbps(2090))
+        );
+        // A trial that went out at its rate and arrived short failed: it confirms nothing.
+        e.last_trial = Some(TrialResult {
+            id: 3,
+            sent: kbps(2090),
+            received: kbps(1500),
+            ..short(3)
+        });
+        assert_eq!(p.budget(at(3300), &e, None).up_limit, Some(kbps(200)));
+        assert_eq!(p.after(at(3500), &e, &t, false, false), ProbeRequest::None);
+    }
+
+    #[test]
+    fn a_rate_acknowledged_recently_confirms_a_step_back_up_while_the_estimate_holds() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut p = ProbeSteering::default();
+        // All layers flow: 1600 acknowledged under a 1800 estimate.
+        let mut e = view(1800, false);
+        e.acked = Some(kbps(1600));
+        assert_eq!(p.budget(at(0), &e, None).up_limit, Some(kbps(1600)));
+        // The viewer lowers its own layers: 400 acknowledged, the estimate unchanged.
+        e.acked = Some(kbps(400));
+        assert_eq!(p.budget(at(3000), &e, None).up_limit, Some(kbps(1600)));
+        // Nor is a trial needed for a step the carried rate covers.
+        let t = totals(400, Some(1500), 1600);
+        p.after(at(3000), &e, &t, false, false);
+        assert_eq!(p.after(at(3100), &e, &t, false, false), ProbeRequest::None);
+        // 10 s after it was last carried, only what is acknowledged now counts.
+        assert_eq!(p.budget(at(10_000), &e, None).up_limit, Some(kbps(400)));
+
+        // The estimate falling below the carried rate forgets it at once.
+        let mut p = ProbeSteering::default();
+        e.acked = Some(kbps(1600));
+        p.budget(at(0), &e, None);
+        e.acked = Some(kbps(400));
+        e.target = kbps(1200);
+        assert_eq!(p.budget(at(1000), &e, None).up_limit, Some(kbps(400)));
+        e.target = kbps(1800);
+        assert_eq!(p.budget(at(2000), &e, None).up_limit, Some(kbps(400)));
+        // An acknowledged rate above the estimate (a burst) is not taken as carried.
+        e.acked = Some(kbps(2000));
+        p.budget(at(2100), &e, None);
+        e.acked = Some(kbps(400));
+        assert_eq!(p.budget(at(2200), &e, None).up_limit, Some(kbps(400)));
     }
 
     #[test]

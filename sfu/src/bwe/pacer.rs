@@ -35,7 +35,9 @@ pub struct PacerConfig {
     pub max_debt: Duration,
     /// The pacing rate is raised so that the queue drains within this.
     pub max_queue_time: Duration,
-    /// Size of a padding packet outside probes, bytes.
+    /// Size of a padding packet outside probes, bytes: the least; at high padding rates a
+    /// padding chunk grows to 2 ms of the rate (up to `probe_padding_max`), so a caller woken
+    /// every millisecond or two keeps up.
     pub padding_size: usize,
     /// Size bounds of a padding packet inside a probe, bytes.
     pub probe_padding_min: usize,
@@ -188,6 +190,10 @@ impl<H: Copy> Pacer<H> {
     /// leaves of it, once some media was sent.
     pub fn set_padding_rate(&mut self, now: Instant, rate: Bitrate) {
         self.drain_budgets(now);
+        if self.padding_bps == 0.0 {
+            // Padding starts afresh: nothing sent while there was no padding rate is owed.
+            self.padding_debt = 0.0;
+        }
         self.padding_bps = rate.0 as f64;
     }
 
@@ -256,7 +262,7 @@ impl<H: Copy> Pacer<H> {
         // Padding may fall behind by one packet (a caller woken late catches up with two),
         // not more: a padding rate is a level to fill to, not a debt to pay back in a burst.
         let behind = if self.padding_bps > 0.0 {
-            self.cfg.padding_size as f64
+            self.padding_chunk() as f64
         } else {
             0.0
         };
@@ -271,13 +277,23 @@ impl<H: Copy> Pacer<H> {
         }
     }
 
+    /// Bytes of one padding chunk outside probes at the current padding rate.
+    fn padding_chunk(&self) -> usize {
+        let two_ms = (self.padding_bps * 0.002 / 8.0) as usize;
+        two_ms.clamp(
+            self.cfg.padding_size,
+            self.cfg.probe_padding_max.max(self.cfg.padding_size),
+        )
+    }
+
     fn charge(&mut self, size: usize) {
         let max = self.effective_rate_bps() * self.cfg.max_debt.as_secs_f64() / 8.0;
         self.media_debt = (self.media_debt + size as f64).min(max);
-        self.padding_debt += size as f64;
+        // What is sent counts against the padding rate only while there is one (probes sent
+        // without it would otherwise hold back the next padding for as long as they lasted).
         if self.padding_bps > 0.0 {
             let max_pad = self.padding_bps * self.cfg.max_debt.as_secs_f64() / 8.0;
-            self.padding_debt = self.padding_debt.min(max_pad);
+            self.padding_debt = (self.padding_debt + size as f64).min(max_pad);
         }
     }
 
@@ -368,7 +384,7 @@ impl<H: Copy> Pacer<H> {
             return Some(self.sent(e, k, None));
         }
         if self.padding_bps > 0.0 && self.sent_media && self.padding_debt <= 0.0 {
-            let size = self.cfg.padding_size;
+            let size = self.padding_chunk();
             self.charge(size);
             return Some(Paced::Padding { size, probe: None });
         }
@@ -541,6 +557,67 @@ mod tests {
             .sum();
         let rate = bytes as f64 * 8.0 / 2.0;
         assert!((480_000.0..530_000.0).contains(&rate), "sent {rate} bit/s");
+    }
+
+    #[test]
+    fn padding_keeps_up_with_a_high_rate_when_woken_every_two_milliseconds() {
+        // A trial's 2.2 Mbit/s over 640 kbit/s of media, the caller woken only every 2 ms
+        // (a busy shard): chunks of 2 ms of the rate keep the total at the rate.
+        let t0 = Instant::now();
+        let mut p: Pacer<u32> = Pacer::new(PacerConfig::default(), Bitrate::kbps(2500), t0);
+        p.on_sent_unpaced(t0, 1000);
+        p.set_padding_rate(t0, Bitrate::kbps(2200));
+        let mut bytes = 1000usize;
+        let mut now = t0;
+        let end = t0 + Duration::from_millis(250);
+        let mut media_at = t0;
+        while now < end {
+            now += Duration::from_millis(2);
+            if now >= media_at + Duration::from_millis(12) {
+                // 640 kbit/s of media: 1000 bytes every 12.5 ms.
+                p.on_sent_unpaced(now, 1000);
+                bytes += 1000;
+                media_at = now;
+            }
+            while let Some(Paced::Padding { size, .. }) = p.poll_send(now) {
+                bytes += size;
+            }
+        }
+        let rate = bytes as f64 * 8.0 / 0.25;
+        assert!(rate >= 0.95 * 2_200_000.0, "sent {rate:.0} bit/s");
+        assert!(rate <= 1.1 * 2_200_000.0, "sent {rate:.0} bit/s");
+    }
+
+    #[test]
+    fn probes_sent_before_a_padding_rate_do_not_hold_its_padding_back() {
+        let t0 = Instant::now();
+        let mut p: Pacer<u32> = Pacer::new(PacerConfig::default(), Bitrate::kbps(2000), t0);
+        p.on_sent_unpaced(t0, 1000);
+        // Three probe clusters of 40 kB each, without a padding rate.
+        for id in 0..3 {
+            p.add_probe(ProbeCluster {
+                id: ProbeId(id),
+                rate: Bitrate::kbps(4000),
+                min_packets: 5,
+                min_bytes: 40_000,
+            });
+        }
+        let end = drain_until(&mut p, t0, 1000)
+            .last()
+            .map_or(0, |(us, _)| *us);
+        let t1 = t0 + Duration::from_micros(end) + Duration::from_millis(500);
+        p.on_sent_unpaced(t1, 1000);
+        p.set_padding_rate(t1, Bitrate::kbps(2000));
+        let sent = drain_until(&mut p, t1, 100);
+        let padding: usize = sent
+            .iter()
+            .map(|(_, x)| match x {
+                Paced::Padding { size, .. } => *size,
+                Paced::Media { .. } => 0,
+            })
+            .sum();
+        // 100 ms at 2 Mbit/s is 25 kB, the 1000 bytes of media included.
+        assert!(padding >= 22_000, "padding {padding} bytes in 100 ms");
     }
 
     #[test]

@@ -261,6 +261,11 @@ impl ShardCore {
         });
         let budget = match &view {
             Some(e) => {
+                if let Some(t) = e.last_trial
+                    && s.alloc.probing.is_new_trial(&t)
+                {
+                    tracing::debug!(shard = %self.shard, session = ?s.id, rate = t.rate.0, sent = t.sent.0, received = t.received.0, t.aborted, t.passed, "rate trial judged");
+                }
                 let b = s.alloc.probing.budget(now, e, cap.max_video);
                 if s.alloc.probing.take_release_holds() {
                     // A strict trial showed the path carries well more than the next step.
@@ -292,6 +297,7 @@ impl ShardCore {
             stepped_down |= down;
         }
         let s = &mut self.sessions[idx];
+        tracing::trace!(shard = %self.shard, session = ?s.id, estimate = ?budget.estimate, up_limit = ?budget.up_limit, resume_limit = ?budget.resume_limit, acked = ?view.and_then(|e| e.acked), allocated = ?totals.allocated, desired = ?totals.desired, next_up = ?totals.next_up, "allocation");
         let a = &mut s.alloc;
         a.budget = budget.estimate;
         a.totals = totals;
@@ -391,6 +397,10 @@ impl ShardCore {
         sub.alloc.allocated = r.allocated;
         if sub.kind == MediaKind::Audio {
             return (false, false);
+        }
+        if r.choice != sub.alloc.choice {
+            let session = self.sessions.get(sub.session).map(|s| s.id);
+            tracing::debug!(shard = %self.shard, ?session, mid = %sub.mid.0, from = ?sub.alloc.choice, to = ?r.choice, allocated = r.allocated.0, "allocation changed");
         }
         let a = &mut sub.alloc;
         let (up, down) = (is_higher(r.choice, a.choice), is_lower(r.choice, a.choice));

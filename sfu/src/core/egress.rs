@@ -80,11 +80,16 @@ fn read_dependency_descriptor(
     // `data` is a subslice of `pkt`.
     let offset = data.as_ptr() as usize - pkt.as_ptr() as usize;
     let d = DependencyDescriptor::parse(data).ok()?;
-    if let Some((sid, tid)) = templates.and_then(|t| t.layer_of(d.template_id)) {
+    if let Some(t) = templates
+        && let Some((sid, tid)) = t.layer_of(d.template_id)
+    {
         layers.sid = Some(sid);
         layers.tid = Some(tid);
         layers.end_of_layer_frame = d.end_of_frame;
         layers.picture_start = d.start_of_frame && sid == 0;
+        if d.start_of_frame && !d.custom_dtis {
+            layers.switch_points = t.switch_points_of(d.template_id);
+        }
     }
     Some((offset, d.frame_number))
 }
@@ -590,8 +595,9 @@ mod tests {
     fn dependency_descriptor_gives_av1_layers_and_its_frame_number_is_rewritten() {
         use crate::core::ext::DEPENDENCY_DESCRIPTOR;
         // A keyframe's descriptor with a structure: S0T0, S0T1, S1T0, S1T1 (idc 1, 2, 1, 3),
-        // template offset 0, 2 decode targets; then a packet of template 3 (S1T1), end of frame.
-        let structure = [0x80, 0x00, 0x07, 0x80, 0x01, 0x67];
+        // template offset 0, 2 decode targets (L2T2 with inter-layer prediction; DTIs SS, DR,
+        // -S, -D); then a packet of template 3 (S1T1), end of frame.
+        let structure = [0x80, 0x00, 0x07, 0x80, 0x01, 0x67, 0xa7, 0x21];
         let f = RtpFields {
             marker: false,
             payload_type: PayloadType(45),

@@ -444,6 +444,7 @@ impl ShardCore {
             return;
         };
         if vb.start_trial(now, rate) {
+            tracing::debug!(shard = %self.shard, session = ?self.sessions[idx].id, rate = rate.0, "rate trial started");
             self.list_prober(now, idx);
         }
     }

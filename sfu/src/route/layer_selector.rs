@@ -1,8 +1,8 @@
 //! Per-subscriber layer selection (RFC 7667 §3.7 selective forwarding, RFC 8853 simulcast): which
 //! simulcast encoding a viewer receives and, within it, which temporal (VP8/VP9 TID) and spatial
 //! (VP9 SID) layers. Switches happen only where the decoder can follow: a spatial switch on a
-//! keyframe of the new layer, a temporal switch up on a sync/switching-up point, any switch down
-//! at a picture start.
+//! keyframe of the new layer, a temporal switch up on a sync/switching-up point (VP8 Y, VP9 U, a
+//! dependency descriptor's Switch indication), any switch down at a picture start.
 
 use crate::control::LayerSelection;
 use crate::wire::codec::PacketLayers;
@@ -70,6 +70,8 @@ pub struct LayerSelector {
     cur_spatial: u8,
     /// Highest temporal layer id seen in the stream.
     max_tid: u8,
+    /// Highest spatial layer id seen in the stream.
+    max_sid: u8,
 }
 
 impl Default for LayerSelector {
@@ -89,6 +91,7 @@ impl LayerSelector {
             cur_temporal: HIGHEST,
             cur_spatial: HIGHEST,
             max_tid: 0,
+            max_sid: 0,
         }
     }
 
@@ -144,6 +147,9 @@ impl LayerSelector {
         if let Some(tid) = p.tid {
             self.max_tid = self.max_tid.max(tid);
         }
+        if let Some(sid) = p.sid {
+            self.max_sid = self.max_sid.max(sid);
+        }
         if p.keyframe {
             self.cur_temporal = want_t;
             self.cur_spatial = want_s;
@@ -165,6 +171,22 @@ impl LayerSelector {
             } else if p.switching_up && tid <= self.cur_temporal {
                 // VP9 U: later pictures of higher layers do not look behind this one.
                 self.cur_temporal = want_t;
+            }
+        }
+        if want_t > self.cur_temporal && p.switch_points.0 != 0 {
+            // Dependency descriptor: the frame is a switch point for the decode targets of
+            // these layers; within the spatial layer forwarded, the highest wanted starts here.
+            let sid = if spatial_select {
+                self.cur_spatial.min(self.max_sid)
+            } else {
+                0
+            };
+            let top = want_t.min(self.max_tid);
+            if let Some(t) = (self.cur_temporal + 1..=top)
+                .rev()
+                .find(|&t| p.switch_points.contains(sid, t))
+            {
+                self.cur_temporal = t;
             }
         }
         if let Some(tid) = p.tid
@@ -219,6 +241,67 @@ mod tests {
     }
 
     const FWD: Verdict = Verdict::Forward { set_marker: false };
+
+    /// The first packet of an AV1 L3T3_KEY delta frame (dependency descriptor): a switch point
+    /// for the higher temporal layers of its own spatial layer.
+    fn av1_key_svc(sid: u8, tid: u8) -> PacketLayers {
+        let mut switch = 0u32;
+        for t in tid..3 {
+            if t > tid || t == 0 {
+                switch |= 1 << (sid * 8 + t);
+            }
+        }
+        PacketLayers {
+            picture_start: sid == 0,
+            tid: Some(tid),
+            sid: Some(sid),
+            switch_points: crate::wire::codec::LayerSet(switch),
+            ..PacketLayers::default()
+        }
+    }
+
+    #[test]
+    fn av1_temporal_up_starts_at_a_switch_indication_of_the_spatial_layer_forwarded() {
+        let mut s = LayerSelector::new();
+        s.set(&LayerSelection {
+            temporal: Some(0),
+            ..LayerSelection::default()
+        });
+        for sid in 0..3 {
+            s.filter(&av1_key_svc(sid, 0), true);
+        }
+        for sid in 0..3 {
+            assert!(matches!(
+                s.filter(&av1_key_svc(sid, 2), true),
+                Verdict::Drop { .. }
+            ));
+        }
+        assert_eq!(s.current_temporal(), 0);
+        s.set(&LayerSelection::default());
+        assert!(s.wants_temporal_up());
+        // S0/S1 T1 frames are switch points for their own spatial layers, not S2's: T1 stays
+        // dropped until S2's own switch point.
+        assert!(matches!(
+            s.filter(&av1_key_svc(0, 1), true),
+            Verdict::Drop { .. }
+        ));
+        assert!(matches!(
+            s.filter(&av1_key_svc(1, 1), true),
+            Verdict::Drop { .. }
+        ));
+        // S2T1: a switch point for S2T2 (it references only T0, later frames of T1 and T2 only
+        // it and T0): both layers from here, this frame included.
+        assert!(matches!(
+            s.filter(&av1_key_svc(2, 1), true),
+            Verdict::Forward { .. }
+        ));
+        assert_eq!(s.current_temporal(), 2);
+        assert!(!s.wants_temporal_up());
+        assert!(matches!(
+            s.filter(&av1_key_svc(2, 2), true),
+            Verdict::Forward { .. }
+        ));
+    }
 
     #[test]
     fn default_forwards_every_layer() {

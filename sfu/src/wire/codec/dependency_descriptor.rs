@@ -1,15 +1,45 @@
 //! The dependency descriptor RTP header extension (the AV1 RTP specification, appendix A): the
 //! mandatory fields of every packet (frame start/end, template id, frame number) and, from the
-//! template dependency structure a keyframe carries, each template's spatial and temporal layer.
-//! That is what an SFU needs to select AV1 (or any codec's) SVC layers; the rest of the
-//! structure (decode target indications, frame diffs, chains, resolutions) is not read.
+//! template dependency structure a keyframe carries, each template's spatial and temporal layer
+//! and its decode target indications (which decode targets a frame of the template is a switch
+//! point for). That is what an SFU needs to select AV1 (or any codec's) SVC layers; the rest of
+//! the structure (frame diffs, chains, resolutions) is not read.
 
 use super::CodecError;
 
 /// Most templates a structure may define (template ids are 6 bits).
 pub const MAX_TEMPLATES: usize = 64;
 
-/// The spatial and temporal layer of each template of a dependency structure.
+/// Most decode targets a structure may define (`dt_cnt_minus_one` is 5 bits).
+pub const MAX_DECODE_TARGETS: usize = 32;
+
+/// Decode target indication "Switch" (appendix A.8.3): from a frame with it, every later frame
+/// of the decode target is decodable by a receiver that had the target's lower layers.
+const DTI_SWITCH: u64 = 2;
+
+/// The layer a decode target or a template belongs to, as one bit of a [`LayerSet`]: spatial id
+/// 0–3, temporal id 0–7.
+fn layer_bit(sid: u8, tid: u8) -> u32 {
+    if sid < 4 && tid < 8 {
+        1 << (sid * 8 + tid)
+    } else {
+        0
+    }
+}
+
+/// A set of (spatial, temporal) layers, one bit each (spatial ids 0–3, temporal ids 0–7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LayerSet(pub u32);
+
+impl LayerSet {
+    /// Whether the set holds the layer (`sid`, `tid`).
+    pub fn contains(self, sid: u8, tid: u8) -> bool {
+        self.0 & layer_bit(sid, tid) != 0
+    }
+}
+
+/// The spatial and temporal layer of each template of a dependency structure, and the layers
+/// whose decode targets each template is a switch point for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TemplateLayers {
     /// `template_id_offset`: template id of the first template.
@@ -18,13 +48,28 @@ pub struct TemplateLayers {
     pub count: u8,
     spatial: [u8; MAX_TEMPLATES],
     temporal: [u8; MAX_TEMPLATES],
+    switch: [LayerSet; MAX_TEMPLATES],
 }
 
 impl TemplateLayers {
+    fn index(&self, template_id: u8) -> Option<usize> {
+        let index = usize::from(template_id.wrapping_add(64).wrapping_sub(self.offset) % 64);
+        (index < usize::from(self.count)).then_some(index)
+    }
+
     /// (spatial id, temporal id) of the frames using template `template_id`.
     pub fn layer_of(&self, template_id: u8) -> Option<(u8, u8)> {
-        let index = usize::from(template_id.wrapping_add(64).wrapping_sub(self.offset) % 64);
-        (index < usize::from(self.count)).then(|| (self.spatial[index], self.temporal[index]))
+        self.index(template_id)
+            .map(|i| (self.spatial[i], self.temporal[i]))
+    }
+
+    /// The layers (of decode targets) that a frame of template `template_id` is a switch point
+    /// for: a receiver decoding the layers below one of them may start decoding it from here.
+    /// A decode target's layer is the highest spatial and temporal id among the templates it
+    /// uses (appendix A.8.4).
+    pub fn switch_points_of(&self, template_id: u8) -> LayerSet {
+        self.index(template_id)
+            .map_or(LayerSet::default(), |i| self.switch[i])
     }
 }
 
@@ -37,6 +82,9 @@ pub struct DependencyDescriptor {
     pub frame_number: u16,
     /// The template structure, when this packet carries one (keyframes).
     pub structure: Option<TemplateLayers>,
+    /// The packet overrides its template's decode target indications (`custom_dtis_flag`):
+    /// the template's switch points do not apply to it.
+    pub custom_dtis: bool,
 }
 
 /// Reads bits most significant first.
@@ -73,22 +121,26 @@ impl DependencyDescriptor {
             template_id: data[0] & 0x3f,
             frame_number: u16::from_be_bytes([data[1], data[2]]),
             structure: None,
+            custom_dtis: false,
         };
         if data.len() == 3 {
             return Ok(d);
         }
         let mut bits = Bits { data, pos: 24 };
         let structure_present = bits.read(1)? == 1;
-        // active_decode_targets_present, custom dtis, custom fdiffs, custom chains.
-        bits.read(4)?;
+        let _active_decode_targets_present = bits.read(1)?;
+        d.custom_dtis = bits.read(1)? == 1;
+        // custom fdiffs, custom chains.
+        bits.read(2)?;
         if structure_present {
             let offset = bits.read(6)? as u8;
-            let _dt_cnt_minus_one = bits.read(5)?;
+            let dt_count = bits.read(5)? as usize + 1;
             let mut t = TemplateLayers {
                 offset,
                 count: 0,
                 spatial: [0; MAX_TEMPLATES],
                 temporal: [0; MAX_TEMPLATES],
+                switch: [LayerSet::default(); MAX_TEMPLATES],
             };
             let (mut sid, mut tid) = (0u8, 0u8);
             loop {
@@ -107,6 +159,31 @@ impl DependencyDescriptor {
                     }
                     3 => break,
                     _ => {}
+                }
+            }
+            // template_dtis: 2 bits per decode target, per template.
+            let templates = usize::from(t.count);
+            let mut dtis = [0u64; MAX_TEMPLATES];
+            for dti in dtis.iter_mut().take(templates) {
+                for dt in 0..dt_count {
+                    *dti |= u64::from(bits.read(2)?) << (2 * dt);
+                }
+            }
+            // Each decode target's layer: the highest ids among the templates it uses.
+            let mut target_layer = [(0u8, 0u8); MAX_DECODE_TARGETS];
+            for (dt, layer) in target_layer.iter_mut().enumerate().take(dt_count) {
+                for i in 0..templates {
+                    if (dtis[i] >> (2 * dt)) & 3 != 0 {
+                        layer.0 = layer.0.max(t.spatial[i]);
+                        layer.1 = layer.1.max(t.temporal[i]);
+                    }
+                }
+            }
+            for i in 0..templates {
+                for (dt, &(sid, tid)) in target_layer.iter().enumerate().take(dt_count) {
+                    if (dtis[i] >> (2 * dt)) & 3 == DTI_SWITCH {
+                        t.switch[i].0 |= layer_bit(sid, tid);
+                    }
                 }
             }
             d.structure = Some(t);
@@ -161,13 +238,14 @@ mod tests {
 
     #[test]
     fn an_l3t3_structure_maps_templates_to_layers() {
-        // L3T3-like template layers: S0 T0,T1,T2; S1 T0,T1,T2; S2 T0,T1,T2 — next_layer_idc
+        // L3T3_KEY-like template layers: S0 T0,T1,T2; S1 T0,T1,T2; S2 T0,T1,T2 — next_layer_idc
         // 1,1,2 / 1,1,2 / 1,1,3. Offset 10, 9 decode targets.
         let mut bits = vec![(1u32, 1), (1, 1), (0x0a, 6), (0x0100, 16)];
         bits.extend([(1, 1), (0, 4), (10, 6), (8, 5)]);
         for idc in [1, 1, 2, 1, 1, 2, 1, 1, 3] {
             bits.push((idc, 2));
         }
+        bits.extend(key_svc_dtis());
         bits.push((0xff, 8)); // the rest of the structure, not read
         let data = pack(&bits);
         let d = DependencyDescriptor::parse(&data).unwrap();
@@ -183,10 +261,72 @@ mod tests {
         assert_eq!(t.layer_of(9), None);
     }
 
+    /// The decode target indications of libwebrtc's L3T3_KEY delta frames: decode target
+    /// `3 * s + t` uses only spatial layer `s`; a frame is discardable for its own temporal
+    /// layer above the base and a switch point for the decode targets of higher temporal layers.
+    fn key_svc_dtis() -> Vec<(u32, usize)> {
+        let mut bits = Vec::new();
+        for (fs, ft) in (0..3).flat_map(|s| (0..3).map(move |t| (s, t))) {
+            for (s, t) in (0..3).flat_map(|s| (0..3).map(move |t| (s, t))) {
+                let dti = if s != fs || t < ft {
+                    0
+                } else if t == ft && t > 0 {
+                    1
+                } else {
+                    2
+                };
+                bits.push((dti, 2));
+            }
+        }
+        bits
+    }
+
+    #[test]
+    fn decode_target_indications_give_temporal_switch_points() {
+        let mut bits = vec![(1u32, 1), (0, 1), (0, 6), (0x0100, 16)];
+        bits.extend([(1, 1), (0, 4), (0, 6), (8, 5)]);
+        for idc in [1, 1, 2, 1, 1, 2, 1, 1, 3] {
+            bits.push((idc, 2));
+        }
+        bits.extend(key_svc_dtis());
+        let t = DependencyDescriptor::parse(&pack(&bits))
+            .unwrap()
+            .structure
+            .unwrap();
+        // S1T0 (template 3): a switch point for S1's every temporal layer, nothing else.
+        let s1t0 = t.switch_points_of(3);
+        assert!(s1t0.contains(1, 0) && s1t0.contains(1, 1) && s1t0.contains(1, 2));
+        assert!(!s1t0.contains(0, 2) && !s1t0.contains(2, 2));
+        // S2T1 (template 7): a switch point for S2T2 only.
+        let s2t1 = t.switch_points_of(7);
+        assert!(s2t1.contains(2, 2) && !s2t1.contains(2, 1));
+        // S0T2 (template 2): discardable, no switch point.
+        assert_eq!(t.switch_points_of(2), LayerSet::default());
+        assert_eq!(t.switch_points_of(40), LayerSet::default());
+    }
+
+    #[test]
+    fn a_structure_cut_before_its_dtis_is_truncated() {
+        let mut bits = vec![(1u32, 1), (0, 1), (0, 6), (7, 16)];
+        bits.extend([(1, 1), (0, 4), (0, 6), (1, 5), (1, 2), (3, 2)]);
+        assert_eq!(
+            DependencyDescriptor::parse(&pack(&bits)),
+            Err(CodecError::Truncated)
+        );
+    }
+
+    #[test]
+    fn custom_dtis_flag_is_read() {
+        let d = DependencyDescriptor::parse(&pack(&[(0u32, 8), (0, 16), (0b00100, 5)])).unwrap();
+        assert!(d.custom_dtis && d.structure.is_none());
+    }
+
     #[test]
     fn template_ids_wrap_around_the_offset() {
         let mut bits = vec![(0u32, 1), (0, 1), (1, 6), (7, 16)];
         bits.extend([(1, 1), (0, 4), (63, 6), (0, 5), (1, 2), (3, 2)]);
+        // One decode target (L1T2): T0 a switch point, T1 discardable.
+        bits.extend([(2, 2), (1, 2)]);
         let t = DependencyDescriptor::parse(&pack(&bits))
             .unwrap()
             .structure
@@ -194,6 +334,8 @@ mod tests {
         assert_eq!(t.layer_of(63), Some((0, 0)));
         assert_eq!(t.layer_of(0), Some((0, 1)));
         assert_eq!(t.layer_of(1), None);
+        assert!(t.switch_points_of(63).contains(0, 1));
+        assert_eq!(t.switch_points_of(0), LayerSet::default());
     }
 
     proptest! {

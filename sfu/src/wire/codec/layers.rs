@@ -1,9 +1,9 @@
 //! The scalability information of one video RTP packet, read from its payload descriptor: the
 //! temporal layer (VP8 TID, RFC 7741 §4.2; VP9 TID, RFC 9628 §4.2), the spatial layer (VP9 SID),
-//! the switching points, and the VP8 picture numbering an SFU rewrites when it drops pictures or
-//! switches between simulcast encodings.
+//! the switching points (AV1's from the dependency descriptor), and the VP8 picture numbering an
+//! SFU rewrites when it drops pictures or switches between simulcast encodings.
 
-use super::{Vp8Descriptor, Vp9Descriptor, is_frame_start};
+use super::{LayerSet, Vp8Descriptor, Vp9Descriptor, is_frame_start};
 use crate::types::Codec;
 
 /// Layer facts of one packet. Codecs without layer information (H.264, AV1, Opus) leave every
@@ -21,6 +21,9 @@ pub struct PacketLayers {
     pub layer_sync: bool,
     /// VP9 U: pictures after this one do not reference older pictures of higher temporal layers.
     pub switching_up: bool,
+    /// Dependency descriptor: on the first packet of a frame, the layers whose decode targets
+    /// the frame is a switch point for (a temporal switch up may start here).
+    pub switch_points: LayerSet,
     /// VP9 spatial layer id.
     pub sid: Option<u8>,
     /// VP9 E: last packet of this spatial layer's frame.

@@ -10,7 +10,7 @@ pub mod layers;
 pub mod vp8;
 pub mod vp9;
 
-pub use dependency_descriptor::{DependencyDescriptor, TemplateLayers};
+pub use dependency_descriptor::{DependencyDescriptor, LayerSet, TemplateLayers};
 pub use layers::PacketLayers;
 pub use vp8::Vp8Descriptor;
 pub use vp9::Vp9Descriptor;
