@@ -123,16 +123,17 @@ fn is_higher(new: Choice, old: Choice) -> bool {
 }
 
 /// The selection a section's layer selector gets for the allocator's choice, within the
-/// viewer's explicit one. A single (not simulcast) source keeps the explicit spatial target
-/// (its spatial layers, VP9 SVC, are not allocated separately).
+/// viewer's explicit one. `spatial_steps`: the allocator chose among spatial layers (simulcast
+/// encodings, or an SVC encoding's measured spatial layers); otherwise the explicit spatial
+/// target stays.
 fn effective_selection(
     explicit: &LayerSelection,
     choice: Choice,
-    simulcast: bool,
+    spatial_steps: bool,
 ) -> LayerSelection {
     match choice {
         Choice::Layer { spatial, temporal } => LayerSelection {
-            spatial: if simulcast {
+            spatial: if spatial_steps {
                 Some(spatial)
             } else {
                 explicit.spatial
@@ -369,10 +370,19 @@ impl ShardCore {
                 input.max_spatial = min_opt(input.max_spatial, Some(by_height));
             }
         } else if let Some(t) = source {
-            input.rates[0] = t.rates.info.rate;
-            input.layer_count = 1;
             input.content = t.content;
             input.base_temporal = t.rates.info.base;
+            // An SVC encoding whose spatial layers are measured: each is a step of its own.
+            let svc = t.rates.info.spatial;
+            let layers = svc.iter().take_while(|r| r.is_some()).count();
+            if layers > 1 {
+                input.rates[..layers].copy_from_slice(&svc[..layers]);
+                input.layer_count = layers as u8;
+                input.max_spatial = min_opt(explicit.spatial, explicit.max_spatial);
+            } else {
+                input.rates[0] = t.rates.info.rate;
+                input.layer_count = 1;
+            }
         }
         input.max_temporal = min_opt(explicit.temporal, explicit.max_temporal);
         input.current = sub.alloc.choice;
@@ -442,7 +452,8 @@ impl ShardCore {
             return (up, down);
         }
         let resumed = std::mem::replace(&mut sub.alloc.paused, false);
-        let selection = effective_selection(&sub.alloc.explicit, r.choice, sub.group.is_some());
+        let spatial_steps = sub.group.is_some() || input.layer_count > 1;
+        let selection = effective_selection(&sub.alloc.explicit, r.choice, spatial_steps);
         if resumed || sub.alloc.applied != Some(selection) {
             self.apply_selection(now, sidx, &selection, resumed);
         }

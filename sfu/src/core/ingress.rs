@@ -228,12 +228,16 @@ impl ShardCore {
         if keyframe {
             track.keyframes.on_keyframe(now);
         }
-        track.rates.on_packet(codec, len, payload, keyframe);
         rtp::remap_extensions(buf, &hdr, &track.ext_to_canonical);
-        if track.kind == MediaKind::Video {
-            // Remapping changed ids only, so the header still describes the packet.
-            track.learn_templates(&hdr, buf);
-        }
+        // Remapping changed ids only, so the header still describes the packet.
+        let dd_layers = if track.kind == MediaKind::Video {
+            track.learn_templates(&hdr, buf)
+        } else {
+            None
+        };
+        track
+            .rates
+            .on_packet(codec, len, hdr.payload(buf), keyframe, dd_layers);
         if !track.cache.insert(ext, buf, now, keyframe) {
             return self.drop_packet(DropReason::RtpMalformed);
         }

@@ -1,25 +1,35 @@
 //! What the allocator learns about one source encoding from its packets: its rate as it would
 //! reach a viewer (RTP bytes plus the per-packet overhead SRTP, UDP and IP add), the rate of its
-//! base temporal layer (VP8/VP9), its temporal layers, and its picture height (VP8 keyframes).
+//! base temporal layer (VP8/VP9/AV1), its temporal layers, the rates of its spatial layers when
+//! it is an SVC encoding (VP9 SID, AV1 dependency descriptor), and its picture height (VP8
+//! keyframes).
 //! Measured on the publisher's shard; mirrors on other shards carry the owner's numbers.
 
 use std::time::Duration;
 
 use crate::Bitrate;
 use crate::Codec;
+use crate::control::MAX_SIMULCAST_LAYERS;
 use crate::wire::codec::{PacketLayers, Vp8Descriptor};
 
 /// Bytes a forwarded packet gains on the way to a viewer: an SRTP tag (up to 16), a
 /// transport-wide sequence number element (4 with padding), IPv4 and UDP headers (28).
 pub const VIEWER_PACKET_OVERHEAD: u64 = 48;
 
+/// Spatial layers of an SVC encoding the allocator tells apart (higher ones count as the top).
+pub const MAX_SVC_SPATIAL: usize = MAX_SIMULCAST_LAYERS;
+
 /// The published facts of an encoding (what crosses to other shards).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LayerInfo {
     /// The encoding's rate toward a viewer, smoothed; kept while the encoding is stopped.
     pub rate: Option<Bitrate>,
-    /// The rate of its base temporal layer, when it has temporal layers.
+    /// The rate of its base temporal layer (of its lowest spatial layer), when it has
+    /// temporal layers.
     pub base: Option<Bitrate>,
+    /// An SVC encoding with more than one spatial layer: index `s` holds the rate of spatial
+    /// layers 0 to `s` together (what a viewer selecting layer `s` gets). All `None` otherwise.
+    pub spatial: [Option<Bitrate>; MAX_SVC_SPATIAL],
     /// The highest temporal layer id seen.
     pub max_tid: Option<u8>,
     /// The picture height of its last keyframe, where the codec tells (VP8).
@@ -31,8 +41,12 @@ pub struct LayerInfo {
 pub struct LayerRate {
     bytes: u64,
     base_bytes: u64,
+    spatial_bytes: [u64; MAX_SVC_SPATIAL],
     /// The counters at the last measurement.
     mark: (u64, u64),
+    spatial_mark: [u64; MAX_SVC_SPATIAL],
+    /// The highest spatial layer id seen.
+    max_sid: Option<u8>,
     pub info: LayerInfo,
 }
 
@@ -45,20 +59,36 @@ impl LayerRate {
         }
     }
 
-    /// Counts a media packet of `len` RTP bytes whose payload is `payload`.
+    /// Counts a media packet of `len` RTP bytes whose payload is `payload`; `dd_layers`: the
+    /// (spatial, temporal) layer its dependency descriptor names (AV1), when known.
     #[inline]
-    pub fn on_packet(&mut self, codec: Codec, len: usize, payload: &[u8], keyframe: bool) {
+    pub fn on_packet(
+        &mut self,
+        codec: Codec,
+        len: usize,
+        payload: &[u8],
+        keyframe: bool,
+        dd_layers: Option<(u8, u8)>,
+    ) {
         let wire = len as u64 + VIEWER_PACKET_OVERHEAD;
         self.bytes += wire;
-        if !matches!(codec, Codec::Vp8 | Codec::Vp9) {
-            return;
-        }
-        let layers = PacketLayers::parse(codec, payload, keyframe);
-        if let Some(tid) = layers.tid {
+        let (sid, tid) = match codec {
+            Codec::Vp8 | Codec::Vp9 => {
+                let layers = PacketLayers::parse(codec, payload, keyframe);
+                (layers.sid, layers.tid)
+            }
+            Codec::Av1 => dd_layers.map_or((None, None), |(s, t)| (Some(s), Some(t))),
+            Codec::H264 | Codec::Opus => (None, None),
+        };
+        if let Some(tid) = tid {
             self.info.max_tid = Some(self.info.max_tid.map_or(tid, |m| m.max(tid)));
-            if tid == 0 {
+            if tid == 0 && sid.unwrap_or(0) == 0 {
                 self.base_bytes += wire;
             }
+        }
+        if let Some(sid) = sid {
+            self.max_sid = Some(self.max_sid.map_or(sid, |m| m.max(sid)));
+            self.spatial_bytes[usize::from(sid).min(MAX_SVC_SPATIAL - 1)] += wire;
         }
         if keyframe && codec == Codec::Vp8 {
             self.info.height = vp8_keyframe_height(payload).or(self.info.height);
@@ -81,6 +111,15 @@ impl LayerRate {
         } else {
             None
         };
+        let top = self.max_sid.map_or(0, |m| usize::from(m).min(MAX_SVC_SPATIAL - 1));
+        let mut below = 0;
+        for s in 0..MAX_SVC_SPATIAL {
+            let delta = self.spatial_bytes[s] - self.spatial_mark[s];
+            self.spatial_mark[s] = self.spatial_bytes[s];
+            below += delta;
+            self.info.spatial[s] = (top > 0 && s <= top)
+                .then(|| smooth(self.info.spatial[s], rate(below)));
+        }
     }
 }
 
@@ -122,7 +161,7 @@ mod tests {
         // One second: 30 pictures of one 1000-byte packet, TID 0 every other.
         for i in 0..30 {
             let tid = if i % 2 == 0 { 0 } else { 1 };
-            r.on_packet(Codec::Vp8, 1000, &vp8(tid, false, 0), false);
+            r.on_packet(Codec::Vp8, 1000, &vp8(tid, false, 0), false, None);
         }
         r.measure(Duration::from_secs(1));
         let per = (1000 + VIEWER_PACKET_OVERHEAD) * 8;
@@ -133,21 +172,58 @@ mod tests {
         r.measure(Duration::from_secs(1));
         assert_eq!(r.info.rate, Some(Bitrate(30 * per)));
         for _ in 0..10 {
-            r.on_packet(Codec::Vp8, 1000, &vp8(0, false, 0), false);
+            r.on_packet(Codec::Vp8, 1000, &vp8(0, false, 0), false, None);
         }
         r.measure(Duration::from_secs(1));
         assert_eq!(r.info.rate, Some(Bitrate(20 * per)));
     }
 
     #[test]
+    fn an_svc_encoding_has_cumulative_spatial_rates_and_its_base_is_that_of_s0_t0() {
+        let mut r = LayerRate::default();
+        // One second of AV1 L3T2 (dependency descriptor layers): per picture, S0 100 bytes,
+        // S1 300, S2 900; T0 and T1 alternate.
+        let per = |b: u64| (b + VIEWER_PACKET_OVERHEAD) * 8;
+        for i in 0..20u8 {
+            let tid = i % 2;
+            for (sid, len) in [(0u8, 100usize), (1, 300), (2, 900)] {
+                r.on_packet(Codec::Av1, len, &[0x10], false, Some((sid, tid)));
+            }
+        }
+        r.measure(Duration::from_secs(1));
+        assert_eq!(r.info.rate, Some(Bitrate(20 * (per(100) + per(300) + per(900)))));
+        assert_eq!(r.info.base, Some(Bitrate(10 * per(100))), "S0 T0 only");
+        assert_eq!(
+            r.info.spatial,
+            [
+                Some(Bitrate(20 * per(100))),
+                Some(Bitrate(20 * (per(100) + per(300)))),
+                Some(Bitrate(20 * (per(100) + per(300) + per(900)))),
+                None
+            ]
+        );
+        // VP9 with SIDs in its descriptor: the same from the payload (I, L, B; 7-bit picture
+        // id; TID 0 and the SID; TL0PICIDX).
+        let mut r = LayerRate::default();
+        for sid in [0u8, 1] {
+            let vp9 = [0xa8, 0x00, sid << 1, 0x00];
+            r.on_packet(Codec::Vp9, 500, &vp9, false, None);
+        }
+        r.measure(Duration::from_secs(1));
+        assert_eq!(r.info.spatial[0], Some(Bitrate(per(500))));
+        assert_eq!(r.info.spatial[1], Some(Bitrate(2 * per(500))));
+    }
+
+    #[test]
     fn no_base_rate_without_temporal_layers() {
         let mut r = LayerRate::default();
         for _ in 0..30 {
-            r.on_packet(Codec::H264, 1000, &[0x65, 0, 0], false);
+            r.on_packet(Codec::H264, 1000, &[0x65, 0, 0], false, None);
         }
         r.measure(Duration::from_secs(1));
         assert!(r.info.rate.is_some());
         assert_eq!((r.info.base, r.info.max_tid), (None, None));
+        assert_eq!(r.info.spatial, [None; MAX_SVC_SPATIAL]);
     }
 
     #[test]
@@ -156,7 +232,7 @@ mod tests {
         assert_eq!(vp8_keyframe_height(&vp8(0, false, 360)), None);
         assert_eq!(vp8_keyframe_height(&[0x90]), None);
         let mut r = LayerRate::default();
-        r.on_packet(Codec::Vp8, 100, &vp8(0, true, 720), true);
+        r.on_packet(Codec::Vp8, 100, &vp8(0, true, 720), true, None);
         assert_eq!(r.info.height, Some(720));
     }
 }

@@ -252,15 +252,20 @@ impl Track {
         }
     }
 
-    /// Learns the template structure a packet's dependency descriptor carries (keyframes).
-    /// `pkt` is the packet as cached (canonical extension ids), `hdr` its header.
-    pub fn learn_templates(&mut self, hdr: &crate::wire::rtp::RtpHeader, pkt: &[u8]) {
-        if let Some(dd) = hdr.extension(pkt, super::ext::DEPENDENCY_DESCRIPTOR)
-            && let Ok(d) = crate::wire::codec::DependencyDescriptor::parse(dd)
-            && let Some(t) = d.structure
-        {
+    /// Learns the template structure a packet's dependency descriptor carries (keyframes), and
+    /// gives the packet's (spatial, temporal) layer by the templates learned. `pkt` is the
+    /// packet as cached (canonical extension ids), `hdr` its header.
+    pub fn learn_templates(
+        &mut self,
+        hdr: &crate::wire::rtp::RtpHeader,
+        pkt: &[u8],
+    ) -> Option<(u8, u8)> {
+        let dd = hdr.extension(pkt, super::ext::DEPENDENCY_DESCRIPTOR)?;
+        let d = crate::wire::codec::DependencyDescriptor::parse(dd).ok()?;
+        if let Some(t) = d.structure {
             self.templates = Some(t);
         }
+        self.templates.as_ref()?.layer_of(d.template_id)
     }
 
     /// Takes a bit-rate measurement over the `interval` since the last one.
