@@ -111,14 +111,16 @@ impl LayerRate {
         } else {
             None
         };
-        let top = self.max_sid.map_or(0, |m| usize::from(m).min(MAX_SVC_SPATIAL - 1));
+        let top = self
+            .max_sid
+            .map_or(0, |m| usize::from(m).min(MAX_SVC_SPATIAL - 1));
         let mut below = 0;
         for s in 0..MAX_SVC_SPATIAL {
             let delta = self.spatial_bytes[s] - self.spatial_mark[s];
             self.spatial_mark[s] = self.spatial_bytes[s];
             below += delta;
-            self.info.spatial[s] = (top > 0 && s <= top)
-                .then(|| smooth(self.info.spatial[s], rate(below)));
+            self.info.spatial[s] =
+                (top > 0 && s <= top).then(|| smooth(self.info.spatial[s], rate(below)));
         }
     }
 }
@@ -191,7 +193,10 @@ mod tests {
             }
         }
         r.measure(Duration::from_secs(1));
-        assert_eq!(r.info.rate, Some(Bitrate(20 * (per(100) + per(300) + per(900)))));
+        assert_eq!(
+            r.info.rate,
+            Some(Bitrate(20 * (per(100) + per(300) + per(900))))
+        );
         assert_eq!(r.info.base, Some(Bitrate(10 * per(100))), "S0 T0 only");
         assert_eq!(
             r.info.spatial,
