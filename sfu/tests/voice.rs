@@ -419,4 +419,88 @@ mod mix {
         let tail = &pcm[pcm.len() - 24_000..];
         assert!(goertzel(tail, 440.0) < 0.01, "no longer");
     }
+
+    #[test]
+    fn a_listener_gets_sender_reports_and_its_receiver_reports_show_in_its_stats() {
+        use sfu::io::RecvMeta;
+        use sfu::stream::compact_ntp;
+        use sfu::wire::rtcp::{self, ReportBlock, RtcpPacket};
+
+        let mut h = Harness::new(1);
+        let a = h.add_publisher(0, 1);
+        let l = h.add_viewer(0, 99);
+        h.peers[a].publisher.as_mut().unwrap().audio_payloads = tone(440.0);
+        let ta = audio_track(&h, a);
+        input(&mut h, 0, ta);
+        let ls = h.peers[l].session;
+        listen(&mut h, 0, ls, TO_VIEWER, Vec::new());
+        assert!(h.connect_all(Duration::from_secs(3)));
+        run_quiet(&mut h, 3000);
+
+        // Sender reports about the mix stream: about one a second, each naming the packets
+        // sent so far and an RTP timestamp on the stream's clock.
+        let srs: Vec<(u64, u32, u32)> = h.peers[l]
+            .rtcp
+            .iter()
+            .flat_map(|c| rtcp::iter(c).filter_map(Result::ok).collect::<Vec<_>>())
+            .filter_map(|p| match p {
+                RtcpPacket::SenderReport(sr) if sr.ssrc == Ssrc(TO_VIEWER.0) => {
+                    Some((sr.ntp, sr.rtp_timestamp, sr.packet_count))
+                }
+                _ => None,
+            })
+            .collect();
+        assert!((2..=4).contains(&srs.len()), "{} sender reports", srs.len());
+        let (_, n) = decode_mix(&h, l, TO_VIEWER);
+        let (ntp, rtp_ts, count) = *srs.last().unwrap();
+        assert!(count > 0 && count as usize <= n, "{count} of {n}");
+        let last_ts = h.peers[l]
+            .rtp
+            .iter()
+            .map(|b| RtpHeader::parse(b).unwrap())
+            .filter(|hdr| hdr.ssrc == Ssrc(TO_VIEWER.0))
+            .map(|hdr| hdr.timestamp)
+            .nth(count as usize - 1)
+            .unwrap();
+        assert!(
+            rtp_ts.wrapping_sub(last_ts) < 960,
+            "the report's timestamp {rtp_ts} follows its last packet's {last_ts}"
+        );
+        // Two reports a second apart: their NTP and RTP times advance alike.
+        let (ntp0, rtp0, _) = srs[srs.len() - 2];
+        let ntp_s = (ntp - ntp0) as f64 / 4_294_967_296.0;
+        let rtp_s = f64::from(rtp_ts.wrapping_sub(rtp0)) / 48_000.0;
+        assert!((ntp_s - rtp_s).abs() < 0.025, "{ntp_s} s against {rtp_s} s");
+        // The wall clock: NTP seconds since 1900 near the test machine's.
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 2_208_988_800;
+        assert!(((ntp >> 32) as i64 - wall as i64).abs() < 60);
+
+        // The listener's receiver report about the mix: its loss and jitter show in the stats.
+        let block = ReportBlock {
+            ssrc: Ssrc(TO_VIEWER.0),
+            fraction_lost: 12,
+            cumulative_lost: 3,
+            ext_highest_seq: 0,
+            jitter: 240,
+            last_sr: compact_ntp(ntp),
+            delay_since_last_sr: 0,
+        };
+        let mut buf = vec![0u8; 256];
+        let n = rtcp::write_rr(&mut buf, Ssrc(99), &[block]).unwrap();
+        let n = h.peers[l].client.protect_rtcp(&mut buf, n).unwrap();
+        buf.truncate(n);
+        let (src, now) = (h.peers[l].addr, h.now);
+        h.cores[0].handle_datagram(now, RecvMeta { src, dst_ip: None }, &mut buf);
+        let st = h.cores[0].session_track_stats(ls);
+        let mix = st
+            .tracks
+            .iter()
+            .find(|t| t.mid == Mid("mix".into()))
+            .unwrap();
+        assert_eq!((mix.packets_lost, mix.jitter), (3, 240), "{mix:?}");
+    }
 }

@@ -90,7 +90,7 @@ pub enum ProbeRequest {
 }
 
 /// The probing state of one viewer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ProbeSteering {
     /// The desired maximum last handed over.
     desired: Option<Bitrate>,
@@ -117,25 +117,6 @@ pub struct ProbeSteering {
     release_holds: bool,
     /// The last trial fell short of its rate at the sender and was retried without waiting.
     undersent_retry: bool,
-}
-
-impl Default for ProbeSteering {
-    fn default() -> Self {
-        ProbeSteering {
-            desired: None,
-            next: None,
-            result: None,
-            confirmed: None,
-            carried: None,
-            seen_trial: 0,
-            trial_at: None,
-            last_up: None,
-            strict: false,
-            trial_strict: false,
-            release_holds: false,
-            undersent_retry: false,
-        }
-    }
 }
 
 impl ProbeSteering {

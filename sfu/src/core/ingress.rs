@@ -441,6 +441,8 @@ impl ShardCore {
             .iter()
             .find(|&&s| self.subs[s].ssrc == block.ssrc)
         else {
+            // About a voice mix stream the session receives, or about nothing it receives.
+            self.mix_report_block(now, idx, block);
             return;
         };
         let sub = &mut self.subs[sidx];

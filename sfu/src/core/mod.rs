@@ -114,6 +114,9 @@ pub struct ShardCore {
     demand_wake: Option<Instant>,
     /// Voice groups: speech meters, active speakers and mixes (see `voice`).
     voice: voice::VoiceState,
+    /// Wall-clock NTP time of the core's instants, for the sender reports of the streams it
+    /// makes itself (the voice mix); forwarded streams take the publisher's.
+    ntp: crate::stream::NtpClock,
 }
 
 impl std::fmt::Debug for ShardCore {
@@ -172,6 +175,7 @@ impl ShardCore {
             demand_dirty: Vec::with_capacity(64),
             demand_wake: None,
             voice: voice::VoiceState::default(),
+            ntp: crate::stream::NtpClock::new(now, wall_clock),
         }
     }
 

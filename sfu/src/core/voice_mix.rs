@@ -3,7 +3,9 @@
 //! payloads of the group's tracks on this shard (published here, or mirrored from the shard that
 //! publishes them), ticking every 20 ms on the core's timer; each listener's session receives its
 //! output as one RTP stream with its own SSRC, continuous sequence numbers and timestamps, the
-//! mix's RFC 6464 level, SRTP. A packet and a tick allocate nothing.
+//! mix's RFC 6464 level, SRTP, and a sender report every report interval (RFC 3550 §6.4.1, on
+//! the core's NTP clock); the listener's receiver reports about it give its loss, jitter and
+//! round-trip time. A packet and a tick allocate nothing.
 //!
 //! [`VoiceCommand::MixInput`]: crate::control::VoiceCommand::MixInput
 //! [`VoiceCommand::AddMixListener`]: crate::control::VoiceCommand::AddMixListener
@@ -15,8 +17,10 @@ use slab::Slab;
 
 use crate::control::{ExtMap, SubscribeSpec, TrackDirection, TrackStats, VoiceGroup};
 use crate::metrics::DropReason;
+use crate::stream::SendStats;
 use crate::voice::mixer::{FRAME, SAMPLE_RATE};
 use crate::voice::{Mixer, MixerConfig};
+use crate::wire::rtcp::{self, SenderInfo};
 use crate::wire::rtp::{self, RtpFields, RtpHeader};
 use crate::{Codec, MediaKind, Mid, PayloadType, SeqNo, SessionId, Ssrc, TrackId};
 
@@ -44,8 +48,10 @@ struct Listener {
     output: usize,
     seq: u16,
     ts: u32,
-    packets: u64,
-    bytes: u64,
+    /// What was sent, the sender reports, and what the listener reported back.
+    send: SendStats,
+    /// When the next sender report is due.
+    next_report: Instant,
 }
 
 /// The mix of one group on this shard.
@@ -191,8 +197,8 @@ impl ShardCore {
             output,
             seq: (seed >> 16) as u16,
             ts: (seed >> 32) as u32,
-            packets: 0,
-            bytes: 0,
+            send: SendStats::new(),
+            next_report: now + self.cfg.report_interval,
         });
         mix.group(group).listeners.push(l);
         mix.next_tick.get_or_insert(now + MIX_INTERVAL);
@@ -290,9 +296,88 @@ impl ShardCore {
             due = now + MIX_INTERVAL;
         }
         self.voice.mix.next_tick = Some(due);
+        self.mix_sender_reports(now);
     }
 
-    fn mix_once(&mut self, _now: Instant) {
+    /// Sends each listener whose report is due a sender report about its mix stream.
+    fn mix_sender_reports(&mut self, now: Instant) {
+        let ShardCore {
+            voice,
+            sessions,
+            control,
+            counters,
+            ntp,
+            cfg,
+            ..
+        } = self;
+        for (_, l) in voice.mix.listeners.iter_mut() {
+            if now < l.next_report {
+                continue;
+            }
+            // Nothing sent yet: no timestamp to report; asked again next tick.
+            let Some(rtp_timestamp) = l.send.rtp_ts_at(now, SAMPLE_RATE) else {
+                continue;
+            };
+            l.next_report = now + cfg.report_interval;
+            let Some(s) = sessions.get_mut(l.session) else {
+                continue;
+            };
+            let (Some(dest), Some(srtp)) = (s.dest, s.srtp.as_mut()) else {
+                continue;
+            };
+            let info = SenderInfo {
+                ssrc: l.ssrc,
+                ntp: ntp.ntp(now),
+                rtp_timestamp,
+                packet_count: l.send.sr_packet_count(),
+                octet_count: l.send.sr_octet_count(),
+            };
+            if control.push_with(dest, |slot| {
+                let k = rtcp::write_sr(slot, &info, &[]).ok()?;
+                srtp.tx.protect_rtcp(slot, k).ok()
+            }) {
+                l.send.on_sender_report_sent(now, info.ntp);
+                counters.rtcp_out += 1;
+            } else {
+                counters.drop(DropReason::TxQueueFull);
+            }
+        }
+    }
+
+    /// A report block from session `idx` about one of its mix streams (by SSRC); false when
+    /// the block is about none. A round-trip time it yields becomes the session's.
+    pub(super) fn mix_report_block(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        block: &rtcp::ReportBlock,
+    ) -> bool {
+        let Some((_, l)) = self
+            .voice
+            .mix
+            .listeners
+            .iter_mut()
+            .find(|(_, l)| l.session == idx && l.ssrc == block.ssrc)
+        else {
+            return false;
+        };
+        let rtt = l.send.on_receiver_report(
+            now,
+            block.last_sr,
+            block.delay_since_last_sr,
+            block.fraction_lost,
+            block.cumulative_lost,
+            block.jitter,
+        );
+        if let Some(rtt) = rtt
+            && let Some(s) = self.sessions.get_mut(idx)
+        {
+            s.rtt = rtt;
+        }
+        true
+    }
+
+    fn mix_once(&mut self, now: Instant) {
         let ShardCore {
             voice,
             sessions,
@@ -349,8 +434,7 @@ impl ShardCore {
                     srtp.tx.protect_rtp(slot, n).ok()
                 });
                 if queued {
-                    listener.packets += 1;
-                    listener.bytes += payload.len() as u64;
+                    listener.send.on_packet(now, ts, payload.len());
                     counters.rtp_out += 1;
                 } else {
                     counters.drop(DropReason::TxQueueFull);
@@ -365,16 +449,17 @@ impl ShardCore {
             if l.session != idx {
                 continue;
             }
+            let remote = l.send.remote();
             out.push(TrackStats {
                 direction: TrackDirection::Subscribe,
                 track: None,
                 mid: l.mid.clone(),
                 kind: MediaKind::Audio,
                 clock_rate: SAMPLE_RATE,
-                packets: l.packets,
-                bytes: l.bytes,
-                packets_lost: 0,
-                jitter: 0,
+                packets: l.send.packets_sent(),
+                bytes: l.send.octets_sent(),
+                packets_lost: remote.map_or(0, |r| i64::from(r.cumulative_lost)),
+                jitter: remote.map_or(0, |r| r.jitter),
                 voice: None,
             });
         }

@@ -170,19 +170,20 @@ impl DependencyDescriptor {
                 }
             }
             // Each decode target's layer: the highest ids among the templates it uses.
+            let dtis = &dtis[..templates];
             let mut target_layer = [(0u8, 0u8); MAX_DECODE_TARGETS];
             for (dt, layer) in target_layer.iter_mut().enumerate().take(dt_count) {
-                for i in 0..templates {
-                    if (dtis[i] >> (2 * dt)) & 3 != 0 {
-                        layer.0 = layer.0.max(t.spatial[i]);
-                        layer.1 = layer.1.max(t.temporal[i]);
+                for ((&dti, &sid), &tid) in dtis.iter().zip(&t.spatial).zip(&t.temporal) {
+                    if (dti >> (2 * dt)) & 3 != 0 {
+                        layer.0 = layer.0.max(sid);
+                        layer.1 = layer.1.max(tid);
                     }
                 }
             }
-            for i in 0..templates {
+            for (&dti, switch) in dtis.iter().zip(t.switch.iter_mut()) {
                 for (dt, &(sid, tid)) in target_layer.iter().enumerate().take(dt_count) {
-                    if (dtis[i] >> (2 * dt)) & 3 == DTI_SWITCH {
-                        t.switch[i].0 |= layer_bit(sid, tid);
+                    if (dti >> (2 * dt)) & 3 == DTI_SWITCH {
+                        switch.0 |= layer_bit(sid, tid);
                     }
                 }
             }
