@@ -344,14 +344,9 @@ impl ShardCore {
         }
     }
 
-    /// A report block from session `idx` about one of its mix streams (by SSRC); false when
-    /// the block is about none. A round-trip time it yields becomes the session's.
-    pub(super) fn mix_report_block(
-        &mut self,
-        now: Instant,
-        idx: usize,
-        block: &rtcp::ReportBlock,
-    ) -> bool {
+    /// A report block from session `idx` about one of its mix streams (by SSRC; a block about
+    /// none is ignored). A round-trip time it yields becomes the session's.
+    pub(super) fn mix_report_block(&mut self, now: Instant, idx: usize, block: &rtcp::ReportBlock) {
         let Some((_, l)) = self
             .voice
             .mix
@@ -359,7 +354,7 @@ impl ShardCore {
             .iter_mut()
             .find(|(_, l)| l.session == idx && l.ssrc == block.ssrc)
         else {
-            return false;
+            return;
         };
         let rtt = l.send.on_receiver_report(
             now,
@@ -374,7 +369,6 @@ impl ShardCore {
         {
             s.rtt = rtt;
         }
-        true
     }
 
     fn mix_once(&mut self, now: Instant) {
