@@ -122,6 +122,15 @@ fn is_higher(new: Choice, old: Choice) -> bool {
     }
 }
 
+/// The highest spatial layer a quality cap's `max_height` allows, given the layers' heights
+/// (lowest first, `None` where unknown): the one below the first that is taller. `None`: no
+/// bound (no cap, or no known layer is taller).
+fn height_cap(heights: &[Option<u16>], max_height: Option<u16>) -> Option<u8> {
+    let h = max_height?;
+    let over = heights.iter().position(|x| x.is_some_and(|x| x > h))?;
+    Some(over.saturating_sub(1) as u8)
+}
+
 /// The selection a section's layer selector gets for the allocator's choice, within the
 /// viewer's explicit one. `spatial_steps`: the allocator chose among spatial layers (simulcast
 /// encodings, or an SVC encoding's measured spatial layers); otherwise the explicit spatial
@@ -362,13 +371,7 @@ impl ShardCore {
             }
             input.layer_count = input.layer_count.min(MAX_SIMULCAST_LAYERS as u8);
             input.max_spatial = min_opt(explicit.spatial, explicit.max_spatial);
-            // The quality cap's height: the layer below the first one that is taller.
-            if let Some(h) = cap.max_height
-                && let Some(over) = heights.iter().position(|x| x.is_some_and(|x| x > h))
-            {
-                let by_height = over.saturating_sub(1) as u8;
-                input.max_spatial = min_opt(input.max_spatial, Some(by_height));
-            }
+            input.max_spatial = min_opt(input.max_spatial, height_cap(&heights, cap.max_height));
         } else if let Some(t) = source {
             input.content = t.content;
             input.base_temporal = t.rates.info.base;
@@ -379,6 +382,8 @@ impl ShardCore {
                 input.rates[..layers].copy_from_slice(&svc[..layers]);
                 input.layer_count = layers as u8;
                 input.max_spatial = min_opt(explicit.spatial, explicit.max_spatial);
+                let heights = &t.rates.info.spatial_height[..layers];
+                input.max_spatial = min_opt(input.max_spatial, height_cap(heights, cap.max_height));
             } else {
                 input.rates[0] = t.rates.info.rate;
                 input.layer_count = 1;
@@ -524,6 +529,20 @@ mod tests {
         assert!(!is_lower(layer(2), layer(1)));
         assert!(!is_lower(layer(0), Choice::Unset));
         assert!(!is_lower(layer(0), Choice::Paused));
+    }
+
+    #[test]
+    fn a_height_cap_allows_the_layers_up_to_the_first_taller_one() {
+        let hs = [Some(180), Some(360), Some(720)];
+        assert_eq!(
+            height_cap(&hs, Some(480)),
+            Some(1),
+            "480p: 360 is the highest"
+        );
+        assert_eq!(height_cap(&hs, Some(720)), None, "nothing taller");
+        assert_eq!(height_cap(&hs, Some(100)), Some(0), "the lowest stays");
+        assert_eq!(height_cap(&hs, None), None);
+        assert_eq!(height_cap(&[None, None, Some(720)], Some(480)), Some(1));
     }
 
     #[test]

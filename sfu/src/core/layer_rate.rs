@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::Bitrate;
 use crate::Codec;
 use crate::control::MAX_SIMULCAST_LAYERS;
-use crate::wire::codec::{PacketLayers, Vp8Descriptor};
+use crate::wire::codec::{PacketLayers, Vp8Descriptor, Vp9Descriptor};
 
 /// Bytes a forwarded packet gains on the way to a viewer: an SRTP tag (up to 16), a
 /// transport-wide sequence number element (4 with padding), IPv4 and UDP headers (28).
@@ -34,6 +34,9 @@ pub struct LayerInfo {
     pub max_tid: Option<u8>,
     /// The picture height of its last keyframe, where the codec tells (VP8).
     pub height: Option<u16>,
+    /// The picture height of each spatial layer of an SVC encoding, where the codec tells (the
+    /// scalability structure of a VP9 keyframe).
+    pub spatial_height: [Option<u16>; MAX_SVC_SPATIAL],
 }
 
 /// Counters of one encoding and the measurements taken from them.
@@ -92,6 +95,15 @@ impl LayerRate {
         }
         if keyframe && codec == Codec::Vp8 {
             self.info.height = vp8_keyframe_height(payload).or(self.info.height);
+        }
+        if keyframe
+            && codec == Codec::Vp9
+            && let Ok(d) = Vp9Descriptor::parse(payload)
+            && let Some(n) = d.ss_spatial_layers
+        {
+            for (s, h) in self.info.spatial_height.iter_mut().enumerate() {
+                *h = (s < usize::from(n) && d.ss_heights[s] > 0).then_some(d.ss_heights[s]);
+            }
         }
     }
 
@@ -217,6 +229,17 @@ mod tests {
         r.measure(Duration::from_secs(1));
         assert_eq!(r.info.spatial[0], Some(Bitrate(per(500))));
         assert_eq!(r.info.spatial[1], Some(Bitrate(2 * per(500))));
+        // A keyframe's scalability structure gives the layers' heights (I|L|B|V; 15-bit
+        // picture id; TID 0 SID 0; TL0PICIDX; N_S = 2 with Y: 320x180, 640x360, 1280x720).
+        let key = [
+            0xaa, 0x80, 0x01, 0x00, 0x00, 0x50, 0x01, 0x40, 0x00, 0xb4, 0x02, 0x80, 0x01, 0x68,
+            0x05, 0x00, 0x02, 0xd0,
+        ];
+        r.on_packet(Codec::Vp9, 500, &key, true, None);
+        assert_eq!(
+            r.info.spatial_height,
+            [Some(180), Some(360), Some(720), None]
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@ use super::CodecError;
 
 /// Most reference P_DIFFs a flexible-mode descriptor carries.
 pub const MAX_P_DIFF: usize = 3;
+/// Most spatial layers a scalability structure announces (N_S is 3 bits).
+pub const MAX_SS_LAYERS: usize = 8;
 
 /// The VP9 payload descriptor at the start of every VP9 RTP payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,6 +41,9 @@ pub struct Vp9Descriptor {
     pub p_diff_count: u8,
     /// Number of spatial layers announced by a scalability structure (V bit), if any.
     pub ss_spatial_layers: Option<u8>,
+    /// The picture height of each announced spatial layer, when the structure gives
+    /// resolutions (Y bit); 0 otherwise.
+    pub ss_heights: [u16; MAX_SS_LAYERS],
     /// Length of the descriptor; the VP9 frame data starts here.
     pub header_len: usize,
 }
@@ -100,7 +105,10 @@ impl Vp9Descriptor {
             let layers = (ss >> 5) + 1;
             d.ss_spatial_layers = Some(layers);
             if ss & 0x10 != 0 {
-                pos += 4 * usize::from(layers);
+                for h in d.ss_heights.iter_mut().take(usize::from(layers)) {
+                    *h = u16::from_be_bytes([byte(pos + 2)?, byte(pos + 3)?]);
+                    pos += 4;
+                }
             }
             if ss & 0x08 != 0 {
                 let groups = byte(pos)?;
@@ -162,6 +170,7 @@ mod tests {
         assert_eq!(d.picture_id, Some(0x1234));
         assert_eq!((d.tid, d.sid, d.tl0_pic_idx), (Some(0), Some(0), Some(9)));
         assert_eq!(d.ss_spatial_layers, Some(2));
+        assert_eq!(&d.ss_heights[..3], &[180, 360, 0]);
         assert_eq!(d.header_len, 17);
         assert!(is_keyframe_start(&p));
         assert!(is_frame_start(&p));
@@ -256,7 +265,10 @@ mod tests {
             if let Some((ns, y, groups)) = ss {
                 v.push((ns << 5) | (u8::from(y) << 4) | (u8::from(!groups.is_empty()) << 3));
                 d.ss_spatial_layers = Some(ns + 1);
-                if y { v.extend(std::iter::repeat_n(7u8, 4 * (usize::from(ns) + 1))); }
+                if y {
+                    v.extend(std::iter::repeat_n(7u8, 4 * (usize::from(ns) + 1)));
+                    d.ss_heights[..=usize::from(ns)].fill(0x0707);
+                }
                 if !groups.is_empty() {
                     v.push(groups.len() as u8);
                     for (t, r) in &groups {
