@@ -42,7 +42,10 @@ pub struct Ladder {
 impl Ladder {
     /// The ladder of a section. A spatial layer whose rate is unknown is left out, except the
     /// lowest (assumed to fit until measured: something must be sent to learn its rate) and,
-    /// with `unlimited`, any layer (no budget to check it against).
+    /// with `unlimited`, any layer (no budget to check it against). A layer measured below a
+    /// lower one counts as unknown: its encoder is restarting or held back (a publisher short of
+    /// CPU shrinks its top encoding), and its rate will not stay there — taken at its word, it
+    /// let a viewer behind 600 kbit/s step from h to f.
     pub fn of(s: &SectionInput, unlimited: bool) -> Ladder {
         let mut l = Ladder::default();
         let Some(top) = s.top_allowed() else {
@@ -58,8 +61,18 @@ impl Ladder {
                 rate: base,
             });
         }
+        // The highest rate measured for a lower spatial layer.
+        let mut below: Option<Bitrate> = None;
         for sp in 0..=top {
-            let measured = s.rates.get(usize::from(sp)).copied().flatten();
+            let measured = s
+                .rates
+                .get(usize::from(sp))
+                .copied()
+                .flatten()
+                .filter(|&r| sp == 0 || below.is_none_or(|b| r >= b));
+            if let Some(r) = measured {
+                below = Some(below.map_or(r, |b| b.max(r)));
+            }
             let rate = match (sp, cap, s.base_temporal, measured) {
                 (0, Some(0), Some(base), _) => Some(base),
                 (_, _, _, Some(r)) => Some(r),
@@ -168,6 +181,22 @@ mod tests {
         assert_eq!(at(1, None), Some(1), "layer 1 is not a step: the one below");
         assert_eq!(at(2, None), Some(2));
         assert_eq!(l.position(Choice::Paused), None);
+    }
+
+    #[test]
+    fn a_layer_measured_below_a_lower_one_is_left_out_under_a_budget() {
+        // f's encoder restarts: measured at 60 kbit/s, under h's 500.
+        let s = SectionInput::video(TrackContent::Camera, &[kbps(150), kbps(500), kbps(60)]);
+        let spatial = |l: &Ladder| l.steps().iter().map(|s| s.spatial).collect::<Vec<_>>();
+        assert_eq!(spatial(&Ladder::of(&s, false)), vec![0, 1]);
+        assert_eq!(
+            spatial(&Ladder::of(&s, true)),
+            vec![0, 1, 2],
+            "unlimited: any layer"
+        );
+        // h under q: h is left out, f is compared with q.
+        let s = SectionInput::video(TrackContent::Camera, &[kbps(150), kbps(100), kbps(900)]);
+        assert_eq!(spatial(&Ladder::of(&s, false)), vec![0, 2]);
     }
 
     #[test]
