@@ -446,14 +446,7 @@ impl ShardCore {
             return;
         };
         let sub = &mut self.subs[sidx];
-        let rtt = sub.send.on_receiver_report(
-            now,
-            block.last_sr,
-            block.delay_since_last_sr,
-            block.fraction_lost,
-            block.cumulative_lost,
-            block.jitter,
-        );
+        let rtt = sub.send.on_report_block(now, block);
         if let Some(rtt) = rtt {
             self.sessions[idx].rtt = rtt;
         }

@@ -356,14 +356,7 @@ impl ShardCore {
         else {
             return;
         };
-        let rtt = l.send.on_receiver_report(
-            now,
-            block.last_sr,
-            block.delay_since_last_sr,
-            block.fraction_lost,
-            block.cumulative_lost,
-            block.jitter,
-        );
+        let rtt = l.send.on_report_block(now, block);
         if let Some(rtt) = rtt
             && let Some(s) = self.sessions.get_mut(idx)
         {

@@ -141,6 +141,22 @@ impl SendStats {
         Some(rtt)
     }
 
+    /// [`on_receiver_report`](Self::on_receiver_report) taking an RTCP report block.
+    pub fn on_report_block(
+        &mut self,
+        now: Instant,
+        b: &crate::wire::rtcp::ReportBlock,
+    ) -> Option<Duration> {
+        self.on_receiver_report(
+            now,
+            b.last_sr,
+            b.delay_since_last_sr,
+            b.fraction_lost,
+            b.cumulative_lost,
+            b.jitter,
+        )
+    }
+
     /// [`on_receiver_report`](Self::on_receiver_report) taking a parsed block.
     pub fn on_reception_report(&mut self, now: Instant, r: &ReceptionReport) -> Option<Duration> {
         self.on_receiver_report(
