@@ -656,3 +656,45 @@ fn a_quality_cap_below_the_lowest_layer_keeps_it_and_never_pauses() {
     assert_eq!(log.layer_at(secs(7.9)), Some(0));
     assert!(log.layers.iter().all(|&(_, l)| l == 0), "{:?}", log.layers);
 }
+
+#[test]
+fn a_viewer_settled_on_a_middle_layer_behind_a_token_bucket_stays_there() {
+    // h with audio needs about 700 kbit/s; f does not fit 900 kbit/s. Probes toward f (every
+    // 5 s while a step up is wanted) must not knock the estimate below h.
+    let mut cfg = link(&[(0, 900)]);
+    cfg.burst = 3000;
+    cfg.queue = Duration::from_millis(200);
+    let mut h = Harness::new(1);
+    let _p = h.add_simulcast_av_publisher(0, 1, &RIDS, &SIZES, TrackContent::Camera, true);
+    let v = h.add_twcc_viewer(0, 1, TWCC);
+    assert!(h.connect_all(Duration::from_secs(5)));
+    h.set_downlink(v, cfg, TWCC);
+    let t0 = h.now;
+    let mut log = Log::default();
+    run(&mut h, v, t0, 60.0, &mut log);
+    eprintln!("layers: {:?}", log.layers);
+    for (t, e) in &log.events {
+        if let Event::ViewerEstimate { stats, .. } = e {
+            eprintln!(
+                "{t:?}: target {} delay {} loss {} usage {:?} acked {:?} alr {} probe {:?} trial {:?} padding {}",
+                stats.target.0 / 1000,
+                stats.delay_based.0 / 1000,
+                stats.loss_permille,
+                stats.usage,
+                stats.acked.map(|a| a.0 / 1000),
+                stats.in_alr,
+                stats.last_probe.map(|a| a.0 / 1000),
+                stats.last_trial,
+                stats.padding_packets,
+            );
+        }
+    }
+    let settled = log.first_layer(secs(0.0), 1).expect("reached h");
+    let downs: Vec<_> = log
+        .layers
+        .iter()
+        .filter(|&&(t, l)| t > settled && l < 1)
+        .collect();
+    assert!(downs.is_empty(), "stepped down from h: {downs:?}");
+    assert_eq!(log.layer_at(secs(59.9)), Some(1));
+}

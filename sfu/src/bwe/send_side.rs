@@ -378,8 +378,10 @@ impl SendSideBwe {
                 _ => {}
             }
         } else if let Some(p) = probe {
-            // A throttled probe may lower the estimate, but not far below what is acknowledged.
-            let floor = acked.map_or(0, |a| (a.0 as f64 * 0.9) as u64);
+            // A throttled probe may lower the estimate, but not below what is acknowledged: a
+            // cluster that reads less than the path carries at the same time measured its own
+            // bunching, and a cut below the media flowing would step a viewer down.
+            let floor = acked.map_or(0, |a| a.0);
             let p = Bitrate(p.0.max(floor));
             self.last_probe = Some(p);
             self.aimd.set_estimate(now, p);
@@ -617,6 +619,71 @@ mod tests {
         assert!((s.loss - 0.2).abs() < 0.01, "loss {}", s.loss);
         let bound = s.loss_bound.expect("20 % loss bounds the rate");
         assert_eq!(s.target, bound.max(SendSideConfig::default().min));
+    }
+
+    /// Feedback for packets `base..base + deltas.len()`: the first arrived `first_us` after the
+    /// start, each next one `deltas` µs after the one before.
+    fn feedback_with(buf: &mut [u8], base: u16, first_us: i64, deltas: &[i64]) -> usize {
+        let hdr = TwccHeader {
+            sender: Ssrc(1),
+            media: Ssrc(2),
+            base_seq: SeqNo(base),
+            reference_time: (first_us / 64_000) as u32,
+            fb_pkt_count: base as u8,
+        };
+        let mut statuses: Vec<Option<i64>> = deltas.iter().map(|&d| Some(d)).collect();
+        statuses[0] = Some(first_us % 64_000);
+        write_twcc(buf, &hdr, &statuses).unwrap()
+    }
+
+    #[test]
+    fn a_probe_that_reads_below_the_acknowledged_rate_does_not_lower_the_estimate_below_it() {
+        let t0 = Instant::now();
+        let mut bwe = SendSideBwe::new(SendSideConfig::default(), t0);
+        while bwe.poll_probe().is_some() {} // the start-up probes are not sent here
+        let mut buf = [0u8; 1500];
+        let mut seq = 0u16;
+        let mut now = t0;
+        // 3 s of media at 800 kbit/s (1000 bytes every 10 ms), arriving as sent; feedback
+        // every 100 ms.
+        for _ in 0..30 {
+            let first_us = (now - t0).as_micros() as i64 + 20_000;
+            for _ in 0..10 {
+                bwe.on_packet_sent(now, seq, 1000, None);
+                seq += 1;
+                now += Duration::from_millis(10);
+            }
+            let n = feedback_with(&mut buf, seq - 10, first_us, &[10_000; 10]);
+            bwe.handle_feedback(now, &parse(&buf[..n]));
+        }
+        let acked = bwe.stats().acked.expect("acknowledged rate");
+        assert!(
+            (700_000..=900_000).contains(&acked.0),
+            "acknowledged {acked:?}"
+        );
+        // A probe toward 4 Mbit/s whose packets arrive in a trickle (bunched behind something
+        // else): it reads about 400 kbit/s.
+        bwe.set_desired_max(now, Bitrate(4_000_000));
+        let cluster = bwe.poll_probe().expect("a raise above the estimate probes");
+        let first = seq;
+        let first_us = (now - t0).as_micros() as i64 + 20_000;
+        let count = cluster.min_packets.max(cluster.min_bytes.div_ceil(1000) as u32) as u16;
+        for _ in 0..count {
+            bwe.on_packet_sent(now, seq, 1000, Some(cluster.id));
+            seq += 1;
+            now += Duration::from_millis(2);
+        }
+        now += Duration::from_millis(100);
+        let n = feedback_with(&mut buf, first, first_us, &vec![20_000; count as usize]);
+        bwe.handle_feedback(now, &parse(&buf[..n]));
+        let s = bwe.stats();
+        let probe = s.last_probe.expect("the probe was measured");
+        assert!(
+            s.target >= acked.min(s.acked.unwrap_or(acked)),
+            "target {:?} fell below the acknowledged {:?} (probe {probe:?})",
+            s.target,
+            s.acked
+        );
     }
 
     #[test]
