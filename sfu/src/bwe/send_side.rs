@@ -100,6 +100,8 @@ const EXT_BASE: u64 = 1 << 32;
 const CLUSTERS: usize = 8;
 /// A loss report from RTCP receiver reports is used only when transport-cc gave none this long.
 const RR_LOSS_FALLBACK: Duration = Duration::from_secs(5);
+/// The least rate a probe's queue is assumed to drain at (before anything is acknowledged).
+const PROBE_DRAIN_FLOOR_BPS: u64 = 100_000;
 
 /// A snapshot of the estimator's state.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -174,6 +176,13 @@ pub struct SendSideBwe {
     /// with the first packet sent after it (`trial_queue_pending`).
     trial_queue_until_us: i64,
     trial_queue_pending: bool,
+    /// Likewise for probe clusters: feedback about packets sent before this (µs) may show a
+    /// probe's own queue (its bytes at the acknowledged rate after its last packet); over-use
+    /// seen in it is not acted on — the probe's result sets the estimate instead.
+    probe_queue_until_us: i64,
+    probe_queue_pending: bool,
+    /// The cluster being sent and its bytes so far.
+    probe_sending: Option<(ProbeId, u64)>,
 }
 
 impl SendSideBwe {
@@ -221,6 +230,9 @@ impl SendSideBwe {
             last_trial: None,
             trial_queue_until_us: i64::MIN,
             trial_queue_pending: false,
+            probe_queue_until_us: i64::MIN,
+            probe_queue_pending: false,
+            probe_sending: None,
         }
     }
 
@@ -258,6 +270,23 @@ impl SendSideBwe {
         };
         if let Some(t) = self.trial.as_mut() {
             t.on_sent(ext, send_us, u32::try_from(size).unwrap_or(u32::MAX));
+        }
+        if let Some(id) = probe {
+            let bytes = match self.probe_sending {
+                Some((p, b)) if p == id => b + size as u64,
+                _ => size as u64,
+            };
+            self.probe_sending = Some((id, bytes));
+            // How long the cluster's bytes take at what the path is known to carry.
+            let rate = self
+                .acked
+                .estimate()
+                .unwrap_or(self.target)
+                .0
+                .max(PROBE_DRAIN_FLOOR_BPS);
+            let drain_us = (bytes * 8 * 1_000_000 / rate) as i64;
+            self.probe_queue_until_us = self.probe_queue_until_us.max(send_us + drain_us);
+            self.probe_queue_pending = true;
         }
         self.alr.on_bytes_sent(now, size);
     }
@@ -320,6 +349,12 @@ impl SendSideBwe {
                         self.trendline = Trendline::new(self.cfg.trendline);
                         usage = BandwidthUsage::Normal;
                     }
+                    if self.probe_queue_pending && p.send_us >= self.probe_queue_until_us {
+                        self.probe_queue_pending = false;
+                        self.inter_arrival.reset();
+                        self.trendline = Trendline::new(self.cfg.trendline);
+                        usage = BandwidthUsage::Normal;
+                    }
                     if let Some(d) =
                         self.inter_arrival
                             .on_packet(p.send_us, arrival_us, p.size as usize)
@@ -352,9 +387,15 @@ impl SendSideBwe {
         }
         // A trial's own queue is not the path's over-use: while it runs and until the packets
         // it queued are reported, the trial's result (`finish_trial`) sets the estimate instead.
-        let own_queue = self.trial.is_some() || self.trial_queue_pending;
-        if own_queue && self.usage == BandwidthUsage::Overusing {
+        let trial_queue = self.trial.is_some() || self.trial_queue_pending;
+        if trial_queue && self.usage == BandwidthUsage::Overusing {
             self.probe_estimator.take_last();
+        } else if self.probe_queue_pending && self.usage == BandwidthUsage::Overusing {
+            // A probe's own queue: only its result may lower the estimate (not below what is
+            // acknowledged).
+            if let Some(p) = self.probe_estimator.take_last() {
+                self.apply_probe(now, p);
+            }
         } else {
             self.update_delay_based(now);
         }
@@ -378,16 +419,20 @@ impl SendSideBwe {
                 _ => {}
             }
         } else if let Some(p) = probe {
-            // A throttled probe may lower the estimate, but not below what is acknowledged: a
-            // cluster that reads less than the path carries at the same time measured its own
-            // bunching, and a cut below the media flowing would step a viewer down.
-            let floor = acked.map_or(0, |a| a.0);
-            let p = Bitrate(p.0.max(floor));
-            self.last_probe = Some(p);
-            self.aimd.set_estimate(now, p);
+            self.apply_probe(now, p);
         } else {
             self.aimd.update(now, self.usage, acked);
         }
+    }
+
+    /// A probe result becomes the estimate. A throttled probe may lower it, but not below what
+    /// is acknowledged: a cluster that reads less than the path carries at the same time
+    /// measured its own bunching, and a cut below the media flowing would step a viewer down.
+    fn apply_probe(&mut self, now: Instant, p: Bitrate) {
+        let floor = self.acked.estimate().map_or(0, |a| a.0);
+        let p = Bitrate(p.0.max(floor));
+        self.last_probe = Some(p);
+        self.aimd.set_estimate(now, p);
     }
 
     fn maybe_report_loss(&mut self, now: Instant) {
@@ -683,6 +728,60 @@ mod tests {
             "target {:?} fell below the acknowledged {:?} (probe {probe:?})",
             s.target,
             s.acked
+        );
+    }
+
+    #[test]
+    fn the_queue_a_probe_builds_is_not_taken_for_over_use() {
+        let t0 = Instant::now();
+        let mut bwe = SendSideBwe::new(SendSideConfig::default(), t0);
+        while bwe.poll_probe().is_some() {}
+        let mut buf = [0u8; 1500];
+        let mut seq = 0u16;
+        let mut now = t0;
+        // 3 s of media at 800 kbit/s, arriving as sent, 20 ms one way.
+        for _ in 0..30 {
+            let first_us = (now - t0).as_micros() as i64 + 20_000;
+            for _ in 0..10 {
+                bwe.on_packet_sent(now, seq, 1000, None);
+                seq += 1;
+                now += Duration::from_millis(10);
+            }
+            let n = feedback_with(&mut buf, seq - 10, first_us, &[10_000; 10]);
+            bwe.handle_feedback(now, &parse(&buf[..n]));
+        }
+        let acked = bwe.stats().acked.expect("acknowledged rate");
+        // A probe at 4 Mbit/s into a path that carries 1 Mbit/s: its packets queue (8 ms
+        // apart at the receiver for 2 ms at the sender), and the media after it waits behind
+        // them until the queue drains.
+        bwe.set_desired_max(now, Bitrate(4_000_000));
+        let cluster = bwe.poll_probe().expect("a raise above the estimate probes");
+        let first = seq;
+        let first_us = (now - t0).as_micros() as i64 + 20_000;
+        let count = cluster.min_packets.max(cluster.min_bytes.div_ceil(1000) as u32) as u16;
+        for _ in 0..count {
+            bwe.on_packet_sent(now, seq, 1000, Some(cluster.id));
+            seq += 1;
+            now += Duration::from_millis(2);
+        }
+        let mut deltas = vec![8_000; count as usize];
+        // Media behind the probe: sent every 10 ms, arriving 8 ms apart until caught up.
+        for _ in 0..10 {
+            bwe.on_packet_sent(now, seq, 1000, None);
+            seq += 1;
+            now += Duration::from_millis(10);
+            deltas.push(8_000);
+        }
+        now += Duration::from_millis(50);
+        let n = feedback_with(&mut buf, first, first_us, &deltas);
+        bwe.handle_feedback(now, &parse(&buf[..n]));
+        let s = bwe.stats();
+        assert!(
+            s.target >= acked,
+            "target {:?} below the acknowledged {acked:?} after a probe ({:?}, usage {:?})",
+            s.target,
+            s.last_probe,
+            s.usage
         );
     }
 
