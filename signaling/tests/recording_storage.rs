@@ -181,17 +181,16 @@ async fn ensure_bucket_creates_a_missing_bucket_and_accepts_an_existing_one() {
 }
 
 #[tokio::test]
-async fn storing_into_a_missing_bucket_is_an_s3_error_naming_it() {
+async fn deleting_from_a_missing_bucket_is_an_s3_error_with_its_code() {
     let server = S3Server::start();
     let storage = server.storage("nowhere");
-    let tmp = TempDir::new("src");
-    let file = write_file(tmp.path(), "a.webm", &pattern(KIB, 1));
 
-    let err = storage.put_file("a.webm", &file).await.unwrap_err();
+    let err = storage.delete("a.webm").await.unwrap_err();
     match &err {
         StorageError::S3(f) => {
             assert_eq!(f.status, 404, "{err}");
             assert_eq!(f.code.as_deref(), Some("NoSuchBucket"), "{err}");
+            assert_eq!(f.resource, "nowhere/a.webm");
         }
         other => panic!("expected an S3 error, got {other:?}"),
     }
@@ -437,4 +436,186 @@ fn an_object_store_without_credentials_is_refused_at_set_up() {
         "{err}"
     );
     assert!(err.to_string().contains("RECORDING_ACCESS_KEY"), "{err}");
+}
+
+/// What the scripted object store below gets wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// UploadPart of part 2 always answers 500 InternalError.
+    PartTwoFails,
+    /// The first PutObject answers 503 SlowDown, later ones succeed.
+    SlowDownOnce,
+    /// CompleteMultipartUpload answers 200 with an `<Error>` body.
+    CompleteErrorBody,
+}
+
+#[derive(Clone)]
+struct Script {
+    fault: Fault,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// A stand-in S3 endpoint (signatures not checked) that logs each request as "<op> [part]" and
+/// answers as `fault` says: for the failure paths a real server cannot be made to take.
+async fn scripted_store(fault: Fault) -> (String, Script) {
+    use axum::extract::{DefaultBodyLimit, State};
+    use axum::http::{Method, StatusCode, Uri};
+    use axum::response::{IntoResponse, Response};
+
+    const NS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
+    let error = |status: StatusCode, code: &str| -> Response {
+        let body = format!(
+            "<?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>scripted</Message></Error>"
+        );
+        (status, body).into_response()
+    };
+    let handler = move |State(script): State<Script>,
+                        method: Method,
+                        uri: Uri,
+                        body: axum::body::Bytes| async move {
+        let query = uri.query().unwrap_or("");
+        let param = |name: &str| {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                .map(str::to_owned)
+        };
+        let op = match (&method, param("partNumber"), query.contains("uploadId=")) {
+            (&Method::POST, _, false) => "create".to_owned(),
+            (&Method::PUT, Some(n), true) => format!("part {n} ({} bytes)", body.len()),
+            (&Method::POST, _, true) => "complete".to_owned(),
+            (&Method::DELETE, _, true) => "abort".to_owned(),
+            (&Method::PUT, None, false) => format!("object ({} bytes)", body.len()),
+            _ => format!("unexpected {method} {uri}"),
+        };
+        let earlier = {
+            let mut log = script.log.lock().expect("log lock");
+            let earlier = log.iter().filter(|l| **l == op).count();
+            log.push(op.clone());
+            earlier
+        };
+        let ok_etag =
+            |etag: &str| (StatusCode::OK, [("etag", format!("\"{etag}\""))]).into_response();
+        match op.as_str() {
+            "create" => (
+                StatusCode::OK,
+                format!("<?xml version=\"1.0\"?><InitiateMultipartUploadResult xmlns=\"{NS}\"><Bucket>recordings</Bucket><Key>k</Key><UploadId>up-1</UploadId></InitiateMultipartUploadResult>"),
+            )
+                .into_response(),
+            o if o.starts_with("part 2") && script.fault == Fault::PartTwoFails => {
+                error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
+            }
+            o if o.starts_with("part ") => ok_etag("part-etag"),
+            "complete" if script.fault == Fault::CompleteErrorBody => {
+                error(StatusCode::OK, "InternalError")
+            }
+            "complete" => (
+                StatusCode::OK,
+                format!("<?xml version=\"1.0\"?><CompleteMultipartUploadResult xmlns=\"{NS}\"><ETag>\"whole-2\"</ETag></CompleteMultipartUploadResult>"),
+            )
+                .into_response(),
+            "abort" => StatusCode::NO_CONTENT.into_response(),
+            o if o.starts_with("object") && script.fault == Fault::SlowDownOnce && earlier == 0 => {
+                error(StatusCode::SERVICE_UNAVAILABLE, "SlowDown")
+            }
+            o if o.starts_with("object") => ok_etag("object-etag"),
+            _ => error(StatusCode::BAD_REQUEST, "Unexpected"),
+        }
+    };
+    let script = Script {
+        fault,
+        log: Default::default(),
+    };
+    let app = axum::Router::new()
+        .fallback(handler)
+        .layer(DefaultBodyLimit::disable())
+        .with_state(script.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("bound address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("minio://key:secret@{addr}/recordings"), script)
+}
+
+fn quick_retries(url: &str, attempts: u32) -> RecordingStorage {
+    let mut cfg = StorageConfig::parse(url).expect("scripted store URL");
+    cfg.retry = RetryPolicy {
+        attempts,
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(20),
+    };
+    RecordingStorage::new(cfg).expect("storage set-up")
+}
+
+#[tokio::test]
+async fn a_failed_multipart_upload_is_retried_then_aborted() {
+    let (url, script) = scripted_store(Fault::PartTwoFails).await;
+    let storage = quick_retries(&url, 2);
+    let tmp = TempDir::new("src");
+    let file = write_file(tmp.path(), "big.webm", &pattern(17 * MIB, 9));
+
+    let err = storage.put_file("big.webm", &file).await.unwrap_err();
+    match &err {
+        StorageError::S3(f) => {
+            assert_eq!(
+                (f.status, f.code.as_deref()),
+                (500, Some("InternalError")),
+                "{err}"
+            );
+            assert_eq!(f.op, "UploadPart");
+        }
+        other => panic!("expected an S3 error, got {other:?}"),
+    }
+    assert!(err.is_transient());
+    let log = script.log.lock().unwrap().clone();
+    assert_eq!(
+        log,
+        [
+            "create",
+            "part 1 (16777216 bytes)",
+            "part 2 (1048576 bytes)",
+            "part 2 (1048576 bytes)",
+            "abort"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_complete_answering_200_with_an_error_body_fails_and_aborts() {
+    let (url, script) = scripted_store(Fault::CompleteErrorBody).await;
+    let storage = quick_retries(&url, 2);
+    let tmp = TempDir::new("src");
+    let file = write_file(tmp.path(), "big.webm", &pattern(17 * MIB, 10));
+
+    let err = storage.put_file("big.webm", &file).await.unwrap_err();
+    match &err {
+        StorageError::S3(f) => {
+            assert_eq!(
+                (f.status, f.code.as_deref()),
+                (200, Some("InternalError")),
+                "{err}"
+            );
+            assert_eq!(f.op, "CompleteMultipartUpload");
+        }
+        other => panic!("expected an S3 error, got {other:?}"),
+    }
+    let log = script.log.lock().unwrap().clone();
+    assert_eq!(log.last().map(String::as_str), Some("abort"), "{log:?}");
+}
+
+#[tokio::test]
+async fn a_503_answer_is_retried_until_the_put_succeeds() {
+    let (url, script) = scripted_store(Fault::SlowDownOnce).await;
+    let storage = quick_retries(&url, 3);
+    let tmp = TempDir::new("src");
+    let file = write_file(tmp.path(), "s.webm", &pattern(10 * KIB, 11));
+
+    let stored = storage
+        .put_file("s.webm", &file)
+        .await
+        .expect("second try succeeds");
+    assert_eq!(stored.etag, "object-etag");
+    let log = script.log.lock().unwrap().clone();
+    assert_eq!(log, ["object (10240 bytes)", "object (10240 bytes)"]);
 }

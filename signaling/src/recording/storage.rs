@@ -161,7 +161,7 @@ pub struct RecordingStorage {
 
 #[derive(Debug, Clone)]
 enum Backend {
-    S3(s3::S3Backend),
+    S3(Box<s3::S3Backend>),
     Local(local::LocalBackend),
 }
 
@@ -169,7 +169,7 @@ impl RecordingStorage {
     /// Sets up the storage (no I/O yet). An object store needs credentials.
     pub fn new(cfg: StorageConfig) -> Result<Self, StorageError> {
         let backend = match &cfg.location {
-            StorageLocation::S3 { .. } => Backend::S3(s3::S3Backend::new(&cfg)?),
+            StorageLocation::S3 { .. } => Backend::S3(Box::new(s3::S3Backend::new(&cfg)?)),
             StorageLocation::Local { dir } => Backend::Local(local::LocalBackend::new(dir.clone())),
         };
         Ok(RecordingStorage {

@@ -347,11 +347,17 @@ impl S3Backend {
                 self.client.head(url)
             })
             .await?;
-        if resp.status() == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
         if !resp.status().is_success() {
-            return Err(failure("HeadObject", self.resource(key), resp).await);
+            let not_found = resp.status() == StatusCode::NOT_FOUND;
+            let err = failure("HeadObject", self.resource(key), resp).await;
+            // A HEAD answer has no body to tell a missing key from a missing bucket; MinIO's
+            // error code header does.
+            return match &err {
+                StorageError::S3(f) if not_found && f.code.as_deref() != Some("NoSuchBucket") => {
+                    Ok(None)
+                }
+                _ => Err(err),
+            };
         }
         // A HEAD answer has no body, so `Response::content_length` says 0: read the header.
         let size = resp
@@ -379,10 +385,15 @@ impl S3Backend {
                 self.client.delete(url)
             })
             .await?;
-        if resp.status().is_success() || resp.status() == StatusCode::NOT_FOUND {
-            Ok(())
-        } else {
-            Err(failure("DeleteObject", self.resource(key), resp).await)
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        // S3 answers 204 for a missing key; a 404 is a missing bucket (or a store that says
+        // NoSuchKey, which is fine).
+        let err = failure("DeleteObject", self.resource(key), resp).await;
+        match &err {
+            StorageError::S3(f) if f.code.as_deref() == Some("NoSuchKey") => Ok(()),
+            _ => Err(err),
         }
     }
 
