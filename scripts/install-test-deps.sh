@@ -164,3 +164,33 @@ else
 fi
 log "python-socketio: $("$VENV/bin/python" -m pip show python-socketio 2>/dev/null | sed -n 's/^Version: //p')"
 log "done"
+
+# ---------------------------------------------------------------- S3-compatible test server
+# s3s-fs (crates.io): a real S3 server over a directory that checks AWS SigV4 signatures when
+# started with --access-key/--secret-key. signaling/tests/recording_storage.rs starts it on a
+# loopback port over a temporary directory (the recording storage's tests). It is built once
+# per machine into a cache outside the work tree (about 2 minutes on 2 cores) and copied to
+# .tools/bin/s3s-fs, where the tests look for it. RINGCAST_TOOLS_CACHE moves the cache.
+S3S_FS_VERSION="0.14.1"
+S3S_CACHE="${RINGCAST_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ringcast-tools}/s3s-fs-$S3S_FS_VERSION"
+S3S_BIN="$ROOT/.tools/bin/s3s-fs"
+s3s_ok() { [ -x "$1" ] && [ "$("$1" --version 2>/dev/null)" = "s3s-fs $S3S_FS_VERSION" ]; }
+if s3s_ok "$S3S_CACHE/bin/s3s-fs"; then
+    log "s3s-fs $S3S_FS_VERSION already built in $S3S_CACHE"
+else
+    command -v cargo >/dev/null 2>&1 || die "cargo not found: s3s-fs (the recording storage tests' S3 server) is built with cargo install"
+    log "cargo install s3s-fs $S3S_FS_VERSION into $S3S_CACHE (a few minutes)"
+    S3S_BUILD="$(mktemp -d)"
+    trap 'rm -rf "$S3S_BUILD"' EXIT
+    cargo install --quiet --locked --version "$S3S_FS_VERSION" --features binary \
+        --root "$S3S_CACHE" --target-dir "$S3S_BUILD" s3s-fs
+    rm -rf "$S3S_BUILD"
+    s3s_ok "$S3S_CACHE/bin/s3s-fs" || die "s3s-fs $S3S_FS_VERSION missing from $S3S_CACHE/bin after cargo install"
+fi
+if s3s_ok "$S3S_BIN" && cmp -s "$S3S_CACHE/bin/s3s-fs" "$S3S_BIN"; then
+    log ".tools/bin/s3s-fs up to date"
+else
+    mkdir -p "$ROOT/.tools/bin"
+    install -m 755 "$S3S_CACHE/bin/s3s-fs" "$S3S_BIN"
+    log "copied s3s-fs $S3S_FS_VERSION to .tools/bin/s3s-fs"
+fi
