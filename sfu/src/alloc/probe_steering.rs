@@ -51,7 +51,7 @@ pub const FAILED_UP_WINDOW: Duration = Duration::from_secs(10);
 /// the same bar), at most every [`STRICT_TRIAL_SPACING`]; one that passes lifts the section's
 /// holds, so a path whose capacity returned is used at once.
 pub const STRICT_MARGIN: f64 = 0.3;
-pub const STRICT_TRIAL_SPACING: Duration = Duration::from_secs(5);
+pub const STRICT_TRIAL_SPACING: Duration = Duration::from_secs(3);
 /// A new desired maximum is handed over only when it moved by more than this share (measured
 /// rates wobble; every raise starts a probe).
 const TARGET_CHANGE: f64 = 0.05;
@@ -593,28 +593,28 @@ mod tests {
             p.after(at(100), &e, &t, true, false),
             ProbeRequest::Trial(kbps(836))
         );
-        // Down 3 s after going up: the step up failed.
+        // Down 2.9 s after going up: the step up failed.
         assert_eq!(p.after(at(3000), &e, &t, false, true), ProbeRequest::None);
-        assert_eq!(p.after(at(5000), &e, &t, false, false), ProbeRequest::None);
+        assert_eq!(p.after(at(3050), &e, &t, false, false), ProbeRequest::None);
         assert_eq!(
-            p.after(at(5100), &e, &t, false, false),
+            p.after(at(3100), &e, &t, false, false),
             ProbeRequest::Trial(Bitrate(1_086_800)),
-            "836 kbit/s and 30 % more, 5 s after the last trial"
+            "836 kbit/s and 30 % more, 3 s after the last trial"
         );
         e.last_trial = Some(trial(1, 700, false));
-        p.budget(at(5500), &e, None);
+        p.budget(at(3500), &e, None);
         assert!(!p.take_release_holds());
-        assert_eq!(p.after(at(9000), &e, &t, false, false), ProbeRequest::None);
+        assert_eq!(p.after(at(6000), &e, &t, false, false), ProbeRequest::None);
         assert_eq!(
-            p.after(at(10_100), &e, &t, false, false),
+            p.after(at(6100), &e, &t, false, false),
             ProbeRequest::Trial(Bitrate(1_086_800))
         );
         e.last_trial = Some(trial(2, 1100, true));
-        p.budget(at(10_500), &e, None);
+        p.budget(at(6500), &e, None);
         assert!(p.take_release_holds());
         assert!(!p.take_release_holds(), "once");
         assert_eq!(
-            p.after(at(13_600), &e, &t, false, false),
+            p.after(at(9600), &e, &t, false, false),
             ProbeRequest::Trial(kbps(836)),
             "back to the plain bar"
         );
