@@ -14,6 +14,7 @@ pub mod netif;
 pub mod placement;
 pub mod problem;
 pub mod quality;
+pub mod recording;
 pub mod registry;
 pub mod sdp;
 pub mod service_metrics;

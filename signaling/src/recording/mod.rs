@@ -1,0 +1,12 @@
+//! Channel recording: RTP of a channel's tracks into WebM files.
+
+pub mod depacketizer;
+pub mod ebml;
+pub mod frame_size;
+pub mod interleave;
+pub mod recorder;
+pub mod vp9_superframe;
+pub mod webm;
+
+#[cfg(test)]
+mod ebml_reader;
