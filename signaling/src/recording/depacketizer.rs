@@ -10,7 +10,7 @@ use sfu::wire::codec::{CodecError, Vp8Descriptor, Vp9Descriptor};
 use sfu::wire::seq::seq_diff;
 use sfu::{Codec, MediaKind, SeqNo};
 
-use super::vp9_superframe;
+use super::{frame_header, vp9_superframe};
 
 /// Consecutive packets behind the window after which the stream is taken to have restarted.
 const RESYNC_AFTER_LATE: u32 = 64;
@@ -26,11 +26,14 @@ pub struct DepacketizerConfig {
     pub max_wait: Duration,
     /// Largest frame kept; larger ones are dropped.
     pub max_frame_bytes: usize,
+    /// How long after the first packet nothing is taken out of the window, so that packets
+    /// sent before it but arriving after it (reordered) still count.
+    pub start_hold: Duration,
 }
 
 impl DepacketizerConfig {
     /// Defaults for a codec: 512 packets for video (a large keyframe spans hundreds), 64 for
-    /// audio; 300 ms of wait; frames up to 4 MiB.
+    /// audio; 300 ms of wait; frames up to 4 MiB; 100 ms of hold at the start.
     pub fn for_codec(codec: Codec) -> DepacketizerConfig {
         DepacketizerConfig {
             capacity: match codec.kind() {
@@ -39,6 +42,7 @@ impl DepacketizerConfig {
             },
             max_wait: Duration::from_millis(300),
             max_frame_bytes: 4 << 20,
+            start_hold: Duration::from_millis(100),
         }
     }
 }
@@ -145,7 +149,8 @@ enum Prev {
 
 /// Reorders one track's RTP packets and reassembles frames. Packets go in with [`push`], time
 /// with [`handle_timeout`]; frames come out of [`poll_frame`]. The window opens at the first
-/// packet pushed: packets sent before it count as late.
+/// packet pushed, or at an earlier one that arrives within the start hold; packets sent before
+/// that count as late.
 ///
 /// [`push`]: Depacketizer::push
 /// [`handle_timeout`]: Depacketizer::handle_timeout
@@ -159,6 +164,8 @@ pub struct Depacketizer {
     head: Option<u64>,
     /// Highest extended sequence number seen.
     highest: u64,
+    /// Until then, nothing is taken out and the window may still open further back.
+    hold_until: Option<Instant>,
     late_streak: u32,
     prev: Prev,
     cur: Option<Assembly>,
@@ -183,6 +190,7 @@ impl Depacketizer {
             slots: (0..capacity).map(|_| Slot::default()).collect(),
             head: None,
             highest: 0,
+            hold_until: None,
             late_streak: 0,
             prev: Prev::Unknown,
             cur: None,
@@ -254,6 +262,8 @@ impl Depacketizer {
                 let first = (1u64 << 32) + u64::from(seq.0);
                 self.head = Some(first);
                 self.highest = first;
+                self.hold_until =
+                    (!self.cfg.start_hold.is_zero()).then(|| now + self.cfg.start_hold);
                 first
             }
             Some(_) => {
@@ -261,7 +271,13 @@ impl Depacketizer {
                 e as u64
             }
         };
-        let head = self.head.unwrap_or(ext);
+        let mut head = self.head.unwrap_or(ext);
+        let cap = self.cfg.capacity as u64;
+        if ext < head && self.hold_until.is_some() && ext + cap > self.highest {
+            // Reordered at the start: nothing was taken out yet, so the window opens earlier.
+            head = ext;
+            self.head = Some(ext);
+        }
         if ext < head {
             self.stats.late += 1;
             self.late_streak += 1;
@@ -273,7 +289,6 @@ impl Depacketizer {
             return Ok(());
         }
         self.late_streak = 0;
-        let cap = self.cfg.capacity as u64;
         if ext >= head + cap {
             self.advance_to(ext + 1 - cap);
         }
@@ -318,6 +333,9 @@ impl Depacketizer {
     /// When [`Depacketizer::handle_timeout`] next has something to do: the end of the wait for
     /// the oldest missing packet.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.hold_until.is_some() {
+            return self.hold_until;
+        }
         let head = self.head?;
         if self.slot_holds(head) || self.highest < head {
             return None;
@@ -353,6 +371,12 @@ impl Depacketizer {
     /// Takes packets out of the window in order while they are there, giving up on missing
     /// ones once their wait is over (always, when `now` is `None`).
     fn drain(&mut self, now: Option<Instant>) {
+        if let Some(hold) = self.hold_until {
+            if now.is_some_and(|n| n < hold) {
+                return;
+            }
+            self.hold_until = None;
+        }
         while let Some(head) = self.head {
             if self.slot_holds(head) {
                 self.take(head);
@@ -375,6 +399,7 @@ impl Depacketizer {
     /// Takes packets out (or gives up on them) until the head reaches `target`.
     fn advance_to(&mut self, target: u64) {
         let Some(mut head) = self.head else { return };
+        self.hold_until = None;
         let cap = self.cfg.capacity as u64;
         // Beyond one window nothing is held: count the rest as lost in one step.
         let stepwise_end = target.min(head + cap);
@@ -401,6 +426,7 @@ impl Depacketizer {
             self.finish(a, false);
         }
         self.head = None;
+        self.hold_until = None;
         self.late_streak = 0;
         self.prev = Prev::Unknown;
         self.dropping = None;
@@ -619,12 +645,16 @@ fn parse(codec: Codec, payload: &[u8]) -> Result<(PacketInfo, &[u8]), CodecError
                 return Err(CodecError::Truncated);
             }
             let base = d.spatial_layer() == 0;
+            // The descriptor's P bit and the frame's own header must both say so (some
+            // packetizers leave P clear on every frame).
+            let key =
+                d.start_of_frame && base && !d.inter_picture && frame_header::vp9_is_keyframe(body);
             Ok((
                 PacketInfo {
                     begins_layer: d.start_of_frame,
                     ends_layer: d.end_of_frame,
                     base_layer: base,
-                    key: d.start_of_frame && base && !d.inter_picture,
+                    key,
                     ..Default::default()
                 },
                 body,

@@ -7,6 +7,14 @@ use proptest::prelude::*;
 
 const WAIT: Duration = Duration::from_millis(300);
 
+/// The defaults without the start hold, so that frames come out as soon as they are complete.
+fn cfg(codec: Codec) -> DepacketizerConfig {
+    DepacketizerConfig {
+        start_hold: Duration::ZERO,
+        ..DepacketizerConfig::for_codec(codec)
+    }
+}
+
 fn t0() -> Instant {
     Instant::now()
 }
@@ -61,7 +69,7 @@ fn frames(d: &mut Depacketizer) -> Vec<Frame> {
 }
 
 fn vp8_dep() -> Depacketizer {
-    Depacketizer::new(Codec::Vp8, DepacketizerConfig::for_codec(Codec::Vp8)).unwrap()
+    Depacketizer::new(Codec::Vp8, cfg(Codec::Vp8)).unwrap()
 }
 
 #[test]
@@ -96,6 +104,28 @@ fn reordered_packets_inside_the_window_still_make_the_frame() {
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].data, body);
     assert_eq!(d.stats().lost, 0);
+}
+
+#[test]
+fn packets_reordered_before_the_first_one_count_within_the_start_hold() {
+    let mut d = Depacketizer::new(Codec::Vp8, DepacketizerConfig::for_codec(Codec::Vp8)).unwrap();
+    let base = t0();
+    let (pkts, body) = vp8_frame(10, 0, true, 3, 5);
+    push(&mut d, base, &pkts[2]).unwrap();
+    assert_eq!(d.poll_timeout(), Some(ms(base, 100)));
+    push(&mut d, ms(base, 40), &pkts[0]).unwrap();
+    push(&mut d, ms(base, 60), &pkts[1]).unwrap();
+    assert!(
+        frames(&mut d).is_empty(),
+        "nothing is taken out during the hold"
+    );
+    d.handle_timeout(ms(base, 100));
+    let f = frames(&mut d);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].data, body);
+    // After the hold, the window no longer opens backwards.
+    push(&mut d, ms(base, 200), &vp8_frame(5, 0, true, 1, 1).0[0]).unwrap();
+    assert_eq!(d.stats().late, 1);
 }
 
 #[test]
@@ -188,7 +218,7 @@ fn a_retransmission_after_giving_up_is_late() {
 fn overflowing_the_window_gives_up_without_waiting() {
     let cfg = DepacketizerConfig {
         capacity: 8,
-        ..DepacketizerConfig::for_codec(Codec::Vp8)
+        ..cfg(Codec::Vp8)
     };
     let mut d = Depacketizer::new(Codec::Vp8, cfg).unwrap();
     let now = t0();
@@ -304,7 +334,7 @@ fn malformed_payloads_are_counted_and_break_their_frame() {
 fn oversized_frames_are_dropped() {
     let cfg = DepacketizerConfig {
         max_frame_bytes: 25,
-        ..DepacketizerConfig::for_codec(Codec::Vp8)
+        ..cfg(Codec::Vp8)
     };
     let mut d = Depacketizer::new(Codec::Vp8, cfg).unwrap();
     let now = t0();
@@ -351,7 +381,7 @@ fn flush_hands_out_what_is_complete_and_drops_the_open_frame() {
 
 #[test]
 fn opus_packets_are_frames_and_a_loss_only_delays() {
-    let mut d = Depacketizer::new(Codec::Opus, DepacketizerConfig::for_codec(Codec::Opus)).unwrap();
+    let mut d = Depacketizer::new(Codec::Opus, cfg(Codec::Opus)).unwrap();
     let base = t0();
     assert!(!d.needs_keyframe());
     for s in [0u16, 1, 3, 4] {
@@ -382,7 +412,7 @@ fn opus_packets_are_frames_and_a_loss_only_delays() {
 #[test]
 fn unsupported_codecs_are_refused() {
     assert_eq!(
-        Depacketizer::new(Codec::H264, DepacketizerConfig::for_codec(Codec::H264)).unwrap_err(),
+        Depacketizer::new(Codec::H264, cfg(Codec::H264)).unwrap_err(),
         DepacketizeError::UnsupportedCodec(Codec::H264)
     );
 }
@@ -404,7 +434,7 @@ fn vp9(inter: bool, b: bool, e: bool, sid: u8, body: &[u8]) -> Vec<u8> {
 }
 
 fn vp9_dep() -> Depacketizer {
-    Depacketizer::new(Codec::Vp9, DepacketizerConfig::for_codec(Codec::Vp9)).unwrap()
+    Depacketizer::new(Codec::Vp9, cfg(Codec::Vp9)).unwrap()
 }
 
 #[test]
@@ -461,8 +491,14 @@ fn vp9_upper_layer_alone_after_a_picture_boundary_is_a_picture() {
     // previous picture's marker.
     let mut d = vp9_dep();
     let now = t0();
-    d.push(now, SeqNo(0), 0, true, &vp9(false, true, true, 0, &[1; 5]))
-        .unwrap();
+    d.push(
+        now,
+        SeqNo(0),
+        0,
+        true,
+        &vp9(false, true, true, 0, &[0x82; 5]),
+    )
+    .unwrap();
     d.push(
         now,
         SeqNo(1),
@@ -480,8 +516,14 @@ fn vp9_upper_layer_alone_after_a_picture_boundary_is_a_picture() {
 fn vp9_upper_layer_after_a_loss_is_not_taken_for_a_picture_start() {
     let mut d = vp9_dep();
     let base = t0();
-    d.push(base, SeqNo(0), 0, true, &vp9(false, true, true, 0, &[1; 5]))
-        .unwrap();
+    d.push(
+        base,
+        SeqNo(0),
+        0,
+        true,
+        &vp9(false, true, true, 0, &[0x82; 5]),
+    )
+    .unwrap();
     // Seq 1 (layer 0 of picture 3000) lost; seq 2 is its layer 1.
     d.push(
         base,
@@ -508,7 +550,7 @@ proptest! {
             0..80,
         ),
     ) {
-        let cfg = DepacketizerConfig { capacity: 16, ..DepacketizerConfig::for_codec(codec) };
+        let cfg = DepacketizerConfig { capacity: 16, ..cfg(codec) };
         let mut d = Depacketizer::new(codec, cfg).unwrap();
         let base = t0();
         let mut clock = 0;
@@ -530,4 +572,21 @@ proptest! {
         }
         prop_assert!(bytes_out <= bytes_in);
     }
+}
+
+#[test]
+fn vp9_keyframe_needs_the_frame_header_to_agree() {
+    let mut d = vp9_dep();
+    let now = t0();
+    // P clear in the descriptor, but the frame header says NON_KEY (frame_type 1).
+    d.push(
+        now,
+        SeqNo(0),
+        0,
+        true,
+        &vp9(false, true, true, 0, &[0x86; 5]),
+    )
+    .unwrap();
+    assert!(frames(&mut d).is_empty());
+    assert_eq!(d.stats().awaiting_keyframe, 1);
 }

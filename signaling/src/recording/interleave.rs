@@ -35,6 +35,15 @@ impl Interleaver {
         }
     }
 
+    /// Marks `track` as started at `time_ms` before its first frame comes out (its first packet
+    /// arrived): from now on, frames of other tracks later than that wait for it (up to the
+    /// window). No effect once the track has frames.
+    pub fn start(&mut self, track: usize, time_ms: u64) {
+        if let Some(last @ None) = self.last_pushed.get_mut(track) {
+            *last = Some(time_ms);
+        }
+    }
+
     /// Adds a frame. A frame stamped before its track's previous one is moved up to that time,
     /// so each track stays in order. Frames of unknown tracks are ignored (and handed back).
     pub fn push(&mut self, mut frame: Pending) -> Option<Pending> {
@@ -156,6 +165,27 @@ mod tests {
         // among those held and goes out first once the others are covered.
         il.push(f(0, 90));
         assert_eq!(drain(&mut il).first(), Some(&(0, 90)));
+    }
+
+    #[test]
+    fn a_started_track_holds_the_others_before_its_first_frame() {
+        let mut il = Interleaver::new(2, 500);
+        il.push(f(1, 0));
+        il.push(f(1, 100));
+        assert_eq!(drain(&mut il), [(1, 0), (1, 100)]);
+        // Video's first packet came at 200 ms; its frames come out later.
+        il.start(0, 200);
+        il.push(f(1, 200));
+        il.push(f(1, 220));
+        assert_eq!(drain(&mut il), [(1, 200)]);
+        il.push(f(0, 200));
+        assert_eq!(drain(&mut il), [(0, 200)]);
+        il.push(f(0, 233));
+        assert_eq!(drain(&mut il), [(1, 220)]);
+        // Starting again changes nothing once frames came.
+        il.start(0, 10_000);
+        il.push(f(1, 240));
+        assert_eq!(drain(&mut il), [(0, 233)]);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 pub mod depacketizer;
 pub mod ebml;
-pub mod frame_size;
+pub mod frame_header;
 pub mod interleave;
 pub mod recorder;
 pub mod vp9_superframe;

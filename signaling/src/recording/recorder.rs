@@ -14,7 +14,7 @@ use sfu::wire::rtp::{RtpError, RtpHeader};
 use sfu::{Codec, MediaKind};
 
 use super::depacketizer::{DepacketizeError, Depacketizer, DepacketizerConfig, DepacketizerStats};
-use super::frame_size;
+use super::frame_header;
 use super::interleave::{Interleaver, Pending};
 use super::webm::{TrackConfig, VideoCodec, WebmError, WebmSummary, WebmWriter};
 
@@ -211,6 +211,7 @@ impl<W: Write + Seek> Recorder<W> {
                 hdr.timestamp,
                 t.spec.codec.clock_rate(),
             ));
+            self.interleaver.start(track, offset);
         }
         let pushed = t
             .depack
@@ -281,8 +282,8 @@ impl<W: Write + Seek> Recorder<W> {
             let time_ms = clock.ms(f.rtp_timestamp);
             if f.keyframe && t.spec.codec.kind() == MediaKind::Video {
                 let size = match t.spec.codec {
-                    Codec::Vp8 => frame_size::vp8_keyframe_size(&f.data),
-                    _ => frame_size::vp9_frame_size(&f.data),
+                    Codec::Vp8 => frame_header::vp8_keyframe_size(&f.data),
+                    _ => frame_header::vp9_frame_size(&f.data),
                 };
                 if let Some((w, h)) = size
                     && self.muxer.video_size(track).is_none()

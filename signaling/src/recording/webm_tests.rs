@@ -35,7 +35,8 @@ fn av(ms: u64, gop: u64) -> (Vec<u8>, WebmSummary) {
             break;
         }
         if vt <= at && vt < ms {
-            w.write_frame(0, vt, v % gop == 0, &[v as u8; 100]).unwrap();
+            w.write_frame(0, vt, v.is_multiple_of(gop), &[v as u8; 100])
+                .unwrap();
             v += 1;
         } else {
             w.write_frame(1, at, true, &[a as u8; 40]).unwrap();

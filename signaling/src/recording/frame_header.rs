@@ -1,6 +1,6 @@
-//! Picture size from the frame headers: the VP8 keyframe header (RFC 6386 §9.1) and the VP9
-//! uncompressed header (VP9 bitstream specification §6.2), for the WebM track's PixelWidth and
-//! PixelHeight.
+//! What the codec frame headers say: picture size from the VP8 keyframe header (RFC 6386 §9.1)
+//! and the VP9 uncompressed header (VP9 bitstream specification §6.2), for the WebM track's
+//! PixelWidth and PixelHeight, and whether a VP9 frame is a keyframe.
 
 use super::vp9_superframe;
 
@@ -23,6 +23,29 @@ pub fn vp9_frame_size(data: &[u8]) -> Option<(u32, u32)> {
     vp9_superframe::frames(data)
         .filter_map(vp9_one_frame_size)
         .max_by_key(|&(w, h)| u64::from(w) * u64::from(h))
+}
+
+/// True when the VP9 frame starting with `frame` (one frame, or the first frame of a
+/// superframe) is a keyframe: frame_type KEY_FRAME and not a repeat of an earlier frame. Only
+/// the first byte is needed.
+pub fn vp9_is_keyframe(frame: &[u8]) -> bool {
+    let mut r = Bits {
+        data: frame.get(..1).unwrap_or_default(),
+        pos: 0,
+    };
+    vp9_key_bits(&mut r).unwrap_or(false)
+}
+
+fn vp9_key_bits(r: &mut Bits<'_>) -> Option<bool> {
+    if r.bits(2)? != 2 {
+        return None;
+    }
+    let profile = r.bit()? | (r.bit()? << 1);
+    if profile == 3 {
+        r.bit()?;
+    }
+    let show_existing = r.bit()? == 1;
+    Some(!show_existing && r.bit()? == 0)
 }
 
 /// MSB-first bit reader over a byte slice.
@@ -168,6 +191,21 @@ mod tests {
         bits.chunks(8)
             .map(|c| c.iter().fold(0u8, |a, &b| (a << 1) | b as u8) << (8 - c.len()))
             .collect()
+    }
+
+    #[test]
+    fn vp9_keyframe_flag_comes_from_frame_type() {
+        assert!(vp9_is_keyframe(&vp9_key(320, 240)));
+        // Profile 0, NON_KEY.
+        assert!(!vp9_is_keyframe(&[0b1000_0100]));
+        // show_existing_frame.
+        assert!(!vp9_is_keyframe(&[0b1000_1000]));
+        // Profile 3 has a reserved bit before show_existing_frame.
+        assert!(vp9_is_keyframe(&[0b1011_0000]));
+        assert!(!vp9_is_keyframe(&[0b1011_0010]));
+        // Not a frame marker.
+        assert!(!vp9_is_keyframe(&[0x00]));
+        assert!(!vp9_is_keyframe(&[]));
     }
 
     #[test]
