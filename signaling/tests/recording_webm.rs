@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sfu::Codec;
+use sfu::wire::rtp::RtpHeader;
 use signaling::recording::recorder::{Recorder, RecordingSummary, TrackSpec};
 
 const SECONDS: f64 = 3.0;
@@ -46,7 +47,7 @@ struct Captured {
     audio: Vec<Vec<u8>>,
 }
 
-/// Runs ffmpeg in real time: a 320x240 30 fps test pattern encoded with `video_args` and a
+/// Runs ffmpeg in real time: a 320x240 30 fps moving test pattern encoded with `video_args` and a
 /// 440 Hz stereo tone in Opus, for [`SECONDS`], each sent as RTP to a loopback socket.
 fn capture(video_args: &[&str]) -> Captured {
     require_tools();
@@ -91,7 +92,7 @@ fn capture(video_args: &[&str]) -> Captured {
         "-f",
         "lavfi",
         "-i",
-        "testsrc=size=320x240:rate=30",
+        "testsrc2=size=320x240:rate=30",
         "-re",
         "-t",
         &secs,
@@ -147,13 +148,17 @@ fn vp8_capture() -> &'static Captured {
             "-c:v",
             "libvpx",
             "-g",
-            "30",
+            "15",
             "-deadline",
             "realtime",
             "-cpu-used",
             "8",
             "-b:v",
-            "400k",
+            "1M",
+            "-minrate",
+            "1M",
+            "-maxrate",
+            "1M",
         ])
     })
 }
@@ -330,6 +335,10 @@ fn record_and_check(
     let errors = decode_errors(&path);
     assert!(errors.is_empty(), "decoding {}: {errors}", path.display());
     let counts = (frames_read(v), frames_read(a));
+    eprintln!(
+        "{name}: {} video and {} audio frames decoded, {d:.3} s, {} bytes",
+        counts.0, counts.1, summary.webm.bytes
+    );
     std::fs::remove_file(&path).unwrap();
     (counts.0, counts.1, summary)
 }
@@ -338,6 +347,24 @@ fn record_and_check(
 fn sent(cap: &Captured) -> (u64, u64) {
     let v = cap.video.iter().filter(|p| marker(p)).count() as u64;
     (v, cap.audio.len() as u64)
+}
+
+/// Keyframes sent, read from the packets with the media plane's own payload inspection (VP8)
+/// or from the VP9 frame header after ffmpeg's one-byte descriptor (ffmpeg leaves the
+/// descriptor's P bit clear).
+fn keyframes_sent(codec: Codec, cap: &Captured) -> u64 {
+    cap.video
+        .iter()
+        .filter(|p| {
+            let h = RtpHeader::parse(p).unwrap();
+            let payload = h.payload(p);
+            match codec {
+                Codec::Vp8 => sfu::wire::codec::vp8::is_keyframe_start(payload),
+                // B set; profile 0 header: not show_existing_frame, frame_type KEY.
+                _ => payload[0] & 0x08 != 0 && payload.get(1).is_some_and(|b| b & 0x0c == 0),
+            }
+        })
+        .count() as u64
 }
 
 #[test]
@@ -352,8 +379,13 @@ fn vp8_and_opus_rtp_record_to_a_webm_that_ffmpeg_decodes_frame_for_frame() {
     assert_eq!(v, sent_v, "every video frame decoded");
     assert_eq!(a, sent_a, "every audio frame decoded");
     assert_eq!(s.webm.tracks[0].frames, sent_v);
-    // A keyframe every 30 frames: a cluster and a cue each.
-    assert_eq!(s.webm.cues, sent_v.div_ceil(30));
+    // A cluster and a cue for each keyframe.
+    let keys = keyframes_sent(Codec::Vp8, cap);
+    assert!(
+        keys >= 6,
+        "{keys} keyframes for 3 s with one every 15 frames"
+    );
+    assert_eq!(s.webm.tracks[0].cues, keys);
     assert_eq!(s.tracks[0].depacketizer.lost, 0);
 }
 
@@ -409,14 +441,19 @@ fn vp9_and_opus_rtp_record_to_a_webm_that_ffmpeg_decodes_frame_for_frame() {
         "-cpu-used",
         "8",
         "-b:v",
-        "400k",
+        "1M",
         "-strict",
         "experimental",
     ]);
     let (sent_v, sent_a) = sent(&cap);
     let (v, a, s) = record_and_check("vp9-clean", Codec::Vp9, &cap, Network::default(), 1);
     assert_eq!((v, a), (sent_v, sent_a));
-    assert_eq!(s.webm.cues, sent_v.div_ceil(30), "one cue per keyframe");
+    let keys = keyframes_sent(Codec::Vp9, &cap);
+    assert!(
+        keys >= 3,
+        "{keys} keyframes for 3 s with one every 30 frames"
+    );
+    assert_eq!(s.webm.tracks[0].cues, keys, "one cue per keyframe");
 }
 
 /// The frames of an IVF file (the container libvpx's tools write).
@@ -496,37 +533,39 @@ fn vp9_frames_of_one_picture_sent_as_spatial_layers_become_a_decodable_superfram
     require_tools();
     // libvpx with alternate reference frames: many pictures are superframes of a hidden frame
     // and a shown one. Each frame of a superframe is sent as its own spatial layer.
-    let ivf = std::env::temp_dir().join(format!("ringcast-rec-{}-arf.ivf", std::process::id()));
-    let out = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-        ])
-        .args(["-i", "testsrc=size=320x240:rate=30", "-t", "2"])
-        .args(["-c:v", "libvpx-vp9", "-deadline", "good", "-cpu-used", "8"])
-        .args([
-            "-auto-alt-ref",
-            "1",
-            "-lag-in-frames",
-            "16",
-            "-g",
-            "30",
-            "-b:v",
-            "300k",
-        ])
-        .arg(&ivf)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // Alternate reference frames need two passes.
+    let tmp = std::env::temp_dir();
+    let pid = std::process::id();
+    let ivf = tmp.join(format!("ringcast-rec-{pid}-arf.ivf"));
+    let log = tmp.join(format!("ringcast-rec-{pid}-arf"));
+    for pass in ["1", "2"] {
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-y"])
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=320x240:rate=30",
+                "-t",
+                "2",
+            ])
+            .args(["-c:v", "libvpx-vp9", "-deadline", "good", "-cpu-used", "8"])
+            .args(["-auto-alt-ref", "1", "-lag-in-frames", "16"])
+            .args(["-g", "30", "-b:v", "300k", "-pass", pass, "-passlogfile"])
+            .arg(&log);
+        if pass == "1" {
+            cmd.args(["-f", "null", "-"]);
+        } else {
+            cmd.arg(&ivf);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_file(tmp.join(format!("ringcast-rec-{pid}-arf-0.log")));
     let data = std::fs::read(&ivf).unwrap();
     let shown = frames_read(stream(&probe(&ivf), "vp9"));
     std::fs::remove_file(&ivf).unwrap();

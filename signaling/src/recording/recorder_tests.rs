@@ -204,3 +204,34 @@ fn only_one_video_and_one_audio_track_are_taken() {
     ));
     assert!(Recorder::new(sink(), &[TrackSpec::opus(1)]).is_ok());
 }
+
+proptest::proptest! {
+    /// Arbitrary bytes as RTP (half of them with a valid version and a sequence number near the
+    /// others) never panic, never break the file, and what is written still parses.
+    #[test]
+    fn arbitrary_packets_leave_a_file_that_parses(
+        pkts in proptest::collection::vec(
+            (0usize..3, proptest::collection::vec(proptest::prelude::any::<u8>(), 0..48), 0u64..80, proptest::prelude::any::<bool>()),
+            0..60,
+        ),
+    ) {
+        let mut r = recorder();
+        let base = Instant::now();
+        let mut clock = 0;
+        for (i, (track, mut bytes, dt, fix)) in pkts.into_iter().enumerate() {
+            clock += dt;
+            if fix && bytes.len() >= 12 {
+                bytes[0] = 0x80;
+                bytes[2..4].copy_from_slice(&(i as u16).to_be_bytes());
+            }
+            if let Err(e) = r.handle_rtp(track, at(base, clock), &bytes) {
+                proptest::prop_assert!(!e.is_fatal(), "{}", e);
+            }
+        }
+        let (c, s) = r.finish().unwrap();
+        let file = c.into_inner();
+        proptest::prop_assert_eq!(s.webm.bytes, file.len() as u64);
+        let blocks = Parsed::new(&file).blocks();
+        proptest::prop_assert!(blocks.windows(2).all(|w| w[0].1 <= w[1].1));
+    }
+}

@@ -91,6 +91,8 @@ pub struct WebmSummary {
 pub struct TrackSummary {
     pub frames: u64,
     pub bytes: u64,
+    /// Cue points on this track (clusters it opened with a keyframe).
+    pub cues: u64,
     /// Time of the first and last block in ms (none without frames).
     pub first_ms: Option<u64>,
     pub last_ms: Option<u64>,
@@ -351,6 +353,7 @@ impl<W: Write + Seek> WebmWriter<W> {
             self.close_cluster()?;
             let cue = (video && key) || (!video && !self.video_written);
             self.open_cluster(time, cue.then_some(track as u64 + 1))?;
+            self.tracks[track].summary.cues += u64::from(cue);
         }
         let timestamp = self.cluster.as_ref().map_or(time, |c| c.timestamp);
         // The cluster was opened at or before `time`, less than MAX_CLUSTER_MS earlier.

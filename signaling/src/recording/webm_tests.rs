@@ -196,6 +196,7 @@ fn a_cluster_starts_at_each_video_keyframe_with_a_cue() {
     let (file, s) = av(3_000, 30);
     assert_eq!(s.clusters, 3);
     assert_eq!(s.cues, 3);
+    assert_eq!((s.tracks[0].cues, s.tracks[1].cues), (3, 0));
     let p = Parsed::new(&file);
     let clusters = find_all(&p.top, id::CLUSTER);
     let cues = find_all(&p.child(id::CUES).unwrap().children(&file), id::CUE_POINT);
