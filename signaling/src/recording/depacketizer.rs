@@ -225,7 +225,7 @@ impl Depacketizer {
 
     /// Gives a frame's buffer back for reuse.
     pub fn recycle(&mut self, mut data: Vec<u8>) {
-        if self.spare.len() < 8 {
+        if self.spare.len() < 32 {
             data.clear();
             self.spare.push(data);
         }
