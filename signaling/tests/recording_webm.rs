@@ -206,8 +206,12 @@ fn arrivals(streams: &[(&[Vec<u8>], u32)], net: Network, seed: u64) -> Vec<(u64,
         let ts0 = rtp_timestamp(&pkts[0]);
         for (i, p) in pkts.iter().enumerate() {
             let since = u64::from(rtp_timestamp(p).wrapping_sub(ts0)) * 1000 / u64::from(*rate);
-            let mut at = since + rng.next() % 6;
-            let net = if i == 0 { Network::default() } else { net };
+            let jitter = rng.next() % 6;
+            let (mut at, net) = if i == 0 {
+                (since, Network::default())
+            } else {
+                (since + jitter, net)
+            };
             if rng.chance(net.loss) {
                 continue;
             }
@@ -304,16 +308,40 @@ fn av_tracks(video: Codec) -> [TrackSpec; 2] {
     [TrackSpec::video(video), TrackSpec::opus(2)]
 }
 
+/// What a recording decoded to.
+#[derive(Debug)]
+struct Checked {
+    video_frames: u64,
+    audio_frames: u64,
+    summary: RecordingSummary,
+    /// (pts, MD5 of the decoded picture) for every video frame.
+    pictures: Vec<(i64, String)>,
+}
+
+/// The MD5 of every decoded video picture of a file, by presentation time.
+fn picture_md5s(path: &Path) -> Vec<(i64, String)> {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:v", "-f", "framemd5", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').map(str::trim).collect();
+            (f[2].parse().unwrap(), f[5].to_string())
+        })
+        .collect()
+}
+
 /// Records the capture through `net`, checks the file decodes without error and has VP8 (or
-/// VP9) 320x240 and stereo Opus within 10 % of the input's duration; returns (video frames,
-/// audio frames) decoded and the summary.
-fn record_and_check(
-    name: &str,
-    codec: Codec,
-    cap: &Captured,
-    net: Network,
-    seed: u64,
-) -> (u64, u64, RecordingSummary) {
+/// VP9) 320x240 and stereo Opus within 10 % of the input's duration; returns what it decoded
+/// to.
+fn record_and_check(name: &str, codec: Codec, cap: &Captured, net: Network, seed: u64) -> Checked {
     let path = out_path(name);
     let ev = arrivals(&[(&cap.video, 90_000), (&cap.audio, 48_000)], net, seed);
     let summary = record(&path, &av_tracks(codec), &ev);
@@ -339,8 +367,15 @@ fn record_and_check(
         "{name}: {} video and {} audio frames decoded, {d:.3} s, {} bytes",
         counts.0, counts.1, summary.webm.bytes
     );
+    let pictures = picture_md5s(&path);
+    assert_eq!(pictures.len() as u64, counts.0);
     std::fs::remove_file(&path).unwrap();
-    (counts.0, counts.1, summary)
+    Checked {
+        video_frames: counts.0,
+        audio_frames: counts.1,
+        summary,
+        pictures,
+    }
 }
 
 /// Frames sent: video pictures end with the marker bit; each Opus packet is a frame.
@@ -367,6 +402,20 @@ fn keyframes_sent(codec: Codec, cap: &Captured) -> u64 {
         .count() as u64
 }
 
+/// The lossless recording of the VP8 capture, made once.
+fn vp8_reference() -> &'static Checked {
+    static R: OnceLock<Checked> = OnceLock::new();
+    R.get_or_init(|| {
+        record_and_check(
+            "vp8-clean",
+            Codec::Vp8,
+            vp8_capture(),
+            Network::default(),
+            1,
+        )
+    })
+}
+
 #[test]
 fn vp8_and_opus_rtp_record_to_a_webm_that_ffmpeg_decodes_frame_for_frame() {
     let cap = vp8_capture();
@@ -375,9 +424,10 @@ fn vp8_and_opus_rtp_record_to_a_webm_that_ffmpeg_decodes_frame_for_frame() {
         sent_v >= 85,
         "ffmpeg sent {sent_v} video frames for 3 s at 30 fps"
     );
-    let (v, a, s) = record_and_check("vp8-clean", Codec::Vp8, cap, Network::default(), 1);
-    assert_eq!(v, sent_v, "every video frame decoded");
-    assert_eq!(a, sent_a, "every audio frame decoded");
+    let r = vp8_reference();
+    assert_eq!(r.video_frames, sent_v, "every video frame decoded");
+    assert_eq!(r.audio_frames, sent_a, "every audio frame decoded");
+    let s = &r.summary;
     assert_eq!(s.webm.tracks[0].frames, sent_v);
     // A cluster and a cue for each keyframe.
     let keys = keyframes_sent(Codec::Vp8, cap);
@@ -390,15 +440,16 @@ fn vp8_and_opus_rtp_record_to_a_webm_that_ffmpeg_decodes_frame_for_frame() {
 }
 
 #[test]
-fn five_percent_loss_still_decodes_without_errors() {
+fn five_percent_loss_decodes_without_errors_or_corrupt_pictures() {
     let cap = vp8_capture();
     let (sent_v, sent_a) = sent(cap);
     let net = Network {
         loss: 0.05,
         ..Default::default()
     };
-    let (v, a, s) = record_and_check("vp8-loss", Codec::Vp8, cap, net, 7);
-    let vs = s.tracks[0].depacketizer;
+    let c = record_and_check("vp8-loss", Codec::Vp8, cap, net, 7);
+    let (v, a) = (c.video_frames, c.audio_frames);
+    let vs = c.summary.tracks[0].depacketizer;
     eprintln!("5 % loss: {v}/{sent_v} video and {a}/{sent_a} audio frames decoded; video {vs:?}");
     assert!(vs.lost > 0 && vs.incomplete_frames > 0, "{vs:?}");
     assert!(
@@ -406,6 +457,20 @@ fn five_percent_loss_still_decodes_without_errors() {
         "frames after a loss waited: {vs:?}"
     );
     assert!(v < sent_v && v > 0, "{v} of {sent_v} video frames");
+    // VP8 decodes a frame whose reference was lost without complaint, into a wrong picture:
+    // every picture decoded must be the one the lossless recording has at that time.
+    let reference: std::collections::HashMap<i64, &str> = vp8_reference()
+        .pictures
+        .iter()
+        .map(|(pts, md5)| (*pts, md5.as_str()))
+        .collect();
+    for (pts, md5) in &c.pictures {
+        assert_eq!(
+            reference.get(pts),
+            Some(&md5.as_str()),
+            "picture at {pts} ms differs from the lossless recording's"
+        );
+    }
     // Opus frames are lost one by one.
     assert!(
         a < sent_a && a as f64 >= sent_a as f64 * 0.85,
@@ -416,17 +481,24 @@ fn five_percent_loss_still_decodes_without_errors() {
 #[test]
 fn late_reordered_and_duplicated_packets_lose_no_frame() {
     let cap = vp8_capture();
-    let (sent_v, sent_a) = sent(cap);
     let net = Network {
         delayed: 0.10,
         duplicated: 0.03,
         ..Default::default()
     };
-    let (v, a, s) = record_and_check("vp8-reorder", Codec::Vp8, cap, net, 3);
-    let vs = s.tracks[0].depacketizer;
+    let c = record_and_check("vp8-reorder", Codec::Vp8, cap, net, 3);
+    let vs = c.summary.tracks[0].depacketizer;
     assert!(vs.duplicate + vs.late > 0, "{vs:?}");
     assert_eq!(vs.lost, 0, "{vs:?}");
-    assert_eq!((v, a), (sent_v, sent_a));
+    let r = vp8_reference();
+    assert_eq!(
+        (c.video_frames, c.audio_frames),
+        (r.video_frames, r.audio_frames)
+    );
+    assert_eq!(
+        c.pictures, r.pictures,
+        "the same pictures at the same times"
+    );
 }
 
 #[test]
@@ -446,8 +518,9 @@ fn vp9_and_opus_rtp_record_to_a_webm_that_ffmpeg_decodes_frame_for_frame() {
         "experimental",
     ]);
     let (sent_v, sent_a) = sent(&cap);
-    let (v, a, s) = record_and_check("vp9-clean", Codec::Vp9, &cap, Network::default(), 1);
-    assert_eq!((v, a), (sent_v, sent_a));
+    let c = record_and_check("vp9-clean", Codec::Vp9, &cap, Network::default(), 1);
+    assert_eq!((c.video_frames, c.audio_frames), (sent_v, sent_a));
+    let s = c.summary;
     let keys = keyframes_sent(Codec::Vp9, &cap);
     assert!(
         keys >= 3,

@@ -2,6 +2,11 @@
 //! small window and reassembles codec frames from them: VP8 (RFC 7741), VP9 (RFC 9628) and
 //! Opus (RFC 7587). A frame with a packet missing is dropped, and video then waits for a
 //! keyframe.
+//!
+//! A VP9 picture sent as several spatial-layer frames (same timestamp, one B..E run per layer)
+//! comes out as one VP9 superframe: the layer frames followed by a superframe index (VP9
+//! bitstream specification, Annex B), the form libvpx's own encoder output takes and that
+//! libvpx and ffmpeg decode as one picture. A picture of one layer frame comes out as it is.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -225,7 +230,7 @@ impl Depacketizer {
 
     /// Gives a frame's buffer back for reuse.
     pub fn recycle(&mut self, mut data: Vec<u8>) {
-        if self.spare.len() < 8 {
+        if self.spare.len() < 32 {
             data.clear();
             self.spare.push(data);
         }

@@ -192,7 +192,6 @@ impl<W: Write + Seek> Recorder<W> {
         now: Instant,
         packet: &[u8],
     ) -> Result<(), RecordError> {
-        let start = *self.start.get_or_insert(now);
         let t = self
             .tracks
             .get_mut(track)
@@ -204,6 +203,7 @@ impl<W: Write + Seek> Recorder<W> {
                 return Err(e.into());
             }
         };
+        let start = *self.start.get_or_insert(now);
         if t.clock.is_none() {
             let offset = now.saturating_duration_since(start).as_millis() as u64;
             t.clock = Some(TrackClock::new(
