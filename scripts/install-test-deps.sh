@@ -4,7 +4,8 @@
 #     libopus), chromium, chromium-driver, openssl, nodejs/npm, python3-venv,
 #     nats-server and redis-server (the stream-service tests start their own on loopback ports;
 #     the packages' system services are not needed), postgresql (the livestream tests run
-#     its server binaries on a loopback port in a temporary directory)
+#     its server binaries on a loopback port in a temporary directory), ffmpeg (the recording
+#     tests read and decode the WebM files the server writes with ffprobe and ffmpeg)
 #   - Node packages for tests/browser (npm ci from the committed package-lock.json;
 #     playwright-core drives /usr/bin/chromium, no browser is ever downloaded) and for
 #     tests/mediasoup (mediasoup-client and esbuild for the media server's /sessions test)
@@ -12,6 +13,8 @@
 #     package-lock.json): the livestream service's Socket.IO and Chromium tests
 #   - a Python virtualenv at .venv with the pinned packages of tests/peers/requirements.txt and
 #     tests/livestream/requirements.txt (python-socketio)
+#   - s3s-fs (crates.io, built with cargo install): the S3-compatible store of the recording
+#     tests, at .tools/bin/s3s-fs
 # Idempotent: a second run changes nothing and says so. Works as root on a fresh Debian
 # machine (uses sudo for apt-get when not root).
 set -euo pipefail
@@ -45,7 +48,7 @@ deb_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "insta
 missing=()
 # libopus-dev and pkg-config: the media plane links libopus for the voice-channel mix (the
 # `opus` crate finds it with pkg-config), so they are build dependencies too.
-for pkg in chromium chromium-driver openssl ca-certificates python3-venv nats-server redis-server libopus-dev pkg-config postgresql; do
+for pkg in chromium chromium-driver openssl ca-certificates python3-venv nats-server redis-server libopus-dev pkg-config postgresql ffmpeg; do
     deb_installed "$pkg" || missing+=("$pkg")
 done
 # Node may come from another source than Debian (e.g. a preinstalled nodesource build that
@@ -57,12 +60,13 @@ if ! command -v python3 >/dev/null 2>&1; then missing+=(python3); fi
 if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
 else
-    log "Debian packages present: chromium chromium-driver openssl python3-venv nats-server redis-server libopus-dev pkg-config node npm"
+    log "Debian packages present: chromium chromium-driver openssl python3-venv nats-server redis-server libopus-dev pkg-config postgresql ffmpeg node npm"
 fi
 
 [ -x /usr/bin/chromium ] || die "/usr/bin/chromium missing after install"
 [ -x /usr/sbin/nats-server ] || die "/usr/sbin/nats-server missing after install"
 [ -x /usr/bin/redis-server ] || die "/usr/bin/redis-server missing after install"
+[ -x /usr/bin/ffprobe ] || die "/usr/bin/ffprobe missing after install (Debian's ffmpeg package)"
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || die "PostgreSQL server binaries (/usr/lib/postgresql/*/bin/postgres) missing after install"
 log "$(/usr/sbin/nats-server --version 2>&1), redis-server: $(/usr/bin/redis-server --version | cut -d' ' -f3)"
 log "chromium: $(/usr/bin/chromium --version 2>/dev/null || echo '?')"
@@ -163,8 +167,6 @@ else
     echo "$live_reqs_sum" > "$LIVE_PY_STAMP"
 fi
 log "python-socketio: $("$VENV/bin/python" -m pip show python-socketio 2>/dev/null | sed -n 's/^Version: //p')"
-log "done"
-
 # ---------------------------------------------------------------- S3-compatible test server
 # s3s-fs (crates.io): a real S3 server over a directory that checks AWS SigV4 signatures when
 # started with --access-key/--secret-key. signaling/tests/recording_storage.rs starts it on a
@@ -194,3 +196,4 @@ else
     install -m 755 "$S3S_CACHE/bin/s3s-fs" "$S3S_BIN"
     log "copied s3s-fs $S3S_FS_VERSION to .tools/bin/s3s-fs"
 fi
+log "done"

@@ -131,6 +131,18 @@ pub async fn serve(
         .map_err(ServerError::Http);
 
     tracing::info!("shutting down: stopping streams, closing sessions and stopping shards");
+    // Recordings first: their files are finished (playable) and stored while the shards run.
+    if tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        media_server.stop_recordings(),
+    )
+    .await
+    .is_err()
+    {
+        tracing::warn!(
+            "gave up storing recordings at shutdown after 20 s; their files stay in DATA_DIR/recordings"
+        );
+    }
     media_server.shutdown().await;
     live.shutdown().await;
     streams.shutdown().await;

@@ -118,6 +118,19 @@ impl MediaNode {
         self.shards[shard.0 as usize].local_addr.port()
     }
 
+    /// Where a process-local client reaches a shard: its socket's address, loopback in place of
+    /// an unspecified bind address.
+    pub fn local_addr(&self, shard: ShardId) -> Option<SocketAddr> {
+        let mut addr = self.shards.get(shard.0 as usize)?.local_addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr.ip() {
+                IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            });
+        }
+        Some(addr)
+    }
+
     pub fn send(&self, shard: ShardId, cmd: Command) {
         if let Some(s) = self.shards.get(shard.0 as usize) {
             s.send(cmd);

@@ -28,6 +28,7 @@ pub mod paths;
 pub mod peers;
 pub mod ports;
 pub mod postgres;
+pub mod s3;
 pub mod script;
 pub mod server;
 

@@ -104,6 +104,15 @@ const CONTRACT_ENV: &[&str] = &[
     "AUTH_SECRET",
     "DATA_DIR",
     "DATABASE_URL",
+    "ENABLE_RECORDING",
+    "RECORDING_STORAGE",
+    "RECORDING_ACCESS_KEY",
+    "RECORDING_SECRET_KEY",
+    "RECORDING_REGION",
+    "MINIO_ROOT_USER",
+    "MINIO_ROOT_PASSWORD",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
 ];
 
 /// A running server. Dropping it sends SIGTERM, waits up to 5 s, then SIGKILLs its process group.

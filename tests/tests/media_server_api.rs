@@ -1,6 +1,6 @@
 //! The media server's HTTP contract (`/sessions`, seed 002) against the real server binary:
 //! bearer-JWT auth, ownership, MAX_SESSIONS, the ORTC fields mediasoup-client needs, publish and
-//! subscribe checks, the stats shape, the recording endpoint, and the start-up checks of
+//! subscribe checks, the stats shape, recording when it is off, and the start-up checks of
 //! RTC_MIN_PORT/RTC_MAX_PORT. Every error must be a problem+json body. Media itself flows in
 //! `media_server_mediasoup.rs`.
 
@@ -277,18 +277,18 @@ fn auth_ownership_and_the_ortc_fields_of_a_session() {
     );
     assert_problem(&r, 422);
 
-    // Recording is not supported: 501 with a problem body.
+    // Recording is off unless ENABLE_RECORDING is set: 403 with a problem body naming it.
     let r = post_json(
         &server,
         &format!("/channels/{channel}/recording/start"),
         Some(&alice),
         &json!({ "format": "webm", "audio_bitrate": 128000, "video_bitrate": 2500000 }),
     );
-    let p = assert_problem(&r, 501);
+    let p = assert_problem(&r, 403);
     assert!(
         p["detail"]
             .as_str()
-            .is_some_and(|d| d.contains("not supported")),
+            .is_some_and(|d| d.contains("ENABLE_RECORDING")),
         "{p}"
     );
 
@@ -487,11 +487,37 @@ fn rtc_port_range_and_recording_flags_are_checked_at_start() {
         "clear error expected, got: {err}"
     );
 
-    // ENABLE_RECORDING=true starts (with a warning) and the endpoint still says 501.
-    let server = media_server(&[("ENABLE_RECORDING", "true")]);
+    // ENABLE_RECORDING=true with the seed's default storage (minio://localhost:9000) but no
+    // credentials: the server refuses to start and says what to set.
+    let out = Command::new(&bin)
+        .args(["--bind", "127.0.0.1", "--port", "0"])
+        .env("JWT_SECRET", SECRET)
+        .env("ENABLE_RECORDING", "true")
+        .env_remove("RECORDING_STORAGE")
+        .env_remove("RECORDING_ACCESS_KEY")
+        .env_remove("MINIO_ROOT_USER")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .output()
+        .expect("the binary runs");
     assert!(
-        server.log().contains("recording is not supported"),
-        "start-up warning: {}",
+        !out.status.success(),
+        "recording without credentials starts"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("RECORDING_ACCESS_KEY") && err.contains("localhost:9000"),
+        "clear error expected, got: {err}"
+    );
+    // With credentials it starts (the store need not answer yet), says where recordings go,
+    // and records.
+    let server = media_server(&[
+        ("ENABLE_RECORDING", "true"),
+        ("RECORDING_ACCESS_KEY", "key"),
+        ("RECORDING_SECRET_KEY", "secret"),
+    ]);
+    assert!(
+        server.log().contains("recording enabled"),
+        "start-up line: {}",
         server.log_tail(20)
     );
     let r = post_json(
@@ -500,13 +526,8 @@ fn rtc_port_range_and_recording_flags_are_checked_at_start() {
         Some(&token("alice")),
         &json!({ "format": "webm" }),
     );
-    let p = assert_problem(&r, 501);
-    assert!(
-        p["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("ENABLE_RECORDING")),
-        "{p}"
-    );
+    assert_eq!(r.status, 201, "{}", r.describe());
+    assert_eq!(r.json().expect("JSON")["status"], "recording");
 }
 
 #[test]

@@ -14,7 +14,7 @@ use serde_json::Value;
 use stream_support::*;
 
 /// Documented fields whose values are examples, not contract.
-const EXAMPLE_VALUES: &[&str] = &["created_at"];
+const EXAMPLE_VALUES: &[&str] = &["created_at", "started_at", "stopped_at"];
 
 #[test]
 fn documented_examples_run_as_documented() {
@@ -25,14 +25,22 @@ fn documented_examples_run_as_documented() {
         "only {} examples found",
         examples.len()
     );
+    // Recordings go to a directory (the recording tests use an S3 server).
+    let recordings = std::env::temp_dir().join(format!("ringcast-docs-rec-{}", std::process::id()));
     let server = Server::start(
         ServerOptions::new(1, ringcast_tests::Io::Mmsg)
             .env("JWT_SECRET", SECRET)
+            .env("ENABLE_RECORDING", "true")
+            .env(
+                "RECORDING_STORAGE",
+                format!("file://{}", recordings.display()),
+            )
             .env("TURN_URL", "turn:turn.example.com:3478")
             .env("TURN_USERNAME", "discord")
             .env("TURN_PASSWORD", "password"),
     )
     .expect("server starts");
+    let _cleanup = RemoveOnDrop(recordings);
     let mut ids: HashMap<String, String> = HashMap::new();
     for ex in &examples {
         let path = substitute(&ex.path, &ids);
@@ -97,5 +105,14 @@ fn documented_examples_run_as_documented() {
                 "{what}: field {k:?} documented as {v}, the server says {got}"
             );
         }
+    }
+}
+
+/// Removes a directory when dropped.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

@@ -16,8 +16,8 @@ pub struct MediaServerConfig {
     #[arg(long = "rtc-max-port", env = "RTC_MAX_PORT")]
     pub rtc_max_port: Option<u16>,
 
-    /// Recording (`POST /channels/{id}/recording/start`) is not supported: the endpoint answers
-    /// 501 either way; `true` only adds a warning at start.
+    /// Channel recording (`POST /channels/{id}/recording/start`): WebM files per participant,
+    /// stored in RECORDING_STORAGE. Off: the recording endpoints answer 403.
     #[arg(
         long = "enable-recording",
         env = "ENABLE_RECORDING",
@@ -27,7 +27,11 @@ pub struct MediaServerConfig {
     )]
     pub enable_recording: bool,
 
-    /// Where recordings would be stored (accepted for compatibility; recording is not supported).
+    /// Where recordings are stored: `minio://[key:secret@]host:port[/bucket]` (S3 over HTTP,
+    /// path-style; bucket `recordings` by default), `minio+https://…`, `https://host/bucket`, or
+    /// `file:///dir`. Credentials: RECORDING_ACCESS_KEY/RECORDING_SECRET_KEY, else
+    /// MINIO_ROOT_USER/MINIO_ROOT_PASSWORD, else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.
+    /// Default with ENABLE_RECORDING=true: `minio://localhost:9000`.
     #[arg(long = "recording-storage", env = "RECORDING_STORAGE")]
     pub recording_storage: Option<String>,
 

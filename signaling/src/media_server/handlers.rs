@@ -1,5 +1,5 @@
 //! The HTTP handlers of `/sessions/*` for sessions and transports: router capabilities, create,
-//! read and delete sessions, connect transports, the recording endpoints; and what the track
+//! read and delete sessions, connect transports; and what the track
 //! handlers (`tracks.rs`) share.
 
 use std::collections::HashMap;
@@ -497,28 +497,6 @@ pub async fn connect(
                 "dtls_role": "server",
             }))
             .into_response())
-        }
-        .await,
-    )
-}
-
-/// `POST /channels/{id}/recording/start` and `/stop`: recording is not supported (501).
-pub async fn recording(
-    State(ms): Ms,
-    Path(channel_id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    respond(
-        async {
-            ms.user(&headers)?;
-            let detail = if ms.cfg.enable_recording {
-                format!(
-                    "recording channel {channel_id} is not supported by this server (ENABLE_RECORDING=true is set, but no recorder exists)"
-                )
-            } else {
-                format!("recording channel {channel_id} is not supported by this server")
-            };
-            Err(Problem::new(StatusCode::NOT_IMPLEMENTED, "Not Implemented", detail).into())
         }
         .await,
     )

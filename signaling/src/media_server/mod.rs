@@ -11,7 +11,10 @@
 //! DELETE /sessions/{id}/tracks/{track_id}  unpublish a producer or drop a consumer
 //! GET    /sessions/{id}/stats              duration and per-track figures
 //! DELETE /sessions/{id}                    close the session
-//! POST   /channels/{id}/recording/start    501: recording is not supported
+//! POST   /channels/{id}/recording/start    start recording the channel (WebM per participant)
+//! POST   /channels/{id}/recording/stop     stop it and store the files (MinIO / S3 / directory)
+//! GET    /channels/{id}/recordings         the channel's recordings
+//! GET    /recordings/{id}                  one recording, with download URLs
 //! ```
 //!
 //! Each transport is one shard session: ICE-lite on the shard's UDP port, DTLS server (the
@@ -33,6 +36,7 @@ mod mix;
 pub mod payload;
 pub mod presets;
 mod produce;
+mod recording;
 pub mod router_caps;
 pub mod rtp_types;
 mod session;
@@ -82,6 +86,8 @@ pub enum StartError {
     Bus(#[from] BusError),
     #[error("media session store: {0}")]
     Store(#[from] MediaStoreError),
+    #[error("recording: {0}")]
+    Recording(String),
 }
 
 /// The media server of one signaling process.
@@ -97,6 +103,9 @@ pub struct MediaServer {
     pub node_url: String,
     router_caps: RtpCapabilities,
     pub(crate) local: Mutex<Local>,
+    /// What recording needs; None when `ENABLE_RECORDING` is off.
+    recording: Option<recording::RecordingEnv>,
+    recordings: Mutex<recording::Recordings>,
 }
 
 impl MediaServer {
@@ -117,10 +126,10 @@ impl MediaServer {
         if let Err(e) = store.reset_node(streams.node_id.clone()).await {
             tracing::warn!(error = %e, "media sessions of this node's previous run not cleared");
         }
-        if cfg.enable_recording {
-            tracing::warn!(
-                "ENABLE_RECORDING=true: recording is not supported by this server; POST /channels/{{id}}/recording/start answers 501"
-            );
+        let recording = recording::env_from_config(&cfg, &app.cfg.livestream.data_dir)
+            .map_err(StartError::Recording)?;
+        if let Some(env) = &recording {
+            tracing::info!(storage = ?env.storage.location(), dir = %env.dir.display(), "recording enabled");
         }
         let router_caps = router_caps::router_capabilities(&app.capabilities);
         let ms = Arc::new(MediaServer {
@@ -133,9 +142,12 @@ impl MediaServer {
             node_url: streams.node_url.clone(),
             router_caps,
             local: Mutex::new(Local::default()),
+            recording,
+            recordings: Mutex::new(recording::Recordings::default()),
             app,
         });
         lifecycle::spawn_background(&ms).await?;
+        recording::spawn_reconcile(&ms);
         tracing::info!(
             store = ms.store.kind(),
             max_sessions = ms.cfg.max_sessions,
@@ -241,11 +253,19 @@ pub fn router(ms: Arc<MediaServer>) -> Router {
         )
         .route(
             "/channels/{channel_id}/recording/start",
-            post(handlers::recording).options(handlers::preflight),
+            post(recording::start).options(handlers::preflight),
         )
         .route(
             "/channels/{channel_id}/recording/stop",
-            post(handlers::recording).options(handlers::preflight),
+            post(recording::stop).options(handlers::preflight),
+        )
+        .route(
+            "/channels/{channel_id}/recordings",
+            get(recording::list).options(handlers::preflight),
+        )
+        .route(
+            "/recordings/{recording_id}",
+            get(recording::get).options(handlers::preflight),
         )
         .method_not_allowed_fallback(crate::api::cors::method_not_allowed)
         .layer(axum::middleware::from_fn(|r, n| CORS.apply(r, n)))

@@ -4,6 +4,8 @@ pub mod depacketizer;
 pub mod ebml;
 pub mod frame_header;
 pub mod interleave;
+pub mod part;
+pub mod participant;
 pub mod recorder;
 pub mod storage;
 pub mod vp9_superframe;
