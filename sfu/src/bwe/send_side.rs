@@ -712,7 +712,9 @@ mod tests {
         let cluster = bwe.poll_probe().expect("a raise above the estimate probes");
         let first = seq;
         let first_us = (now - t0).as_micros() as i64 + 20_000;
-        let count = cluster.min_packets.max(cluster.min_bytes.div_ceil(1000) as u32) as u16;
+        let count = cluster
+            .min_packets
+            .max(cluster.min_bytes.div_ceil(1000) as u32) as u16;
         for _ in 0..count {
             bwe.on_packet_sent(now, seq, 1000, Some(cluster.id));
             seq += 1;
@@ -758,7 +760,9 @@ mod tests {
         let cluster = bwe.poll_probe().expect("a raise above the estimate probes");
         let first = seq;
         let first_us = (now - t0).as_micros() as i64 + 20_000;
-        let count = cluster.min_packets.max(cluster.min_bytes.div_ceil(1000) as u32) as u16;
+        let count = cluster
+            .min_packets
+            .max(cluster.min_bytes.div_ceil(1000) as u32) as u16;
         for _ in 0..count {
             bwe.on_packet_sent(now, seq, 1000, Some(cluster.id));
             seq += 1;
