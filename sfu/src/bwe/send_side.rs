@@ -768,13 +768,12 @@ mod tests {
             seq += 1;
             now += Duration::from_millis(2);
         }
-        let mut deltas = vec![8_000; count as usize];
         // Media behind the probe: sent every 10 ms, arriving 8 ms apart until caught up.
+        let deltas = vec![8_000; count as usize + 10];
         for _ in 0..10 {
             bwe.on_packet_sent(now, seq, 1000, None);
             seq += 1;
             now += Duration::from_millis(10);
-            deltas.push(8_000);
         }
         now += Duration::from_millis(50);
         let n = feedback_with(&mut buf, first, first_us, &deltas);

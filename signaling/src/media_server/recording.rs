@@ -740,7 +740,7 @@ pub async fn list(State(ms): Ms, Path(channel_id): Path<String>, headers: Header
                 .filter(|r| r.channel_id == channel)
                 .map(|r| (r.started, r.id))
                 .collect();
-            ids.sort_by(|a, b| b.0.cmp(&a.0));
+            ids.sort_by_key(|r| std::cmp::Reverse(r.0));
             let list = ids
                 .into_iter()
                 .map(|(_, id)| ms.recording_json(id))
