@@ -37,6 +37,7 @@ pub mod payload;
 pub mod presets;
 mod produce;
 mod recording;
+mod recording_api;
 pub mod router_caps;
 pub mod rtp_types;
 mod session;
@@ -106,6 +107,8 @@ pub struct MediaServer {
     /// What recording needs; None when `ENABLE_RECORDING` is off.
     recording: Option<recording::RecordingEnv>,
     recordings: Mutex<recording::Recordings>,
+    /// Held by whatever starts or ends recording parts (see `recording.rs`).
+    recording_turn: tokio::sync::Mutex<()>,
 }
 
 impl MediaServer {
@@ -144,6 +147,7 @@ impl MediaServer {
             local: Mutex::new(Local::default()),
             recording,
             recordings: Mutex::new(recording::Recordings::default()),
+            recording_turn: tokio::sync::Mutex::new(()),
             app,
         });
         lifecycle::spawn_background(&ms).await?;
@@ -253,19 +257,19 @@ pub fn router(ms: Arc<MediaServer>) -> Router {
         )
         .route(
             "/channels/{channel_id}/recording/start",
-            post(recording::start).options(handlers::preflight),
+            post(recording_api::start).options(handlers::preflight),
         )
         .route(
             "/channels/{channel_id}/recording/stop",
-            post(recording::stop).options(handlers::preflight),
+            post(recording_api::stop).options(handlers::preflight),
         )
         .route(
             "/channels/{channel_id}/recordings",
-            get(recording::list).options(handlers::preflight),
+            get(recording_api::list).options(handlers::preflight),
         )
         .route(
             "/recordings/{recording_id}",
-            get(recording::get).options(handlers::preflight),
+            get(recording_api::get).options(handlers::preflight),
         )
         .method_not_allowed_fallback(crate::api::cors::method_not_allowed)
         .layer(axum::middleware::from_fn(|r, n| CORS.apply(r, n)))

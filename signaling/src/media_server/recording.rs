@@ -1,5 +1,5 @@
-//! Channel recording (seed 002 "Recording"): `POST /channels/{id}/recording/start` and `/stop`,
-//! `GET /recordings/{id}`, `GET /channels/{id}/recordings`.
+//! Channel recording (seed 002 "Recording"): the recordings of this node and their parts (the
+//! HTTP endpoints are in `recording_api.rs`).
 //!
 //! A recording keeps one WebM file per participant and track set ("part"): each media session of
 //! the channel that publishes gets a recorder (a process-local viewer of its first audio and
@@ -13,19 +13,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use axum::http::StatusCode;
+use serde::Serialize;
 use sfu::control::{Command, QualityCap};
 use sfu::dtls::DtlsCert;
 use sfu::{Bitrate, MediaKind, SessionId, ShardId};
 use uuid::Uuid;
 
 use super::MediaServer;
-use super::handlers::{Ms, json_body, respond};
-use crate::api::header_value;
 use crate::events::payload::now_rfc3339;
 use crate::problem::Problem;
 use crate::recording::part::{PartSink, PartSummary, PartTrack};
@@ -44,9 +39,6 @@ pub(super) const RECONCILE: Duration = Duration::from_millis(250);
 const RETRY: Duration = Duration::from_secs(5);
 /// How long a presigned download URL is valid.
 const URL_TTL: Duration = Duration::from_secs(3600);
-/// The bit rates a request may ask for.
-const AUDIO_BITRATE: std::ops::RangeInclusive<u32> = 6_000..=510_000;
-const VIDEO_BITRATE: std::ops::RangeInclusive<u32> = 50_000..=50_000_000;
 
 /// What recording needs: where files go while recording, where they are stored, and the
 /// recorders' DTLS certificate.
@@ -145,26 +137,6 @@ impl std::fmt::Debug for Recordings {
     }
 }
 
-#[derive(Deserialize)]
-struct StartRequest {
-    #[serde(default = "default_format")]
-    format: String,
-    #[serde(default = "default_audio_bitrate")]
-    audio_bitrate: u32,
-    #[serde(default = "default_video_bitrate")]
-    video_bitrate: u32,
-}
-
-fn default_format() -> String {
-    "webm".into()
-}
-fn default_audio_bitrate() -> u32 {
-    128_000
-}
-fn default_video_bitrate() -> u32 {
-    2_500_000
-}
-
 /// The JSON of a recording.
 #[derive(Serialize)]
 struct RecordingBody<'a> {
@@ -206,13 +178,8 @@ impl ChannelRecording {
     }
 }
 
-fn parse_uuid(what: &str, v: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(v)
-        .map_err(|_| Problem::bad_request(format!("{what} {v:?} is not a UUID")).into())
-}
-
 impl MediaServer {
-    fn recording_env(&self) -> Result<&RecordingEnv, ApiError> {
+    pub(super) fn recording_env(&self) -> Result<&RecordingEnv, ApiError> {
         self.recording.as_ref().ok_or_else(|| {
             Problem::new(
                 StatusCode::FORBIDDEN,
@@ -221,6 +188,64 @@ impl MediaServer {
             )
             .into()
         })
+    }
+
+    /// Registers a new recording of `channel`; `409` while one runs there.
+    pub(super) fn begin_recording(
+        &self,
+        channel: Uuid,
+        user: &str,
+        audio_bitrate: u32,
+        video_bitrate: u32,
+    ) -> Result<Uuid, ApiError> {
+        let id = Uuid::new_v4();
+        let mut recs = self.recordings()?;
+        if let Some(other) = recs.by_channel.get(&channel) {
+            return Err(ApiError::from(Problem::conflict(format!(
+                "channel {channel} is already being recorded (recording {other}): stop it first"
+            )))
+            .with("recording_id", serde_json::json!(other)));
+        }
+        recs.by_channel.insert(channel, id);
+        recs.all.insert(
+            id,
+            ChannelRecording {
+                id,
+                channel_id: channel,
+                user_id: user.to_string(),
+                format: "webm".into(),
+                audio_bitrate,
+                video_bitrate,
+                started: Instant::now(),
+                started_at: now_rfc3339(),
+                stopped_at: None,
+                duration_ms: None,
+                status: Status::Recording,
+                active: HashMap::new(),
+                files: Vec::new(),
+                next_part: 0,
+                retry: HashMap::new(),
+            },
+        );
+        Ok(id)
+    }
+
+    /// The running recording of `channel`, if any.
+    pub(super) fn recording_of(&self, channel: Uuid) -> Result<Option<Uuid>, ApiError> {
+        Ok(self.recordings()?.by_channel.get(&channel).copied())
+    }
+
+    /// The channel's recordings on this node, newest first.
+    pub(super) fn recordings_of(&self, channel: Uuid) -> Result<Vec<Uuid>, ApiError> {
+        let mut ids: Vec<(Instant, Uuid)> = self
+            .recordings()?
+            .all
+            .values()
+            .filter(|r| r.channel_id == channel)
+            .map(|r| (r.started, r.id))
+            .collect();
+        ids.sort_by_key(|r| std::cmp::Reverse(r.0));
+        Ok(ids.into_iter().map(|(_, id)| id).collect())
     }
 
     fn recordings(&self) -> Result<std::sync::MutexGuard<'_, Recordings>, ApiError> {
@@ -236,6 +261,9 @@ impl MediaServer {
         let Some(env) = self.recording.as_ref() else {
             return;
         };
+        // One at a time, and never beside a stop: the parts a reconciliation ends are in its
+        // hands until it files them.
+        let _turn = self.recording_turn.lock().await;
         let channels: Vec<(Uuid, Uuid)> = match self.recordings.lock() {
             Ok(r) => r.by_channel.iter().map(|(c, r)| (*c, *r)).collect(),
             Err(_) => return,
@@ -474,6 +502,7 @@ impl MediaServer {
                         error: None,
                         path: p.path,
                     };
+                    let mut clamped = 0;
                     match sink.finish() {
                         Ok(PartSummary {
                             bytes,
@@ -489,10 +518,11 @@ impl MediaServer {
                             }
                             file.size = bytes;
                             file.duration_ms = duration_ms;
+                            clamped = recording.webm.clamped_frames;
                         }
                         Err(e) => file.error = Some(format!("writing the file: {e}")),
                     }
-                    tracing::info!(recording = %rec_id, %session, part = file.part, packets = stats.packets, size = file.size, duration_ms = file.duration_ms, "participant part finished");
+                    tracing::info!(recording = %rec_id, %session, part = file.part, packets = stats.packets, keyframe_requests = stats.keyframe_requests, size = file.size, duration_ms = file.duration_ms, clamped, "participant part finished");
                     Some(file)
                 })
                 .collect::<Vec<_>>()
@@ -506,8 +536,9 @@ impl MediaServer {
 
     /// Ends a recording: every part, then stores the files. The recording stays known (for
     /// `GET /recordings/{id}`) with its files.
-    async fn stop_recording(self: &Arc<Self>, rec_id: Uuid) -> Result<(), ApiError> {
+    pub(super) async fn stop_recording(self: &Arc<Self>, rec_id: Uuid) -> Result<(), ApiError> {
         let env = self.recording_env()?;
+        let _turn = self.recording_turn.lock().await;
         let parts = {
             let mut recs = self.recordings()?;
             let rec = recs
@@ -566,7 +597,7 @@ impl MediaServer {
     }
 
     /// A recording's JSON, with fresh download URLs for its stored files.
-    fn recording_json(&self, rec_id: Uuid) -> Result<serde_json::Value, ApiError> {
+    pub(super) fn recording_json(&self, rec_id: Uuid) -> Result<serde_json::Value, ApiError> {
         let env = self.recording_env()?;
         let recs = self.recordings()?;
         let rec = recs
@@ -609,149 +640,6 @@ struct Wanted {
     tracks: Vec<RecordedTrack>,
     /// Every producer is older than [`SETTLE`].
     settled: bool,
-}
-
-/// `POST /channels/{id}/recording/start`.
-pub async fn start(
-    State(ms): Ms,
-    Path(channel_id): Path<String>,
-    headers: HeaderMap,
-    body: axum::body::Body,
-) -> Response {
-    respond(
-        async {
-            let user = ms.user(&headers)?;
-            let channel = parse_uuid("channel id", &channel_id)?;
-            ms.recording_env()?;
-            let req: StartRequest = json_body(&headers, body).await?;
-            if !req.format.eq_ignore_ascii_case("webm") {
-                return Err(Problem::bad_request(format!(
-                    "format {:?} is not supported: recordings are \"webm\"",
-                    req.format
-                ))
-                .into());
-            }
-            if !AUDIO_BITRATE.contains(&req.audio_bitrate) {
-                return Err(Problem::bad_request(format!(
-                    "audio_bitrate {} is outside {}..={}",
-                    req.audio_bitrate,
-                    AUDIO_BITRATE.start(),
-                    AUDIO_BITRATE.end()
-                ))
-                .into());
-            }
-            if !VIDEO_BITRATE.contains(&req.video_bitrate) {
-                return Err(Problem::bad_request(format!(
-                    "video_bitrate {} is outside {}..={}",
-                    req.video_bitrate,
-                    VIDEO_BITRATE.start(),
-                    VIDEO_BITRATE.end()
-                ))
-                .into());
-            }
-            let id = Uuid::new_v4();
-            {
-                let mut recs = ms.recordings()?;
-                if let Some(other) = recs.by_channel.get(&channel) {
-                    return Err(ApiError::from(Problem::conflict(format!(
-                        "channel {channel} is already being recorded (recording {other}): stop it first"
-                    )))
-                    .with("recording_id", serde_json::json!(other)));
-                }
-                recs.by_channel.insert(channel, id);
-                recs.all.insert(
-                    id,
-                    ChannelRecording {
-                        id,
-                        channel_id: channel,
-                        user_id: user.0.clone(),
-                        format: "webm".into(),
-                        audio_bitrate: req.audio_bitrate,
-                        video_bitrate: req.video_bitrate,
-                        started: Instant::now(),
-                        started_at: now_rfc3339(),
-                        stopped_at: None,
-                        duration_ms: None,
-                        status: Status::Recording,
-                        active: HashMap::new(),
-                        files: Vec::new(),
-                        next_part: 0,
-                        retry: HashMap::new(),
-                    },
-                );
-            }
-            tracing::info!(recording = %id, %channel, user = %user, "recording started");
-            ms.reconcile_recordings().await;
-            let body = ms.recording_json(id)?;
-            let mut resp = (StatusCode::CREATED, Json(body)).into_response();
-            resp.headers_mut()
-                .insert(header::LOCATION, header_value(&format!("/recordings/{id}")));
-            Ok(resp)
-        }
-        .await,
-    )
-}
-
-/// `POST /channels/{id}/recording/stop`: ends the channel's recording and stores its files.
-pub async fn stop(State(ms): Ms, Path(channel_id): Path<String>, headers: HeaderMap) -> Response {
-    respond(
-        async {
-            ms.user(&headers)?;
-            let channel = parse_uuid("channel id", &channel_id)?;
-            ms.recording_env()?;
-            let id = ms
-                .recordings()?
-                .by_channel
-                .get(&channel)
-                .copied()
-                .ok_or_else(|| {
-                    Problem::not_found(format!("channel {channel} is not being recorded"))
-                })?;
-            ms.stop_recording(id).await?;
-            Ok(Json(ms.recording_json(id)?).into_response())
-        }
-        .await,
-    )
-}
-
-/// `GET /recordings/{id}`.
-pub async fn get(State(ms): Ms, Path(recording_id): Path<String>, headers: HeaderMap) -> Response {
-    respond(
-        async {
-            ms.user(&headers)?;
-            let id = parse_uuid("recording id", &recording_id)?;
-            Ok(Json(ms.recording_json(id)?).into_response())
-        }
-        .await,
-    )
-}
-
-/// `GET /channels/{id}/recordings`: the channel's recordings on this node, newest first.
-pub async fn list(State(ms): Ms, Path(channel_id): Path<String>, headers: HeaderMap) -> Response {
-    respond(
-        async {
-            ms.user(&headers)?;
-            let channel = parse_uuid("channel id", &channel_id)?;
-            ms.recording_env()?;
-            let mut ids: Vec<(Instant, Uuid)> = ms
-                .recordings()?
-                .all
-                .values()
-                .filter(|r| r.channel_id == channel)
-                .map(|r| (r.started, r.id))
-                .collect();
-            ids.sort_by_key(|r| std::cmp::Reverse(r.0));
-            let list = ids
-                .into_iter()
-                .map(|(_, id)| ms.recording_json(id))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(
-                Json(serde_json::json!({ "channel_id": channel, "recordings": list }))
-                    .into_response(),
-            )
-        }
-        .await,
-    )
 }
 
 /// Keeps the parts of running recordings in step with their channels.

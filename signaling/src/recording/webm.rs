@@ -338,12 +338,17 @@ impl<W: Write + Seek> WebmWriter<W> {
         if data.is_empty() {
             return Err(WebmError::EmptyFrame);
         }
-        let time = if time_ms < self.last_ms {
+        // Blocks go out in time order, and each track's times strictly increase (players and
+        // remuxers refuse two frames of one stream at the same time).
+        let mut time = time_ms.max(self.last_ms);
+        if let Some(prev) = self.tracks[track].summary.last_ms
+            && time <= prev
+        {
+            time = prev + 1;
+        }
+        if time != time_ms {
             self.clamped += 1;
-            self.last_ms
-        } else {
-            time_ms
-        };
+        }
         let key = keyframe || !video;
         let new_cluster = match &self.cluster {
             None => true,

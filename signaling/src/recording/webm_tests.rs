@@ -281,6 +281,22 @@ fn frames_stamped_before_the_last_written_are_clamped() {
 }
 
 #[test]
+fn a_tracks_frames_never_share_a_time() {
+    // Audio late behind video: clamped to the video's time, and one audio frame after another
+    // clamped there moves a millisecond on (ffmpeg refuses equal times within a stream).
+    let mut w = writer(&[VP8, OPUS]);
+    w.write_frame(0, 100, true, &[1]).unwrap();
+    w.write_frame(1, 60, true, &[2]).unwrap();
+    w.write_frame(1, 80, true, &[3]).unwrap();
+    w.write_frame(0, 100, false, &[4]).unwrap();
+    let (file, s) = finish(w);
+    assert_eq!(s.clamped_frames, 3);
+    let blocks = Parsed::new(&file).blocks();
+    let times: Vec<(u64, i64)> = blocks.iter().map(|b| (b.0, b.1)).collect();
+    assert_eq!(times, [(1, 100), (2, 100), (2, 101), (1, 101)]);
+}
+
+#[test]
 fn a_track_without_frames_is_voided_at_finish() {
     let mut w = writer(&[VP8, OPUS]);
     for i in 0..5 {
