@@ -97,10 +97,13 @@ fn decode(path: &std::path::Path) -> (u64, u64, String) {
             .parse::<u64>()
             .unwrap_or(0)
     };
+    // Decoded frames keep the file's millisecond times (`-enc_time_base -1`): at the default
+    // 1/30 s a browser's frames 20 ms apart would share a time, which the null muxer reports as
+    // an error though nothing failed to decode.
     let out = tool("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(path)
-        .args(["-f", "null", "-"])
+        .args(["-enc_time_base:v", "-1", "-f", "null", "-"])
         .output()
         .expect("ffmpeg runs");
     (

@@ -665,16 +665,32 @@ pub(super) fn env_from_config(
     if !cfg.enable_recording {
         return Ok(None);
     }
-    let value = cfg
+    // Without RECORDING_STORAGE, recordings stay on this machine (the embedded default, as
+    // for every other backend): DATA_DIR/recordings.
+    let storage = match cfg
         .recording_storage
         .as_deref()
-        .unwrap_or("minio://localhost:9000");
-    let storage = RecordingStorage::from_env(value, &|k| std::env::var(k).ok())
-        .map_err(|e| format!("RECORDING_STORAGE: {e}"))?;
+        .filter(|v| !v.trim().is_empty())
+    {
+        Some(value) => RecordingStorage::from_env(value, &|k| std::env::var(k).ok())
+            .map_err(|e| format!("RECORDING_STORAGE: {e}"))?,
+        None => {
+            let dir = std::path::absolute(data_dir.join("recordings"))
+                .map_err(|e| format!("DATA_DIR/recordings: {e}"))?;
+            let url = reqwest::Url::from_directory_path(&dir).map_err(|()| {
+                format!(
+                    "DATA_DIR/recordings: {} is not a directory path",
+                    dir.display()
+                )
+            })?;
+            RecordingStorage::from_env(url.as_str(), &|_| None)
+                .map_err(|e| format!("DATA_DIR/recordings: {e}"))?
+        }
+    };
     let cert = DtlsCert::generate().map_err(|e| format!("recorder certificate: {e}"))?;
     Ok(Some(RecordingEnv {
         storage,
-        dir: data_dir.join("recordings"),
+        dir: data_dir.join("recording-parts"),
         cert: Arc::new(cert),
     }))
 }

@@ -12,8 +12,9 @@ use super::StorageError;
 /// The RECORDING_STORAGE forms [`StorageConfig::parse`] accepts.
 pub const ACCEPTED_FORMS: &str = "minio://host:port[/bucket] or s3+http://host:port[/bucket] \
      (plain HTTP), minio+https://host[:port][/bucket], s3+https://host[:port][/bucket] or \
-     https://host[:port][/bucket] (HTTPS), http://host:port[/bucket], file:///absolute/dir \
-     (a local directory); key:secret@ may precede the host";
+     https://host[:port][/bucket] (HTTPS), http://host:port[/bucket], s3://bucket (Amazon S3 in \
+     RECORDING_REGION), file:///absolute/dir (a local directory); key:secret@ may precede the \
+     host";
 
 /// The bucket when the URL names none.
 pub const DEFAULT_BUCKET: &str = "recordings";
@@ -132,6 +133,11 @@ impl StorageConfig {
         let get = |name: &str| env(name).filter(|v| !v.is_empty());
         let mut cfg = Self::parse(value)?;
         if let Some(region) = get("RECORDING_REGION") {
+            if let StorageLocation::S3 { endpoint, .. } = &mut cfg.location
+                && *endpoint == aws_endpoint(DEFAULT_REGION)
+            {
+                *endpoint = aws_endpoint(&region);
+            }
             cfg.region = region;
         }
         if cfg.credentials.is_none() && matches!(cfg.location, StorageLocation::S3 { .. }) {
@@ -175,6 +181,7 @@ fn parse_location(
     }
     let (scheme, default_port) = match url.scheme() {
         "file" => return parse_file(&url).map_err(bad).map(|l| (l, None)),
+        "s3" => return parse_aws(&url).map_err(bad),
         "minio" => ("http", 9000),
         "minio+https" => ("https", 9000),
         "s3+http" | "http" => ("http", 80),
@@ -216,6 +223,35 @@ fn parse_location(
         }
     };
     Ok((StorageLocation::S3 { endpoint, bucket }, credentials))
+}
+
+/// `s3://bucket`: Amazon S3 (path-style on the regional endpoint, set by
+/// [`StorageConfig::from_env`] from `RECORDING_REGION`).
+fn parse_aws(url: &Url) -> Result<(StorageLocation, Option<StorageCredentials>), String> {
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("s3://bucket takes its credentials from the environment".into());
+    }
+    let bucket = url.host_str().unwrap_or_default();
+    check_bucket(bucket).map_err(|why| format!("bucket {bucket:?} {why}"))?;
+    if !matches!(url.path(), "" | "/") || url.port().is_some() {
+        return Err("s3://bucket names a bucket alone".into());
+    }
+    Ok((
+        StorageLocation::S3 {
+            endpoint: aws_endpoint(DEFAULT_REGION),
+            bucket: bucket.to_owned(),
+        },
+        None,
+    ))
+}
+
+/// Amazon S3's endpoint in `region`.
+fn aws_endpoint(region: &str) -> Url {
+    // A region that cannot be part of a host name gets the global endpoint (whose requests are
+    // then refused with S3's own error about the region).
+    Url::parse(&format!("https://s3.{region}.amazonaws.com/")).unwrap_or_else(|_| {
+        Url::parse("https://s3.amazonaws.com/").unwrap_or_else(|_| unreachable!("a literal URL"))
+    })
 }
 
 fn parse_file(url: &Url) -> Result<StorageLocation, String> {
@@ -363,6 +399,39 @@ mod tests {
         );
         assert!(StorageConfig::parse("file://relative/dir").is_err());
         assert!(StorageConfig::parse("file:///").is_err());
+    }
+
+    #[test]
+    fn s3_names_an_amazon_bucket_in_the_configured_region() {
+        let env = |k: &str| match k {
+            "RECORDING_REGION" => Some("eu-west-1".to_owned()),
+            "AWS_ACCESS_KEY_ID" => Some("AKIA".to_owned()),
+            "AWS_SECRET_ACCESS_KEY" => Some("secret".to_owned()),
+            _ => None,
+        };
+        let cfg = StorageConfig::from_env("s3://my-recordings", &env).unwrap();
+        match &cfg.location {
+            StorageLocation::S3 { endpoint, bucket } => {
+                assert_eq!(endpoint.as_str(), "https://s3.eu-west-1.amazonaws.com/");
+                assert_eq!(bucket, "my-recordings");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(cfg.region, "eu-west-1");
+        assert_eq!(cfg.credentials.unwrap().access_key, "AKIA");
+        let cfg = StorageConfig::parse("s3://my-recordings").unwrap();
+        assert!(
+            matches!(cfg.location, StorageLocation::S3 { ref endpoint, .. }
+            if endpoint.as_str() == "https://s3.us-east-1.amazonaws.com/")
+        );
+        for bad in [
+            "s3://Bad_Bucket",
+            "s3://bucket/key",
+            "s3://bucket:9000",
+            "s3://k:s@bucket",
+        ] {
+            assert!(StorageConfig::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
