@@ -268,11 +268,11 @@ fn more_capacity_reaches_the_top_layer_and_less_steps_down_within_two_seconds() 
     assert_no_sequence_gap(&received(&h, v));
 }
 
-#[test]
-fn behind_a_token_bucket_no_probe_burst_steps_the_viewer_above_the_path_and_a_lift_is_found() {
-    // A tbf-like shaper: 600 kbit/s with a 3 kB bucket (the first packets of a probe cluster
-    // pass at once, so a 15 ms cluster reads well above 600 kbit/s), lifted to 5 Mbit/s at 40 s.
-    let mut cfg = link(&[(0, 600), (40, 5000)]);
+/// A simulcast publisher with audio and one transport-cc viewer behind a tbf-like shaper:
+/// `schedule`, a 3 kB bucket (the first packets of a probe cluster pass at once, so a 15 ms
+/// cluster reads well above the rate) and a 200 ms queue.
+fn behind_token_bucket(schedule: &[(u64, u64)]) -> (Harness, usize, std::time::Instant) {
+    let mut cfg = link(schedule);
     cfg.burst = 3000;
     cfg.queue = Duration::from_millis(200);
     let mut h = Harness::new(1);
@@ -281,24 +281,37 @@ fn behind_a_token_bucket_no_probe_burst_steps_the_viewer_above_the_path_and_a_li
     assert!(h.connect_all(Duration::from_secs(5)));
     h.set_downlink(v, cfg, TWCC);
     let t0 = h.now;
-    let mut log = Log::default();
-    run(&mut h, v, t0, 55.0, &mut log);
+    (h, v, t0)
+}
+
+/// Prints the layers and every estimator report of a run (shown when a test fails).
+fn print_estimates(log: &Log) {
     eprintln!("layers: {:?}", log.layers);
     for (t, e) in &log.events {
         if let Event::ViewerEstimate { stats, .. } = e {
             eprintln!(
-                "{t:?}: target {} delay {} loss {} usage {:?} acked {:?} probe {:?} trial {:?} padding {}",
+                "{t:?}: target {} delay {} loss {} usage {:?} acked {:?} alr {} probe {:?} trial {:?} padding {}",
                 stats.target.0 / 1000,
                 stats.delay_based.0 / 1000,
                 stats.loss_permille,
                 stats.usage,
                 stats.acked.map(|a| a.0 / 1000),
+                stats.in_alr,
                 stats.last_probe.map(|a| a.0 / 1000),
                 stats.last_trial,
                 stats.padding_packets,
             );
         }
     }
+}
+
+#[test]
+fn behind_a_token_bucket_no_probe_burst_steps_the_viewer_above_the_path_and_a_lift_is_found() {
+    // 600 kbit/s behind a token bucket, lifted to 5 Mbit/s at 40 s.
+    let (mut h, v, t0) = behind_token_bucket(&[(0, 600), (40, 5000)]);
+    let mut log = Log::default();
+    run(&mut h, v, t0, 55.0, &mut log);
+    print_estimates(&log);
     // h needs about 700 kbit/s with audio: from 5 s on, only q while shaped.
     let above: Vec<_> = log
         .layers
@@ -661,34 +674,10 @@ fn a_quality_cap_below_the_lowest_layer_keeps_it_and_never_pauses() {
 fn a_viewer_settled_on_a_middle_layer_behind_a_token_bucket_stays_there() {
     // h with audio needs about 700 kbit/s; f does not fit 900 kbit/s. Probes toward f (every
     // 5 s while a step up is wanted) must not knock the estimate below h.
-    let mut cfg = link(&[(0, 900)]);
-    cfg.burst = 3000;
-    cfg.queue = Duration::from_millis(200);
-    let mut h = Harness::new(1);
-    let _p = h.add_simulcast_av_publisher(0, 1, &RIDS, &SIZES, TrackContent::Camera, true);
-    let v = h.add_twcc_viewer(0, 1, TWCC);
-    assert!(h.connect_all(Duration::from_secs(5)));
-    h.set_downlink(v, cfg, TWCC);
-    let t0 = h.now;
+    let (mut h, v, t0) = behind_token_bucket(&[(0, 900)]);
     let mut log = Log::default();
     run(&mut h, v, t0, 60.0, &mut log);
-    eprintln!("layers: {:?}", log.layers);
-    for (t, e) in &log.events {
-        if let Event::ViewerEstimate { stats, .. } = e {
-            eprintln!(
-                "{t:?}: target {} delay {} loss {} usage {:?} acked {:?} alr {} probe {:?} trial {:?} padding {}",
-                stats.target.0 / 1000,
-                stats.delay_based.0 / 1000,
-                stats.loss_permille,
-                stats.usage,
-                stats.acked.map(|a| a.0 / 1000),
-                stats.in_alr,
-                stats.last_probe.map(|a| a.0 / 1000),
-                stats.last_trial,
-                stats.padding_packets,
-            );
-        }
-    }
+    print_estimates(&log);
     let settled = log.first_layer(secs(0.0), 1).expect("reached h");
     let downs: Vec<_> = log
         .layers

@@ -2,18 +2,15 @@
 //! .tools/bin), started per test on a free loopback port over a temporary directory, with an
 //! access key and secret so it checks every request's SigV4 signature. Also the `file://` backend.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use ringcast_tests::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
 use signaling::recording::storage::{
     RecordingStorage, RetryPolicy, StorageConfig, StorageCredentials, StorageError,
 };
 
-const ACCESS_KEY: &str = "ringcast-test";
-const SECRET_KEY: &str = "ringcast-test-secret-0123456789";
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
 
@@ -44,101 +41,16 @@ impl Drop for TempDir {
     }
 }
 
-/// An s3s-fs process serving `<tmp>/data` on 127.0.0.1:<port>, killed on drop.
-struct S3Server {
-    child: Option<Child>,
-    addr: SocketAddr,
-    tmp: TempDir,
+/// The store's storage for `bucket`, with the store's credentials.
+fn storage(server: &S3Server, bucket: &str) -> RecordingStorage {
+    let env = |name: &str| match name {
+        "RECORDING_ACCESS_KEY" => Some(ACCESS_KEY.to_owned()),
+        "RECORDING_SECRET_KEY" => Some(SECRET_KEY.to_owned()),
+        _ => None,
+    };
+    RecordingStorage::from_env(&server.storage_url(bucket), &env).expect("storage config")
 }
 
-fn s3s_fs_binary() -> PathBuf {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/bin/s3s-fs");
-    assert!(
-        bin.is_file(),
-        "the S3 test server is missing: {} does not exist; run scripts/install-test-deps.sh \
-         (it builds s3s-fs with cargo install)",
-        bin.display()
-    );
-    bin
-}
-
-impl S3Server {
-    fn start() -> Self {
-        let bin = s3s_fs_binary();
-        let tmp = TempDir::new("s3s");
-        let data = tmp.path().join("data");
-        std::fs::create_dir_all(&data).expect("create data dir");
-        // A port freed just before the server binds it may be taken in between: try a few.
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free loopback port")
-                .port();
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let log = std::fs::File::create(tmp.path().join("s3s-fs.log")).expect("log file");
-            let mut child = Command::new(&bin)
-                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-                .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-                .arg(&data)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("clone log handle"))
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if child.try_wait().expect("poll s3s-fs").is_some() {
-                    break;
-                }
-                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                    return S3Server {
-                        child: Some(child),
-                        addr,
-                        tmp,
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let log = std::fs::read_to_string(tmp.path().join("s3s-fs.log")).unwrap_or_default();
-        panic!("s3s-fs did not start listening; its log:\n{log}");
-    }
-
-    /// RECORDING_STORAGE for this server and `bucket`.
-    fn url(&self, bucket: &str) -> String {
-        format!("minio://{}/{bucket}", self.addr)
-    }
-
-    fn data_dir(&self) -> PathBuf {
-        self.tmp.path().join("data")
-    }
-
-    fn storage(&self, bucket: &str) -> RecordingStorage {
-        let env = |name: &str| match name {
-            "RECORDING_ACCESS_KEY" => Some(ACCESS_KEY.to_owned()),
-            "RECORDING_SECRET_KEY" => Some(SECRET_KEY.to_owned()),
-            _ => None,
-        };
-        RecordingStorage::from_env(&self.url(bucket), &env).expect("storage config")
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// `len` deterministic pseudo-random bytes (xorshift), different for each `seed`.
 fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     let mut out = Vec::with_capacity(len + 8);
@@ -170,7 +82,7 @@ async fn plain_get(url: &str) -> reqwest::Response {
 #[tokio::test]
 async fn ensure_bucket_creates_a_missing_bucket_and_accepts_an_existing_one() {
     let server = S3Server::start();
-    let storage = server.storage("recordings");
+    let storage = storage(&server, "recordings");
     assert!(!server.data_dir().join("recordings").exists());
 
     storage.ensure_bucket().await.expect("create the bucket");
@@ -183,7 +95,7 @@ async fn ensure_bucket_creates_a_missing_bucket_and_accepts_an_existing_one() {
 #[tokio::test]
 async fn deleting_from_a_missing_bucket_is_an_s3_error_with_its_code() {
     let server = S3Server::start();
-    let storage = server.storage("nowhere");
+    let storage = storage(&server, "nowhere");
 
     let err = storage.delete("a.webm").await.unwrap_err();
     match &err {
@@ -200,7 +112,7 @@ async fn deleting_from_a_missing_bucket_is_an_s3_error_with_its_code() {
 #[tokio::test]
 async fn a_100_kib_file_round_trips_through_a_presigned_get() {
     let server = S3Server::start();
-    let storage = server.storage("recordings");
+    let storage = storage(&server, "recordings");
     storage.ensure_bucket().await.unwrap();
     let tmp = TempDir::new("src");
     let bytes = pattern(100 * KIB, 2);
@@ -218,7 +130,7 @@ async fn a_100_kib_file_round_trips_through_a_presigned_get() {
     );
     assert_eq!(
         stored.url,
-        format!("http://{}/recordings/{key}", server.addr)
+        format!("http://{}/recordings/{key}", server.addr())
     );
 
     let url = storage
@@ -242,7 +154,7 @@ async fn a_100_kib_file_round_trips_through_a_presigned_get() {
 #[tokio::test]
 async fn a_40_mib_file_is_stored_with_a_multipart_upload_and_reads_back_whole() {
     let server = S3Server::start();
-    let storage = server.storage("recordings");
+    let storage = storage(&server, "recordings");
     storage.ensure_bucket().await.unwrap();
     let tmp = TempDir::new("src");
     let bytes = pattern(40 * MIB, 3);
@@ -271,7 +183,7 @@ async fn a_40_mib_file_is_stored_with_a_multipart_upload_and_reads_back_whole() 
 #[tokio::test]
 async fn head_reports_stored_objects_and_delete_removes_them() {
     let server = S3Server::start();
-    let storage = server.storage("recordings");
+    let storage = storage(&server, "recordings");
     storage.ensure_bucket().await.unwrap();
     let tmp = TempDir::new("src");
     let file = write_file(tmp.path(), "r.webm", &pattern(5 * KIB, 4));
@@ -294,7 +206,7 @@ async fn head_reports_stored_objects_and_delete_removes_them() {
 #[tokio::test]
 async fn an_expired_presigned_url_is_refused() {
     let server = S3Server::start();
-    let storage = server.storage("recordings");
+    let storage = storage(&server, "recordings");
     storage.ensure_bucket().await.unwrap();
     let tmp = TempDir::new("src");
     let file = write_file(tmp.path(), "e.webm", &pattern(KIB, 5));
@@ -310,9 +222,12 @@ async fn an_expired_presigned_url_is_refused() {
 #[tokio::test]
 async fn a_wrong_secret_is_refused_with_the_auth_error() {
     let server = S3Server::start();
-    server.storage("recordings").ensure_bucket().await.unwrap();
+    storage(&server, "recordings")
+        .ensure_bucket()
+        .await
+        .unwrap();
 
-    let mut cfg = StorageConfig::parse(&server.url("recordings")).unwrap();
+    let mut cfg = StorageConfig::parse(&server.storage_url("recordings")).unwrap();
     cfg.credentials = Some(StorageCredentials {
         access_key: ACCESS_KEY.into(),
         secret_key: "not-the-secret".into(),
@@ -344,7 +259,7 @@ async fn a_wrong_secret_is_refused_with_the_auth_error() {
 #[tokio::test]
 async fn an_unknown_access_key_is_refused_with_the_auth_error() {
     let server = S3Server::start();
-    let url = format!("minio://someone:{SECRET_KEY}@{}/recordings", server.addr);
+    let url = format!("minio://someone:{SECRET_KEY}@{}/recordings", server.addr());
     let storage = RecordingStorage::from_env(&url, &|_| None).unwrap();
     let err = storage.head("anything.webm").await.unwrap_err();
     assert!(matches!(err, StorageError::Denied(_)), "{err:?}");
@@ -353,7 +268,7 @@ async fn an_unknown_access_key_is_refused_with_the_auth_error() {
 #[tokio::test]
 async fn a_stopped_server_gives_the_connection_error_within_bounded_time() {
     let mut server = S3Server::start();
-    let mut cfg = StorageConfig::from_env(&server.url("recordings"), &|name| match name {
+    let mut cfg = StorageConfig::from_env(&server.storage_url("recordings"), &|name| match name {
         "MINIO_ROOT_USER" => Some(ACCESS_KEY.to_owned()),
         "MINIO_ROOT_PASSWORD" => Some(SECRET_KEY.to_owned()),
         _ => None,
@@ -386,7 +301,7 @@ async fn a_stopped_server_gives_the_connection_error_within_bounded_time() {
         !text.contains("X-Amz-Signature"),
         "signed URL in the message: {text}"
     );
-    assert!(text.contains(&server.addr.to_string()), "{text}");
+    assert!(text.contains(&server.addr().to_string()), "{text}");
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ pub const SECRET_KEY: &str = "ringcast-test-secret-0123456789";
 /// A running s3s-fs, killed (and its directory removed) on drop.
 #[derive(Debug)]
 pub struct S3Server {
-    child: Child,
+    child: Option<Child>,
     addr: SocketAddr,
     dir: PathBuf,
 }
@@ -69,7 +69,11 @@ impl S3Server {
                     break;
                 }
                 if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                    return S3Server { child, addr, dir };
+                    return S3Server {
+                        child: Some(child),
+                        addr,
+                        dir,
+                    };
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -85,9 +89,27 @@ impl S3Server {
         format!("minio://{}/{bucket}", self.addr)
     }
 
+    /// The store's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The directory the store serves: a bucket is a folder in it, an object a file.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
     /// Where an object is kept on disk (s3s-fs stores `bucket/key` as a file).
     pub fn object_path(&self, bucket: &str, key: &str) -> PathBuf {
-        self.dir.join("data").join(bucket).join(key)
+        self.data_dir().join(bucket).join(key)
+    }
+
+    /// Stops the store (its directory stays until drop).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// The store's directory.
@@ -98,8 +120,7 @@ impl S3Server {
 
 impl Drop for S3Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -681,16 +681,14 @@ mod tests {
         write_twcc(buf, &hdr, &statuses).unwrap()
     }
 
-    #[test]
-    fn a_probe_that_reads_below_the_acknowledged_rate_does_not_lower_the_estimate_below_it() {
-        let t0 = Instant::now();
+    /// An estimator after 3 s of media at 800 kbit/s (1000 bytes every 10 ms) that arrived as
+    /// sent, 20 ms one way, with feedback every 100 ms (its start-up probes were not sent); the
+    /// next transport sequence number and the time.
+    fn after_three_seconds_at_800_kbit(t0: Instant) -> (SendSideBwe, u16, Instant) {
         let mut bwe = SendSideBwe::new(SendSideConfig::default(), t0);
-        while bwe.poll_probe().is_some() {} // the start-up probes are not sent here
+        while bwe.poll_probe().is_some() {}
         let mut buf = [0u8; 1500];
-        let mut seq = 0u16;
-        let mut now = t0;
-        // 3 s of media at 800 kbit/s (1000 bytes every 10 ms), arriving as sent; feedback
-        // every 100 ms.
+        let (mut seq, mut now) = (0u16, t0);
         for _ in 0..30 {
             let first_us = (now - t0).as_micros() as i64 + 20_000;
             for _ in 0..10 {
@@ -701,6 +699,14 @@ mod tests {
             let n = feedback_with(&mut buf, seq - 10, first_us, &[10_000; 10]);
             bwe.handle_feedback(now, &parse(&buf[..n]));
         }
+        (bwe, seq, now)
+    }
+
+    #[test]
+    fn a_probe_that_reads_below_the_acknowledged_rate_does_not_lower_the_estimate_below_it() {
+        let t0 = Instant::now();
+        let (mut bwe, mut seq, mut now) = after_three_seconds_at_800_kbit(t0);
+        let mut buf = [0u8; 1500];
         let acked = bwe.stats().acked.expect("acknowledged rate");
         assert!(
             (700_000..=900_000).contains(&acked.0),
@@ -736,22 +742,8 @@ mod tests {
     #[test]
     fn the_queue_a_probe_builds_is_not_taken_for_over_use() {
         let t0 = Instant::now();
-        let mut bwe = SendSideBwe::new(SendSideConfig::default(), t0);
-        while bwe.poll_probe().is_some() {}
+        let (mut bwe, mut seq, mut now) = after_three_seconds_at_800_kbit(t0);
         let mut buf = [0u8; 1500];
-        let mut seq = 0u16;
-        let mut now = t0;
-        // 3 s of media at 800 kbit/s, arriving as sent, 20 ms one way.
-        for _ in 0..30 {
-            let first_us = (now - t0).as_micros() as i64 + 20_000;
-            for _ in 0..10 {
-                bwe.on_packet_sent(now, seq, 1000, None);
-                seq += 1;
-                now += Duration::from_millis(10);
-            }
-            let n = feedback_with(&mut buf, seq - 10, first_us, &[10_000; 10]);
-            bwe.handle_feedback(now, &parse(&buf[..n]));
-        }
         let acked = bwe.stats().acked.expect("acknowledged rate");
         // A probe at 4 Mbit/s into a path that carries 1 Mbit/s: its packets queue (8 ms
         // apart at the receiver for 2 ms at the sender), and the media after it waits behind
