@@ -263,6 +263,13 @@ impl Track {
         let dd = hdr.extension(pkt, super::ext::DEPENDENCY_DESCRIPTOR)?;
         let d = crate::wire::codec::DependencyDescriptor::parse(dd).ok()?;
         if let Some(t) = d.structure {
+            // A structure with resolutions gives the spatial layers' heights (for height caps),
+            // as a VP9 scalability structure does.
+            if t.spatial_height(0).is_some() {
+                for (s, h) in self.rates.info.spatial_height.iter_mut().enumerate() {
+                    *h = u8::try_from(s).ok().and_then(|s| t.spatial_height(s));
+                }
+            }
             self.templates = Some(t);
         }
         self.templates.as_ref()?.layer_of(d.template_id)
@@ -297,5 +304,72 @@ fn cache_slots(kind: MediaKind, cfg: &CoreConfig) -> usize {
     match kind {
         MediaKind::Audio => cfg.audio_cache_packets,
         MediaKind::Video => cfg.video_cache_packets,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests an unwrap is an assertion
+mod tests {
+    use super::*;
+    use crate::SeqNo;
+    use crate::control::{LayerOrder, RtcpFeedback};
+    use crate::wire::codec::dependency_descriptor::tests::l3t3_key_with_resolutions;
+    use crate::wire::rtp::{RtpFields, RtpHeader, write_rtp};
+
+    fn av1_track() -> Track {
+        let spec = PublishSpec {
+            stream: StreamKey(1),
+            track: TrackId(1),
+            kind: MediaKind::Video,
+            mid: Mid("0".into()),
+            ssrc: Some(Ssrc(5)),
+            rtx_ssrc: None,
+            codecs: vec![CodecParams {
+                pt: PayloadType(45),
+                codec: Codec::Av1,
+                clock_rate: 90_000,
+                channels: 0,
+                fmtp: String::new(),
+                rtx_pt: None,
+                feedback: RtcpFeedback::default(),
+            }],
+            layers: Vec::new(),
+            layer_order: LayerOrder::default(),
+            content: TrackContent::Camera,
+        };
+        let identity: [u8; 256] = std::array::from_fn(|i| i as u8);
+        Track::local(
+            &spec,
+            LayerIdentity::single(),
+            0,
+            0,
+            identity,
+            &CoreConfig::default(),
+            Instant::now(),
+        )
+    }
+
+    #[test]
+    fn a_dependency_structure_with_resolutions_gives_the_spatial_layers_heights() {
+        let mut track = av1_track();
+        assert_eq!(track.rates.info.spatial_height[0], None);
+        let dd = l3t3_key_with_resolutions();
+        let exts = [(super::super::ext::DEPENDENCY_DESCRIPTOR, dd.as_slice())];
+        let mut buf = [0u8; 1500];
+        let fields = RtpFields {
+            marker: true,
+            payload_type: PayloadType(45),
+            seq: SeqNo(1),
+            timestamp: 0,
+            ssrc: Ssrc(5),
+            extensions: &exts,
+        };
+        let n = write_rtp(&mut buf, &fields, &[0x18, 0, 0]).unwrap();
+        let hdr = RtpHeader::parse(&buf[..n]).unwrap();
+        assert_eq!(track.learn_templates(&hdr, &buf[..n]), Some((0, 0)));
+        assert_eq!(
+            &track.rates.info.spatial_height[..3],
+            &[Some(180), Some(360), Some(720)]
+        );
     }
 }

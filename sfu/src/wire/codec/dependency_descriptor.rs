@@ -2,13 +2,17 @@
 //! mandatory fields of every packet (frame start/end, template id, frame number) and, from the
 //! template dependency structure a keyframe carries, each template's spatial and temporal layer
 //! and its decode target indications (which decode targets a frame of the template is a switch
-//! point for). That is what an SFU needs to select AV1 (or any codec's) SVC layers; the rest of
-//! the structure (frame diffs, chains, resolutions) is not read.
+//! point for), and each spatial layer's render height when the structure gives resolutions. That
+//! is what an SFU needs to select AV1 (or any codec's) SVC layers; frame diffs and chains are
+//! read past, not kept.
 
 use super::CodecError;
 
 /// Most templates a structure may define (template ids are 6 bits).
 pub const MAX_TEMPLATES: usize = 64;
+
+/// Most spatial layers whose resolutions are kept (spatial ids 0–3).
+pub const MAX_SPATIAL: usize = 4;
 
 /// Most decode targets a structure may define (`dt_cnt_minus_one` is 5 bits).
 pub const MAX_DECODE_TARGETS: usize = 32;
@@ -49,6 +53,9 @@ pub struct TemplateLayers {
     spatial: [u8; MAX_TEMPLATES],
     temporal: [u8; MAX_TEMPLATES],
     switch: [LayerSet; MAX_TEMPLATES],
+    /// Render height of each spatial layer (`max_render_height_minus_1 + 1`), 0 when the
+    /// structure gives no resolutions.
+    heights: [u16; MAX_SPATIAL],
 }
 
 impl TemplateLayers {
@@ -70,6 +77,14 @@ impl TemplateLayers {
     pub fn switch_points_of(&self, template_id: u8) -> LayerSet {
         self.index(template_id)
             .map_or(LayerSet::default(), |i| self.switch[i])
+    }
+
+    /// The render height of spatial layer `sid`, when the structure gives resolutions.
+    pub fn spatial_height(&self, sid: u8) -> Option<u16> {
+        self.heights
+            .get(usize::from(sid))
+            .copied()
+            .filter(|&h| h > 0)
     }
 }
 
@@ -104,6 +119,57 @@ impl Bits<'_> {
         }
         Ok(v)
     }
+
+    /// `ns(n)`: a non-symmetric unsigned value below `n` (the AV1 specification, 4.10.7).
+    fn ns(&mut self, n: u32) -> Result<u32, CodecError> {
+        let w = 32 - n.leading_zeros() as usize;
+        if w == 0 {
+            return Ok(0);
+        }
+        let m = (1u32 << w) - n;
+        let v = self.read(w - 1)?;
+        if v < m {
+            return Ok(v);
+        }
+        let extra = self.read(1)?;
+        Ok((v << 1) - m + extra)
+    }
+}
+
+/// Reads past the template frame diffs and chains of a structure and, when present, its
+/// resolutions (appendix A.4: `template_fdiffs`, `template_chains`, `render_resolutions`):
+/// the height of each spatial layer up to `max_sid`.
+fn read_heights(
+    bits: &mut Bits<'_>,
+    templates: usize,
+    dt_count: usize,
+    max_sid: u8,
+) -> Result<[u16; MAX_SPATIAL], CodecError> {
+    for _ in 0..templates {
+        while bits.read(1)? == 1 {
+            bits.read(4)?; // fdiff_minus_one
+        }
+    }
+    let chains = bits.ns(dt_count as u32 + 1)?;
+    if chains > 0 {
+        for _ in 0..dt_count {
+            bits.ns(chains)?; // decode_target_protected_by
+        }
+        for _ in 0..templates * chains as usize {
+            bits.read(4)?; // template_chain_fdiff
+        }
+    }
+    let mut heights = [0u16; MAX_SPATIAL];
+    if bits.read(1)? == 1 {
+        for sid in 0..=usize::from(max_sid) {
+            let _width = bits.read(16)?;
+            let height = bits.read(16)? as u16;
+            if let Some(h) = heights.get_mut(sid) {
+                *h = height.saturating_add(1);
+            }
+        }
+    }
+    Ok(heights)
 }
 
 impl DependencyDescriptor {
@@ -141,6 +207,7 @@ impl DependencyDescriptor {
                 spatial: [0; MAX_TEMPLATES],
                 temporal: [0; MAX_TEMPLATES],
                 switch: [LayerSet::default(); MAX_TEMPLATES],
+                heights: [0; MAX_SPATIAL],
             };
             let (mut sid, mut tid) = (0u8, 0u8);
             loop {
@@ -187,6 +254,12 @@ impl DependencyDescriptor {
                     }
                 }
             }
+            // What follows is optional to an SFU: a structure cut after its DTIs still gives
+            // layers and switch points, without heights.
+            let max_sid = t.spatial[..templates].iter().copied().max().unwrap_or(0);
+            if let Ok(h) = read_heights(&mut bits, templates, dt_count, max_sid) {
+                t.heights = h;
+            }
             d.structure = Some(t);
         }
         Ok(d)
@@ -198,7 +271,7 @@ impl DependencyDescriptor {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // in tests an unwrap is an assertion
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -280,6 +353,70 @@ mod tests {
             }
         }
         bits
+    }
+
+    /// A key frame's descriptor with libwebrtc's L3T3_KEY structure in full: template layers,
+    /// DTIs, frame diffs (one, on the last template), 3 chains, and resolutions 320x180,
+    /// 640x360 and 1280x720; the bits, for [`pack`].
+    pub(crate) fn l3t3_key_bits_with_resolutions() -> Vec<(u32, usize)> {
+        // The L3T3 structure, then: no fdiffs for 8 templates and one (fdiff 1) for the
+        // last; 3 chains (ns(10) = 3: 3 bits, value 3); each of 9 decode targets protected by
+        // chain 0..2 (ns(3)); 9 x 3 chain fdiffs of 4 bits; resolutions 320x180, 640x360,
+        // 1280x720.
+        let mut bits = vec![(1u32, 1), (0, 1), (0, 6), (0x0100, 16)];
+        bits.extend([(1, 1), (0, 4), (0, 6), (8, 5)]);
+        for idc in [1, 1, 2, 1, 1, 2, 1, 1, 3] {
+            bits.push((idc, 2));
+        }
+        bits.extend(key_svc_dtis());
+        for _ in 0..8 {
+            bits.push((0, 1));
+        }
+        bits.extend([(1, 1), (0, 4), (0, 1)]);
+        bits.push((3, 3)); // ns(10): w = 4, m = 6, 3 bits = 3 < 6
+        for dt in 0..9u32 {
+            // ns(3): w = 2, m = 1: value 0 is "0"; 1 is "1 0"; 2 is "1 1".
+            match dt / 3 {
+                0 => bits.push((0, 1)),
+                1 => bits.extend([(1, 1), (0, 1)]),
+                _ => bits.extend([(1, 1), (1, 1)]),
+            }
+        }
+        for _ in 0..27 {
+            bits.push((1, 4));
+        }
+        bits.push((1, 1));
+        for (w, h) in [(320u32, 180u32), (640, 360), (1280, 720)] {
+            bits.extend([(w - 1, 16), (h - 1, 16)]);
+        }
+        bits
+    }
+
+    /// [`l3t3_key_bits_with_resolutions`] as extension data.
+    pub(crate) fn l3t3_key_with_resolutions() -> Vec<u8> {
+        pack(&l3t3_key_bits_with_resolutions())
+    }
+
+    #[test]
+    fn render_resolutions_give_each_spatial_layers_height() {
+        let bits = l3t3_key_bits_with_resolutions();
+        let t = DependencyDescriptor::parse(&pack(&bits))
+            .unwrap()
+            .structure
+            .unwrap();
+        assert_eq!(t.spatial_height(0), Some(180));
+        assert_eq!(t.spatial_height(1), Some(360));
+        assert_eq!(t.spatial_height(2), Some(720));
+        assert_eq!(t.spatial_height(3), None);
+        // Cut inside the resolutions: layers and switch points stay, heights are unknown.
+        let mut cut = pack(&bits);
+        cut.truncate(cut.len() - 6);
+        let t = DependencyDescriptor::parse(&cut)
+            .unwrap()
+            .structure
+            .unwrap();
+        assert_eq!(t.layer_of(8), Some((2, 2)));
+        assert_eq!(t.spatial_height(0), None);
     }
 
     #[test]
