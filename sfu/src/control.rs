@@ -309,6 +309,11 @@ pub struct ViewerBweStats {
     pub padding_bytes: u64,
     /// Transport-cc feedback messages received from the viewer.
     pub feedback_received: u64,
+    /// Bytes sent in probe clusters: padding, and media the pacer sent as part of them.
+    pub probe_bytes: u64,
+    /// Video packets the pacer held back before sending them, and packets waiting in it now.
+    pub paced_packets: u64,
+    pub pacer_queue: u32,
 }
 
 /// Why a session ended.

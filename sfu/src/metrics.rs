@@ -44,6 +44,8 @@ drop_reasons! {
     CrossShardQueueFull => "cross_shard_queue_full",
     TxQueueFull => "tx_queue_full",
     FanoutOverrun => "fanout_overrun",
+    PacerQueueFull => "pacer_queue_full",
+    PacerOverrun => "pacer_overrun",
     SrtpProtect => "srtp_protect",
 }
 

@@ -115,10 +115,11 @@ fn probes_go_out_as_rtx_padding_at_session_start() {
     let stats = h.cores[0].viewer_estimate(h.peers[v].session).unwrap();
     assert_eq!(stats.padding_packets, padded as u64);
     // Initial clusters at 3× and 6× the 300 kbit/s start, ≥ 15 ms each: ≥ 1688 + 3375 bytes on
-    // the wire.
+    // the wire, padding and the video the pacer held back.
     assert!(
-        stats.padding_bytes >= 5_000,
-        "probe padding {} bytes",
+        stats.probe_bytes >= 5_000 && stats.padding_bytes > 0,
+        "probe {} bytes, padding {} bytes",
+        stats.probe_bytes,
         stats.padding_bytes
     );
     // Without feedback nothing is learnt: the target stays at the start rate.
@@ -139,76 +140,136 @@ fn follow_target(h: &mut Harness, p: usize, rate: Bitrate) {
     src.video_payload = (frame_bytes / src.packets_per_frame).max(16);
 }
 
-/// A viewer behind a bottleneck whose capacity follows `schedule`: the shard's packets to it
-/// cross a simulated link (300 ms drop-tail queue, 25 ms one way), the viewer's transport-cc
-/// feedback (every 50 ms) comes back, and the publisher's rate follows the estimate. Returns
-/// the target sampled every 100 ms over `secs` seconds, and the link.
+/// A packet the shard sent the viewer: when, its RTP timestamp and payload type, and its size
+/// on the wire.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    at: std::time::Instant,
+    ts: u32,
+    pt: PayloadType,
+    size: usize,
+}
+
+/// A viewer behind a bottleneck whose capacity follows a schedule: the shard's packets to it
+/// cross a simulated link (300 ms drop-tail queue, 25 ms one way) and are logged as they leave
+/// the shard, and the viewer's transport-cc feedback (every 50 ms) comes back.
+struct Bottleneck {
+    h: Harness,
+    p: usize,
+    v: usize,
+    link: Rc<RefCell<SimLink<u16>>>,
+    clock: Rc<RefCell<std::time::Instant>>,
+    sent: Rc<RefCell<Vec<Sent>>>,
+    twcc: TwccReceiver,
+}
+
+impl Bottleneck {
+    fn new(schedule: Vec<(Duration, Bitrate)>) -> Self {
+        // The publisher follows the estimate, so its video always sits at the edge of the
+        // viewer's budget: an allocator free to pause would cut it off and leave the estimator
+        // nothing to measure. These tests are about the estimator and the pacer, so video is
+        // never paused here.
+        let cfg = sfu::core::CoreConfig {
+            allocator: sfu::alloc::AllocatorConfig {
+                pause_video: false,
+                ..sfu::alloc::AllocatorConfig::default()
+            },
+            ..sfu::core::CoreConfig::default()
+        };
+        let mut h = Harness::with_config(1, cfg);
+        let p = h.add_publisher(0, 1);
+        let v = h.add_twcc_viewer(0, 1, TWCC_ID);
+        assert!(h.connect_all(Duration::from_secs(5)));
+        let viewer = h.peers[v].addr;
+        let link = Rc::new(RefCell::new(SimLink::<u16>::new(
+            LinkConfig {
+                capacity: schedule,
+                ..LinkConfig::default()
+            },
+            h.now,
+        )));
+        let clock = Rc::new(RefCell::new(h.now));
+        let sent = Rc::new(RefCell::new(Vec::new()));
+        {
+            let (link, clock, sent) = (Rc::clone(&link), Rc::clone(&clock), Rc::clone(&sent));
+            h.drop_filter = Some(Box::new(move |_from, to, bytes| {
+                if to != viewer || classify(bytes) != PacketClass::Rtp {
+                    return false;
+                }
+                let at = *clock.borrow();
+                // With IP and UDP headers.
+                let size = bytes.len() + 28;
+                if let Ok(hdr) = RtpHeader::parse(bytes) {
+                    sent.borrow_mut().push(Sent {
+                        at,
+                        ts: hdr.timestamp,
+                        pt: hdr.payload_type,
+                        size,
+                    });
+                }
+                if let Some(seq) = transport_seq(bytes) {
+                    link.borrow_mut().send(at, seq, size);
+                }
+                true
+            }));
+        }
+        Bottleneck {
+            h,
+            p,
+            v,
+            link,
+            clock,
+            sent,
+            twcc: TwccReceiver::new(TwccReceiverConfig::default()),
+        }
+    }
+
+    /// One millisecond: the shard and the peers run, the link delivers, the viewer's feedback
+    /// goes back. Returns the viewer's target.
+    fn step(&mut self) -> Bitrate {
+        let h = &mut self.h;
+        *self.clock.borrow_mut() = h.now;
+        h.step();
+        let now = h.now;
+        while let Some((at, seq)) = self.link.borrow_mut().poll_deliver(now) {
+            self.twcc.on_packet(at, seq);
+        }
+        loop {
+            let mut buf = vec![0u8; 1500];
+            let Some(n) = self
+                .twcc
+                .poll_feedback(now, Ssrc(77), Ssrc(0x5000_0000), &mut buf)
+            else {
+                break;
+            };
+            send_from_viewer(h, self.v, buf, n);
+        }
+        h.now += Duration::from_millis(1);
+        self.stats().target
+    }
+
+    fn stats(&self) -> sfu::control::ViewerBweStats {
+        let session = self.h.peers[self.v].session;
+        self.h.cores[0].viewer_estimate(session).unwrap()
+    }
+}
+
+/// Runs [`Bottleneck`] for `secs` seconds with the publisher's rate following the estimate.
+/// Returns the target sampled every 100 ms, the harness, the viewer and the link.
 fn run_behind_link(
     schedule: Vec<(Duration, Bitrate)>,
     secs: u64,
 ) -> (Vec<Bitrate>, Harness, usize, Rc<RefCell<SimLink<u16>>>) {
-    // The publisher follows the estimate, so its video always sits at the edge of the
-    // viewer's budget: an allocator free to pause would cut it off and leave the estimator
-    // nothing to measure. This test is about the estimator, so video is never paused here.
-    let cfg = sfu::core::CoreConfig {
-        allocator: sfu::alloc::AllocatorConfig {
-            pause_video: false,
-            ..sfu::alloc::AllocatorConfig::default()
-        },
-        ..sfu::core::CoreConfig::default()
-    };
-    let mut h = Harness::with_config(1, cfg);
-    let p = h.add_publisher(0, 1);
-    let v = h.add_twcc_viewer(0, 1, TWCC_ID);
-    assert!(h.connect_all(Duration::from_secs(5)));
-    let viewer = h.peers[v].addr;
-    let link = Rc::new(RefCell::new(SimLink::<u16>::new(
-        LinkConfig {
-            capacity: schedule,
-            ..LinkConfig::default()
-        },
-        h.now,
-    )));
-    let clock = Rc::new(RefCell::new(h.now));
-    {
-        let (link, clock) = (Rc::clone(&link), Rc::clone(&clock));
-        h.drop_filter = Some(Box::new(move |_from, to, bytes| {
-            if to != viewer || classify(bytes) != PacketClass::Rtp {
-                return false;
-            }
-            if let Some(seq) = transport_seq(bytes) {
-                // With IP and UDP headers.
-                link.borrow_mut()
-                    .send(*clock.borrow(), seq, bytes.len() + 28);
-            }
-            true
-        }));
-    }
-    let mut twcc = TwccReceiver::new(TwccReceiverConfig::default());
+    let mut b = Bottleneck::new(schedule);
     let mut samples = Vec::new();
-    let session = h.peers[v].session;
     for ms in 0..secs * 1000 {
-        *clock.borrow_mut() = h.now;
-        h.step();
-        let now = h.now;
-        while let Some((at, seq)) = link.borrow_mut().poll_deliver(now) {
-            twcc.on_packet(at, seq);
-        }
-        loop {
-            let mut buf = vec![0u8; 1500];
-            let Some(n) = twcc.poll_feedback(now, Ssrc(77), Ssrc(0x5000_0000), &mut buf) else {
-                break;
-            };
-            send_from_viewer(&mut h, v, buf, n);
-        }
-        let target = h.cores[0].viewer_estimate(session).unwrap().target;
-        follow_target(&mut h, p, target);
+        let target = b.step();
+        follow_target(&mut b.h, b.p, target);
         if ms % 100 == 0 {
             samples.push(target);
         }
-        h.now += Duration::from_millis(1);
     }
-    (samples, h, v, link)
+    (samples, b.h, b.v, b.link)
 }
 
 /// Mean, min and max of `samples[from..to]` (100 ms samples) relative to `capacity`.
@@ -292,4 +353,68 @@ fn raising_the_desired_maximum_sends_a_probe() {
     );
     h.run(Duration::from_millis(200));
     assert!(h.cores[0].viewer_estimate(session).unwrap().padding_packets > before);
+}
+
+#[test]
+fn a_keyframe_burst_toward_a_narrow_viewer_leaves_at_the_pacing_rate() {
+    let mut b = Bottleneck::new(vec![(Duration::ZERO, Bitrate::kbps(500))]);
+    for _ in 0..8000 {
+        let target = b.step();
+        follow_target(&mut b.h, b.p, target);
+    }
+    let target = b.stats().target;
+    let before = b.stats().paced_packets;
+    // A keyframe of 20 packets (about 23 kB on the wire, 370 ms of the link): unpaced it would
+    // leave in one millisecond.
+    let src = b.h.peers[b.p].publisher.as_mut().unwrap();
+    let (ppf, payload, frame) = (src.packets_per_frame, src.video_payload, src.frame);
+    src.packets_per_frame = 20;
+    src.video_payload = 1100;
+    src.force_keyframe = true;
+    let from = b.sent.borrow().len();
+    while b.h.peers[b.p].publisher.as_ref().unwrap().frame == frame {
+        b.step();
+    }
+    let src = b.h.peers[b.p].publisher.as_mut().unwrap();
+    (src.packets_per_frame, src.video_payload) = (ppf, payload);
+    for _ in 0..1000 {
+        b.step();
+    }
+    let sent = b.sent.borrow();
+    let key_ts = sent[from..]
+        .iter()
+        .find(|p| p.pt != PayloadType(VIEW_VP8_RTX) && p.size > 1100)
+        .expect("the keyframe went out")
+        .ts;
+    let frame: Vec<&Sent> = sent[from..]
+        .iter()
+        .filter(|p| p.ts == key_ts && p.pt != PayloadType(VIEW_VP8_RTX))
+        .collect();
+    let bytes: usize = frame.iter().map(|p| p.size).sum();
+    let span = frame.last().unwrap().at - frame[0].at;
+    let pacing = 2.5 * target.0 as f64;
+    // Bytes after the first 5 ms burst over the time they took.
+    let rate = (bytes as f64 * 8.0 - pacing * 0.005) / span.as_secs_f64();
+    let stats = b.stats();
+    eprintln!(
+        "target {target:?}: {} packets, {bytes} B over {span:?} ({rate:.0} bit/s, pacing at \
+         {pacing:.0}); paced {} packets; {:?}",
+        frame.len(),
+        stats.paced_packets - before,
+        b.link.borrow().stats()
+    );
+    assert_eq!(frame.len(), 20);
+    assert!(
+        rate <= 1.1 * pacing,
+        "the keyframe left at {rate:.0} bit/s, pacing at {pacing:.0}"
+    );
+    assert!(
+        rate >= 0.8 * pacing,
+        "the pacer held it back more than it should: {rate:.0} bit/s, pacing at {pacing:.0}"
+    );
+    assert!(stats.paced_packets - before >= 15, "{stats:?}");
+    assert!(
+        stats.pacer_queue <= 2,
+        "the queue drained (a frame may be leaving): {stats:?}"
+    );
 }

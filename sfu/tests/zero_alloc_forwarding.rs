@@ -262,9 +262,13 @@ fn forwarding_to_viewers_with_send_side_estimation_allocates_nothing_per_packet(
         "feedback reached the estimator"
     );
     assert!(forwarded > 3000, "forwarded {forwarded}");
+    assert!(
+        est.paced_packets > 50,
+        "the pacer held packets back and sent them later"
+    );
     assert_eq!(
         allocs, 0,
-        "allocations on the forwarding and estimation path"
+        "allocations on the forwarding, pacing and estimation path"
     );
 }
 

@@ -29,12 +29,17 @@ const KINDS: usize = 3;
 pub struct PacerConfig {
     /// Pacing rate as a multiple of the target.
     pub pacing_factor: f64,
-    /// Handles each class's queue holds.
-    pub queue_capacity: usize,
+    /// Handles each class's queue holds, by [`PacketKind`] (audio, retransmission, video); a
+    /// caller that never queues a class gives it 0 (it still gets one slot).
+    pub queue_capacity: [usize; KINDS],
     /// The budget never owes more than this much sending time (a large burst is forgiven).
     pub max_debt: Duration,
     /// The pacing rate is raised so that the queue drains within this.
     pub max_queue_time: Duration,
+    /// Sending time the budget may run ahead before media waits: packets go while the debt is
+    /// at most this much of the pacing rate (0: only when nothing is owed). A burst this long
+    /// leaves at once after a pause, and a caller woken this late loses no budget.
+    pub burst: Duration,
     /// Size of a padding packet outside probes, bytes: the least; at high padding rates a
     /// padding chunk grows to 2 ms of the rate (up to `probe_padding_max`), so a caller woken
     /// every millisecond or two keeps up.
@@ -48,9 +53,10 @@ impl Default for PacerConfig {
     fn default() -> Self {
         PacerConfig {
             pacing_factor: 2.5,
-            queue_capacity: 2048,
+            queue_capacity: [2048; KINDS],
             max_debt: Duration::from_millis(500),
             max_queue_time: Duration::from_secs(2),
+            burst: Duration::ZERO,
             padding_size: 224,
             probe_padding_min: 200,
             probe_padding_max: 1200,
@@ -162,11 +168,7 @@ impl<H: Copy> Pacer<H> {
     /// A pacer for `target`, with its queues allocated.
     pub fn new(cfg: PacerConfig, target: Bitrate, now: Instant) -> Self {
         Pacer {
-            queues: [
-                Ring::new(cfg.queue_capacity),
-                Ring::new(cfg.queue_capacity),
-                Ring::new(cfg.queue_capacity),
-            ],
+            queues: cfg.queue_capacity.map(Ring::new),
             pacing_bps: cfg.pacing_factor * target.0 as f64,
             cfg,
             queued_bytes: 0,
@@ -202,6 +204,12 @@ impl<H: Copy> Pacer<H> {
         Bitrate(self.effective_rate_bps() as u64)
     }
 
+    /// Drops the probe clusters, the one being sent included (the caller cannot send them).
+    pub fn cancel_probes(&mut self) {
+        self.probes = [None; PROBE_QUEUE];
+        self.active = None;
+    }
+
     /// Queues a probe cluster; it starts once the earlier ones are done.
     pub fn add_probe(&mut self, cluster: ProbeCluster) {
         if let Some(slot) = self.probes.iter_mut().find(|s| s.is_none()) {
@@ -209,12 +217,23 @@ impl<H: Copy> Pacer<H> {
         }
     }
 
-    /// A packet of `size` bytes was sent without passing through this pacer (media the caller
-    /// does not pace): it counts against the budget, and probes may start once media flows.
+    /// A packet of `size` bytes was sent without waiting in this pacer's queues (audio, media
+    /// [`Pacer::may_send_now`] let go, media the caller does not pace): it counts against the
+    /// budget, and probes may start once media flows.
     pub fn on_sent_unpaced(&mut self, now: Instant, size: usize) {
         self.drain_budgets(now);
         self.charge(size);
         self.sent_media = true;
+    }
+
+    /// Whether a media packet of `kind` may go at once rather than be queued: audio always;
+    /// other media when nothing retransmitted or video waits (it would overtake it) and the
+    /// budget allows it. A packet sent so is then reported with [`Pacer::on_sent_unpaced`].
+    pub fn may_send_now(&mut self, now: Instant, kind: PacketKind) -> bool {
+        self.drain_budgets(now);
+        let waiting = self.queues[PacketKind::Retransmission as usize].len
+            + self.queues[PacketKind::Video as usize].len;
+        kind == PacketKind::Audio || (waiting == 0 && !self.media_held())
     }
 
     /// Queues a packet; a full queue gives the handle back.
@@ -250,6 +269,17 @@ impl<H: Copy> Pacer<H> {
         // Drain the queue within `max_queue_time` even when the target is too low for it.
         let needed = self.queued_bytes as f64 * 8.0 / self.cfg.max_queue_time.as_secs_f64();
         self.pacing_bps.max(needed).max(1.0)
+    }
+
+    /// The debt media may be sent with: `burst` of the pacing rate.
+    fn burst_bytes(&self) -> f64 {
+        self.effective_rate_bps() * self.cfg.burst.as_secs_f64() / 8.0
+    }
+
+    /// Media waits for the budget (less than a byte over is rounding from the nanosecond clock:
+    /// a caller woken at `poll_timeout` must find the budget free).
+    fn media_held(&self) -> bool {
+        self.media_debt >= self.burst_bytes() + 1.0
     }
 
     fn drain_budgets(&mut self, now: Instant) {
@@ -377,7 +407,7 @@ impl<H: Copy> Pacer<H> {
             }
             return Some(out);
         }
-        if self.media_debt > 0.0 {
+        if self.media_held() {
             return None;
         }
         if let Some((e, k)) = self.next_media(true) {
@@ -415,11 +445,14 @@ impl<H: Copy> Pacer<H> {
         {
             return Some(self.last_update);
         }
-        let media_free = self.last_update
-            + Duration::from_secs_f64(self.media_debt * 8.0 / self.effective_rate_bps());
+        let media_free = |debt: f64| {
+            self.last_update
+                + Duration::from_secs_f64(debt.max(0.0) * 8.0 / self.effective_rate_bps())
+        };
         if self.queued_packets() > 0 {
-            return Some(media_free);
+            return Some(media_free(self.media_debt - self.burst_bytes()));
         }
+        let media_free = media_free(self.media_debt);
         if self.padding_bps > 0.0 && self.sent_media {
             let pad_free = self.last_update
                 + Duration::from_secs_f64(self.padding_debt.max(0.0) * 8.0 / self.padding_bps);
@@ -430,244 +463,5 @@ impl<H: Copy> Pacer<H> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn drain_until(p: &mut Pacer<u32>, t0: Instant, ms: u64) -> Vec<(u64, Paced<u32>)> {
-        let mut out = Vec::new();
-        let mut now = t0;
-        let end = t0 + Duration::from_millis(ms);
-        while now <= end {
-            while let Some(x) = p.poll_send(now) {
-                out.push(((now - t0).as_micros() as u64, x));
-            }
-            match p.poll_timeout() {
-                Some(t) if t > now => now = t.min(end + Duration::from_micros(1)),
-                Some(_) => now += Duration::from_micros(100),
-                None => break,
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn media_leaves_at_pacing_factor_times_target() {
-        let t0 = Instant::now();
-        // 400 kbit/s target × 2.5 = 1 Mbit/s: a 1000-byte packet every 8 ms.
-        let mut p = Pacer::new(PacerConfig::default(), Bitrate::kbps(400), t0);
-        for i in 0..50 {
-            p.enqueue(i, 1000, PacketKind::Video).expect("room");
-        }
-        let sent = drain_until(&mut p, t0, 1000);
-        assert_eq!(sent.len(), 50);
-        let last = sent[49].0;
-        assert!(
-            (390_000..=394_000).contains(&last),
-            "50th packet at {last} µs, expected 49 × 8 ms"
-        );
-    }
-
-    #[test]
-    fn waking_at_poll_timeout_always_finds_something_to_send() {
-        let t0 = Instant::now();
-        let mut p = Pacer::new(PacerConfig::default(), Bitrate(437_123), t0);
-        for i in 0..300u32 {
-            p.enqueue(i, 1000 + (i as usize * 37) % 200, PacketKind::Video)
-                .expect("room");
-        }
-        let mut now = t0;
-        let (mut sent, mut idle_wakeups) = (0, 0);
-        while let Some(t) = p.poll_timeout() {
-            now = now.max(t);
-            match p.poll_send(now) {
-                Some(_) => sent += 1,
-                None => idle_wakeups += 1,
-            }
-            assert!(idle_wakeups < 10, "woken {idle_wakeups} times for nothing");
-        }
-        assert_eq!(sent, 300);
-    }
-
-    #[test]
-    fn priorities_are_audio_then_retransmission_then_video() {
-        let t0 = Instant::now();
-        let mut p = Pacer::new(PacerConfig::default(), Bitrate::kbps(400), t0);
-        p.enqueue(1, 1000, PacketKind::Video).expect("room");
-        p.enqueue(2, 1000, PacketKind::Retransmission)
-            .expect("room");
-        p.enqueue(3, 100, PacketKind::Audio).expect("room");
-        p.enqueue(4, 100, PacketKind::Audio).expect("room");
-        let order: Vec<u32> = drain_until(&mut p, t0, 100)
-            .into_iter()
-            .filter_map(|(_, x)| match x {
-                Paced::Media { handle, .. } => Some(handle),
-                Paced::Padding { .. } => None,
-            })
-            .collect();
-        assert_eq!(order, [3, 4, 2, 1]);
-    }
-
-    #[test]
-    fn audio_is_not_held_by_the_budget() {
-        let t0 = Instant::now();
-        let mut p = Pacer::new(PacerConfig::default(), Bitrate::kbps(100), t0);
-        p.enqueue(1, 1200, PacketKind::Video).expect("room");
-        assert!(matches!(
-            p.poll_send(t0),
-            Some(Paced::Media { handle: 1, .. })
-        ));
-        p.enqueue(2, 1200, PacketKind::Video).expect("room");
-        p.enqueue(3, 100, PacketKind::Audio).expect("room");
-        assert!(matches!(
-            p.poll_send(t0),
-            Some(Paced::Media { handle: 3, .. })
-        ));
-        assert_eq!(p.poll_send(t0), None, "video waits for the budget");
-    }
-
-    #[test]
-    fn a_full_queue_gives_the_handle_back() {
-        let t0 = Instant::now();
-        let cfg = PacerConfig {
-            queue_capacity: 2,
-            ..PacerConfig::default()
-        };
-        let mut p = Pacer::new(cfg, Bitrate::kbps(100), t0);
-        p.enqueue(1, 10, PacketKind::Video).expect("room");
-        p.enqueue(2, 10, PacketKind::Video).expect("room");
-        assert_eq!(p.enqueue(3, 10, PacketKind::Video), Err(QueueFull(3)));
-        assert!(
-            p.enqueue(4, 10, PacketKind::Audio).is_ok(),
-            "classes are separate"
-        );
-    }
-
-    #[test]
-    fn padding_fills_up_to_the_padding_rate() {
-        let t0 = Instant::now();
-        let mut p = Pacer::new(PacerConfig::default(), Bitrate::kbps(1000), t0);
-        p.enqueue(0, 1000, PacketKind::Video).expect("room");
-        p.set_padding_rate(t0, Bitrate::kbps(500));
-        let sent = drain_until(&mut p, t0, 2000);
-        let bytes: usize = sent
-            .iter()
-            .map(|(_, x)| match x {
-                Paced::Media { size, .. } | Paced::Padding { size, .. } => *size,
-            })
-            .sum();
-        let rate = bytes as f64 * 8.0 / 2.0;
-        assert!((480_000.0..530_000.0).contains(&rate), "sent {rate} bit/s");
-    }
-
-    #[test]
-    fn padding_keeps_up_with_a_high_rate_when_woken_every_two_milliseconds() {
-        // A trial's 2.2 Mbit/s over 640 kbit/s of media, the caller woken only every 2 ms
-        // (a busy shard): chunks of 2 ms of the rate keep the total at the rate.
-        let t0 = Instant::now();
-        let mut p: Pacer<u32> = Pacer::new(PacerConfig::default(), Bitrate::kbps(2500), t0);
-        p.on_sent_unpaced(t0, 1000);
-        p.set_padding_rate(t0, Bitrate::kbps(2200));
-        let mut bytes = 1000usize;
-        let mut now = t0;
-        let end = t0 + Duration::from_millis(250);
-        let mut media_at = t0;
-        while now < end {
-            now += Duration::from_millis(2);
-            if now >= media_at + Duration::from_millis(12) {
-                // 640 kbit/s of media: 1000 bytes every 12.5 ms.
-                p.on_sent_unpaced(now, 1000);
-                bytes += 1000;
-                media_at = now;
-            }
-            while let Some(Paced::Padding { size, .. }) = p.poll_send(now) {
-                bytes += size;
-            }
-        }
-        let rate = bytes as f64 * 8.0 / 0.25;
-        assert!(rate >= 0.95 * 2_200_000.0, "sent {rate:.0} bit/s");
-        assert!(rate <= 1.1 * 2_200_000.0, "sent {rate:.0} bit/s");
-    }
-
-    #[test]
-    fn probes_sent_before_a_padding_rate_do_not_hold_its_padding_back() {
-        let t0 = Instant::now();
-        let mut p: Pacer<u32> = Pacer::new(PacerConfig::default(), Bitrate::kbps(2000), t0);
-        p.on_sent_unpaced(t0, 1000);
-        // Three probe clusters of 40 kB each, without a padding rate.
-        for id in 0..3 {
-            p.add_probe(ProbeCluster {
-                id: ProbeId(id),
-                rate: Bitrate::kbps(4000),
-                min_packets: 5,
-                min_bytes: 40_000,
-            });
-        }
-        let end = drain_until(&mut p, t0, 1000)
-            .last()
-            .map_or(0, |(us, _)| *us);
-        let t1 = t0 + Duration::from_micros(end) + Duration::from_millis(500);
-        p.on_sent_unpaced(t1, 1000);
-        p.set_padding_rate(t1, Bitrate::kbps(2000));
-        let sent = drain_until(&mut p, t1, 100);
-        let padding: usize = sent
-            .iter()
-            .map(|(_, x)| match x {
-                Paced::Padding { size, .. } => *size,
-                Paced::Media { .. } => 0,
-            })
-            .sum();
-        // 100 ms at 2 Mbit/s is 25 kB, the 1000 bytes of media included.
-        assert!(padding >= 22_000, "padding {padding} bytes in 100 ms");
-    }
-
-    #[test]
-    fn a_probe_cluster_is_sent_at_its_rate_with_padding() {
-        let t0 = Instant::now();
-        let mut p = Pacer::new(PacerConfig::default(), Bitrate::kbps(300), t0);
-        p.enqueue(0, 1000, PacketKind::Video).expect("room");
-        p.add_probe(ProbeCluster {
-            id: ProbeId(7),
-            rate: Bitrate::kbps(4000),
-            min_packets: 5,
-            min_bytes: 7500,
-        });
-        let sent = drain_until(&mut p, t0, 100);
-        let probe: Vec<_> = sent
-            .iter()
-            .filter(|(_, x)| {
-                matches!(
-                    x,
-                    Paced::Padding {
-                        probe: Some(ProbeId(7)),
-                        ..
-                    } | Paced::Media {
-                        probe: Some(ProbeId(7)),
-                        ..
-                    }
-                )
-            })
-            .collect();
-        let bytes: usize = probe
-            .iter()
-            .map(|(_, x)| match x {
-                Paced::Media { size, .. } | Paced::Padding { size, .. } => *size,
-            })
-            .sum();
-        assert!(
-            bytes >= 7500 && probe.len() >= 5,
-            "{} packets, {bytes} B",
-            probe.len()
-        );
-        // Rate over the cluster: bytes before the last packet over the span.
-        let span = (probe.last().expect("packets").0 - probe[0].0) as f64 / 1e6;
-        let last = match probe.last().expect("packets").1 {
-            Paced::Media { size, .. } | Paced::Padding { size, .. } => size,
-        };
-        let rate = (bytes - last) as f64 * 8.0 / span;
-        assert!(
-            (3_800_000.0..4_200_000.0).contains(&rate),
-            "probe at {rate}"
-        );
-        assert!(!p.is_probing());
-    }
-}
+#[path = "pacer_tests.rs"]
+mod tests;

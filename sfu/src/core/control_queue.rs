@@ -33,6 +33,11 @@ impl ControlQueue {
         self.len == 0
     }
 
+    /// Slots free.
+    pub fn free(&self) -> usize {
+        self.meta.len() - self.len
+    }
+
     /// Writes a datagram for `dest` into the next slot: `write` returns its length or `None` to
     /// abandon. Returns false when the queue is full or the write was abandoned.
     pub fn push_with(

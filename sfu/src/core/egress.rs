@@ -4,19 +4,26 @@
 
 use std::time::Instant;
 
+use crate::bwe::PacketKind;
 use crate::io::TxBatch;
 use crate::metrics::DropReason;
 use crate::route::layer_selector::{SimulcastStep, Verdict, simulcast_step};
-use crate::wire::codec::{DependencyDescriptor, PacketLayers, TemplateLayers, vp8};
+use crate::wire::codec::{DependencyDescriptor, PacketLayers, TemplateLayers};
 use crate::wire::rtcp;
 use crate::wire::rtp::{self, RtpHeader};
 use crate::{ExtSeq, MediaKind, SeqNo, Ssrc};
 
+use super::paced::{Forward, write_forward};
+use super::payload_edit::{PayloadEdit, vp8_numbers};
 use super::shard_msg::ShardMsg;
 use super::subscription::arrival_gap;
 use super::track::Origin;
 use super::viewer_bwe::{udp_overhead, write_stamped};
 use super::{MAX_RUN, ShardCore};
+
+/// What a forwarded packet adds to its source on the wire besides IP and UDP: the transport-wide
+/// sequence number's extension word and the SRTP tag (the pacer's size of a queued packet).
+const PACED_OVERHEAD: usize = 4 + crate::srtp::MAX_SRTP_OVERHEAD;
 
 /// A packet of a fan-out run, parsed once.
 #[derive(Debug, Clone, Copy)]
@@ -29,42 +36,6 @@ struct RunPacket {
     layers: PacketLayers,
     /// The dependency descriptor: offset of its data in the packet, and its frame number.
     dd: Option<(usize, u16)>,
-}
-
-/// Codec-level changes to a forwarded packet beyond the RTP header.
-#[derive(Debug, Clone, Copy, Default)]
-struct PayloadEdit {
-    /// Set the marker bit (the packet now ends the picture).
-    marker: bool,
-    /// New VP8 picture id and TL0PICIDX.
-    vp8: Option<(u16, u8)>,
-    /// New dependency-descriptor frame number, at this offset of the packet.
-    dd_frame: Option<(usize, u16)>,
-}
-
-impl PayloadEdit {
-    /// Applies the edit to a packet written to `slot` (`n` bytes) from a source packet of
-    /// `src_len` bytes whose header is `hdr`. A transport-wide sequence number added by
-    /// [`write_stamped`] grows the extension block, so the payload starts `n - src_len` bytes
-    /// later than in the source; extension data keeps its offsets.
-    #[inline]
-    fn apply(self, slot: &mut [u8], hdr: &RtpHeader, src_len: usize, n: usize) {
-        if self.marker {
-            rtp::set_marker(&mut slot[..n], true);
-        }
-        let payload = hdr.header_len() + n.saturating_sub(src_len);
-        if let Some((pid, tl0)) = self.vp8
-            && payload < n
-        {
-            vp8::rewrite_picture_numbers(&mut slot[payload..n], pid, tl0);
-        }
-        if let Some((offset, frame)) = self.dd_frame {
-            let at = offset + DependencyDescriptor::FRAME_NUMBER_OFFSET;
-            if let Some(b) = slot.get_mut(at..at + 2).filter(|_| at + 2 <= n) {
-                b.copy_from_slice(&frame.to_be_bytes());
-            }
-        }
-    }
 }
 
 /// Reads an AV1 packet's dependency descriptor (as cached, canonical id): the offset of its data
@@ -92,14 +63,6 @@ fn read_dependency_descriptor(
         }
     }
     Some((offset, d.frame_number))
-}
-
-/// The VP8 picture numbers a viewer gets for a packet, when they differ from the publisher's.
-#[inline]
-fn vp8_numbers(layers: &PacketLayers, mapped: (u16, u8)) -> Option<(u16, u8)> {
-    let (pid, _) = layers.vp8_picture_id?;
-    let tl0 = layers.vp8_tl0_pic_idx.unwrap_or(0);
-    (mapped != (pid, tl0)).then_some(mapped)
 }
 
 impl ShardCore {
@@ -287,7 +250,7 @@ impl ShardCore {
                             && rp.codec == crate::Codec::Av1
                         {
                             let out = sub.frame_numbers.map(frame);
-                            edit.dd_frame = (out != frame).then_some((offset, out));
+                            edit.dd_frame = (out != frame).then_some((offset as u16, out));
                         }
                     }
                     let Some((seq, ts)) = sub.rewriter.forward(rp.ext, rp.hdr.timestamp) else {
@@ -298,35 +261,66 @@ impl ShardCore {
                     let Some(data) = track.cache.get(rp.ext).map(|p| p.data) else {
                         continue;
                     };
-                    let ext_map = if rp.codec == crate::Codec::Av1 {
+                    let f = Forward {
+                        ext: rp.ext,
+                        sub: sidx as u32,
+                        track: job.track as u32,
+                        src_ssrc: rp.hdr.ssrc,
+                        ssrc: sub.ssrc,
+                        ts,
+                        seq,
+                        pt,
+                        av1: rp.codec == crate::Codec::Av1,
+                        edit,
+                    };
+                    sub.last_arrival = Some(rp.arrival);
+                    let kind = if video {
+                        PacketKind::Video
+                    } else {
+                        PacketKind::Audio
+                    };
+                    if let Some(v) = vb.as_deref_mut()
+                        && !v.may_send_now(now, kind)
+                    {
+                        // The viewer's pacer holds it back: it waits there as a reference.
+                        let size = data.len() + PACED_OVERHEAD + udp_overhead(dest);
+                        match v.enqueue(f, size) {
+                            Ok(true) => {
+                                self.probing.push(sub.session);
+                                self.probe_wake = Some(self.probe_wake.map_or(now, |t| t.min(now)));
+                            }
+                            Ok(false) => {}
+                            Err(_) => self.counters.drop(DropReason::PacerQueueFull),
+                        }
+                        continue;
+                    }
+                    let ext_map = if f.av1 {
                         &sub.ext_map_av1
                     } else {
                         &sub.ext_map
                     };
-                    let (ssrc, hdr) = (sub.ssrc, &rp.hdr);
                     let stamp = vb.as_deref().map(|v| (v.ext_id, v.next_seq()));
                     let mut protect_failed = false;
                     let (mut len, mut stamped) = (0, false);
                     let pushed = batch.push_with(dest, |slot| {
-                        (len, stamped) =
-                            write_stamped(slot, data, hdr, ssrc, seq, ts, pt, ext_map, stamp);
-                        edit.apply(slot, hdr, data.len(), len);
-                        let r = srtp.tx.protect_rtp(slot, len).ok();
+                        let r =
+                            write_forward(slot, data, &rp.hdr, &f, ext_map, stamp, &mut srtp.tx);
                         protect_failed = r.is_none();
-                        len = r.unwrap_or(len);
-                        r
+                        (len, stamped) = r?;
+                        Some(len)
                     });
                     if pushed {
                         sub.alloc.sent_bytes += len as u64;
-                        sub.last_arrival = Some(rp.arrival);
                         sub.send.on_packet(now, ts, rp.hdr.payload_len);
                         self.counters.rtp_out += 1;
-                        if stamped
-                            && let Some(v) = vb.as_deref_mut()
-                            && v.on_media_sent(now, len + udp_overhead(dest))
-                        {
-                            self.probing.push(sub.session);
-                            self.probe_wake = Some(now);
+                        if let Some(v) = vb.as_deref_mut() {
+                            let wire = len + udp_overhead(dest);
+                            if !stamped {
+                                v.on_unstamped_sent(now, wire);
+                            } else if v.on_media_sent(now, wire) {
+                                self.probing.push(sub.session);
+                                self.probe_wake = Some(now);
+                            }
                         }
                     } else if protect_failed {
                         self.counters.drop(DropReason::SrtpProtect);
@@ -383,7 +377,7 @@ impl ShardCore {
                     read_dependency_descriptor(pkt.data, &hdr, None, &mut layers)
                 {
                     let out = sub.frame_numbers.peek(frame);
-                    edit.dd_frame = (out != frame).then_some((offset, out));
+                    edit.dd_frame = (out != frame).then_some((offset as u16, out));
                 }
             }
             let ext_map = if codec == crate::Codec::Av1 {
@@ -510,86 +504,8 @@ impl ShardCore {
 #[allow(clippy::unwrap_used)] // in tests an unwrap is an assertion
 mod tests {
     use super::*;
-    use crate::wire::codec::Vp8Descriptor;
+    use crate::PayloadType;
     use crate::wire::rtp::{RtpFields, write_rtp};
-    use crate::{Codec, PayloadType};
-
-    fn packet(payload: &[u8]) -> Vec<u8> {
-        let f = RtpFields {
-            marker: false,
-            payload_type: PayloadType(96),
-            seq: SeqNo(7),
-            timestamp: 1234,
-            ssrc: Ssrc(5),
-            extensions: &[(2, b"f")],
-        };
-        let mut buf = vec![0u8; 64];
-        let n = write_rtp(&mut buf, &f, payload).unwrap();
-        buf.truncate(n);
-        buf
-    }
-
-    #[test]
-    fn payload_edit_sets_the_marker_and_rewrites_vp8_picture_numbers() {
-        // X, S; I, L, T; picture id 0x2bb9; TL0PICIDX 0xd3; TID 0; VP8 header byte.
-        let mut pkt = packet(&[0x90, 0xe0, 0xab, 0xb9, 0xd3, 0x00, 0x11, 0xaa]);
-        let hdr = RtpHeader::parse(&pkt).unwrap();
-        let layers = PacketLayers::parse(Codec::Vp8, hdr.payload(&pkt), false);
-        assert_eq!(
-            vp8_numbers(&layers, (0x2bb9, 0xd3)),
-            None,
-            "unchanged: no edit"
-        );
-        let numbers = vp8_numbers(&layers, (5, 6));
-        let edit = PayloadEdit {
-            marker: true,
-            vp8: numbers,
-            dd_frame: None,
-        };
-        let n = pkt.len();
-        edit.apply(&mut pkt, &hdr, n, n);
-        let out = RtpHeader::parse(&pkt).unwrap();
-        assert!(out.marker);
-        let d = Vp8Descriptor::parse(out.payload(&pkt)).unwrap();
-        assert_eq!((d.picture_id, d.tl0_pic_idx), (Some(5), Some(6)));
-        assert_eq!(&out.payload(&pkt)[6..], &[0x11, 0xaa]);
-        assert_eq!(out.extension(&pkt, 2), Some(&b"f"[..]));
-    }
-
-    #[test]
-    fn payload_edit_finds_the_vp8_descriptor_after_a_stamped_transport_sequence_number() {
-        let src = packet(&[0x90, 0xe0, 0xab, 0xb9, 0xd3, 0x00, 0x11, 0xaa]);
-        let hdr = RtpHeader::parse(&src).unwrap();
-        let layers = PacketLayers::parse(Codec::Vp8, hdr.payload(&src), false);
-        let mut identity = [0u8; 256];
-        for (i, v) in identity.iter_mut().enumerate() {
-            *v = i as u8;
-        }
-        let mut slot = vec![0u8; 128];
-        let (n, stamped) = write_stamped(
-            &mut slot,
-            &src,
-            &hdr,
-            Ssrc(9),
-            SeqNo(1),
-            0,
-            PayloadType(96),
-            &identity,
-            Some((3, 0x0102)),
-        );
-        assert!(stamped);
-        assert_eq!(n, src.len() + 4, "a word added to the extension block");
-        let edit = PayloadEdit {
-            vp8: vp8_numbers(&layers, (5, 6)),
-            ..PayloadEdit::default()
-        };
-        edit.apply(&mut slot, &hdr, src.len(), n);
-        let out = RtpHeader::parse(&slot[..n]).unwrap();
-        let d = Vp8Descriptor::parse(out.payload(&slot[..n])).unwrap();
-        assert_eq!((d.picture_id, d.tl0_pic_idx), (Some(5), Some(6)));
-        assert_eq!(&out.payload(&slot[..n])[6..], &[0x11, 0xaa]);
-        assert_eq!(out.extension(&slot[..n], 2), Some(&b"f"[..]));
-    }
 
     #[test]
     fn dependency_descriptor_gives_av1_layers_and_its_frame_number_is_rewritten() {
@@ -631,7 +547,7 @@ mod tests {
         assert_eq!((layers.sid, layers.tid), (Some(1), Some(1)));
         assert!(layers.end_of_layer_frame && !layers.picture_start);
         let edit = PayloadEdit {
-            dd_frame: Some((offset, 0x0102)),
+            dd_frame: Some((offset as u16, 0x0102)),
             ..PayloadEdit::default()
         };
         let n = pkt.len();

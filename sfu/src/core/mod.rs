@@ -12,6 +12,8 @@ pub mod ext;
 mod feedback;
 mod ingress;
 mod layer_rate;
+mod paced;
+mod payload_edit;
 mod session;
 mod session_tracks;
 mod shard_msg;

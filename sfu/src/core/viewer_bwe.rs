@@ -1,23 +1,22 @@
 //! Send-side bandwidth estimation toward one viewer transport (draft-ietf-rmcat-gcc-02 with
 //! draft-holmer-rmcat-transport-wide-cc-extensions-01): the transport-wide sequence counter
 //! stamped on every packet sent to the viewer (media, retransmissions, padding), the viewer's
-//! transport-cc feedback and receiver reports routed to its [`SendSideBwe`], and probe clusters
-//! and rate trials sent as padding-only packets on the viewer's RTX SSRC, scheduled by a
-//! [`Pacer`].
-//!
-//! Media is not paced: the fan-out writes it straight into the transmit batch and only tells the
-//! estimator (and the pacer: once, so that probing may start, and during a rate trial, so that
-//! padding tops media up to the trial's rate) what went out.
+//! transport-cc feedback and receiver reports routed to its [`SendSideBwe`], and the viewer's
+//! [`Pacer`]: video leaves at 2.5 × the estimate (a burst of 5 ms of that goes at once; what
+//! the budget holds back waits in the pacer as a [`Forward`] reference, see `paced`), probe
+//! clusters and rate trials are sent as padding-only packets on the viewer's RTX SSRC.
+//! Audio and retransmissions are never held; they count against the budget.
 
 use std::time::{Duration, Instant};
 
-use crate::bwe::{Paced, Pacer, PacerConfig, ProbeId, SendSideBwe, SendSideConfig};
+use crate::bwe::{Paced, PacerConfig, PacketKind, ProbeId, QueueFull, SendSideBwe, SendSideConfig};
 use crate::control::{Event, ViewerBweStats};
 use crate::wire::rtcp::TransportCc;
 use crate::wire::rtp::{self, RtpHeader};
 use crate::{Bitrate, MediaKind, PayloadType, SeqNo, SessionId, Ssrc};
 
 use super::ShardCore;
+use super::paced::Forward;
 
 /// Largest padding a padding-only packet carries (RFC 3550 §5.1: the count is one byte).
 const MAX_PAD: usize = 255;
@@ -28,6 +27,19 @@ const PADDING_OVERHEAD: usize = 64;
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Sent packets remembered per viewer for feedback (about 2 s at 1000 packets per second).
 const HISTORY: usize = 2048;
+/// Video packets a viewer's pacer holds (the pacing rate rises so that they drain within 2 s;
+/// a full queue drops what comes and the viewer asks for it again).
+const PACED_QUEUE: usize = 256;
+/// Sending time a viewer's pacer lets go at once (a frame of a high layer when the estimate
+/// allows it, one or two packets at a low one).
+const PACER_BURST: Duration = Duration::from_millis(5);
+
+/// Control-queue slots left for RTCP, STUN and DTLS when paced packets and padding are written
+/// (padding of one pacer release takes up to 6 slots).
+const CONTROL_RESERVE: usize = 64;
+
+/// The pacer of one viewer: references to cached packets, never copies.
+type Pacer = crate::bwe::Pacer<Forward>;
 
 /// The send-side estimation state of one viewer session.
 #[derive(Debug)]
@@ -36,20 +48,27 @@ pub struct ViewerBwe {
     pub ext_id: u8,
     next_seq: u16,
     pub bwe: SendSideBwe,
-    /// Schedules probe padding only (nothing is ever enqueued).
-    pacer: Pacer<()>,
-    /// The pacer was told that media flows, so probes may start.
+    /// Paces video, probes and trial padding.
+    pacer: Pacer,
+    /// Media has been sent, so probes may start.
     primed: bool,
-    /// The session is on the core's list of sessions with probes to send.
+    /// The session is on the core's list of sessions whose pacer has something to send.
     listed: bool,
     /// The pacer pads up to a rate trial's rate.
     trialing: bool,
+    /// Padding cannot be sent to this viewer (no video section with RTX): no probes or trial
+    /// padding go to the pacer.
+    no_padding: bool,
     next_report: Instant,
     /// Packets stamped (media, retransmissions and padding).
     pub packets: u64,
     pub padding_packets: u64,
     pub padding_bytes: u64,
     pub feedback: u64,
+    /// Video packets the pacer held back and sent later.
+    pub paced_packets: u64,
+    /// Bytes sent as part of probe clusters (padding and media).
+    pub probe_bytes: u64,
 }
 
 impl ViewerBwe {
@@ -61,7 +80,8 @@ impl ViewerBwe {
         };
         let bwe = SendSideBwe::new(cfg, now);
         let pacer_cfg = PacerConfig {
-            queue_capacity: 1,
+            queue_capacity: [0, 0, PACED_QUEUE],
+            burst: PACER_BURST,
             ..PacerConfig::default()
         };
         let pacer = Pacer::new(pacer_cfg, bwe.target(), now);
@@ -73,11 +93,14 @@ impl ViewerBwe {
             primed: false,
             listed: false,
             trialing: false,
+            no_padding: false,
             next_report: now + REPORT_INTERVAL,
             packets: 0,
             padding_packets: 0,
             padding_bytes: 0,
             feedback: 0,
+            paced_packets: 0,
+            probe_bytes: 0,
         })
     }
 
@@ -87,35 +110,58 @@ impl ViewerBwe {
         self.next_seq
     }
 
-    /// Records a packet that carried [`ViewerBwe::next_seq`] and was queued for sending.
-    /// Returns true when the session has just become ready to send probes (the caller lists it).
+    /// Records a packet that carried [`ViewerBwe::next_seq`] and was queued for sending (the
+    /// pacer has counted it). Returns true when the session has just become ready to send
+    /// probes (the caller lists it).
     #[inline]
     pub fn on_sent(&mut self, now: Instant, size: usize, probe: Option<ProbeId>) -> bool {
         self.bwe.on_packet_sent(now, self.next_seq, size, probe);
         self.next_seq = self.next_seq.wrapping_add(1);
         self.packets += 1;
+        if probe.is_some() {
+            self.probe_bytes += size as u64;
+        }
         if self.primed {
             return false;
         }
         self.primed = true;
-        self.pacer.on_sent_unpaced(now, size);
         self.take_probes()
     }
 
-    /// Records a media packet or retransmission (not padding) queued for sending; as
-    /// [`ViewerBwe::on_sent`].
+    /// Whether a media packet of `kind` may be sent now rather than queued (see
+    /// [`crate::bwe::Pacer::may_send_now`]).
+    #[inline]
+    pub fn may_send_now(&mut self, now: Instant, kind: PacketKind) -> bool {
+        self.pacer.may_send_now(now, kind)
+    }
+
+    /// Records a media packet or retransmission (not padding) sent without waiting in the
+    /// pacer: it counts against the pacer's budget; as [`ViewerBwe::on_sent`].
     #[inline]
     pub fn on_media_sent(&mut self, now: Instant, size: usize) -> bool {
-        if self.trialing {
-            self.pacer.on_sent_unpaced(now, size);
-        }
+        self.pacer.on_sent_unpaced(now, size);
         self.on_sent(now, size, None)
+    }
+
+    /// Counts a media packet sent without a transport-wide sequence number against the pacer's
+    /// budget (the estimator cannot follow it).
+    #[inline]
+    pub fn on_unstamped_sent(&mut self, now: Instant, size: usize) {
+        self.pacer.on_sent_unpaced(now, size);
+    }
+
+    /// Queues a video packet of about `size` bytes on the wire for the pacer. `Ok(true)` when
+    /// the session should be put on the pacing list.
+    #[inline]
+    pub(super) fn enqueue(&mut self, f: Forward, size: usize) -> Result<bool, QueueFull<Forward>> {
+        self.pacer.enqueue(f, size, PacketKind::Video)?;
+        Ok(!std::mem::replace(&mut self.listed, true))
     }
 
     /// Starts a rate trial at `rate`: padding tops what is sent up to it for the trial's
     /// window. True when the session should be put on the probing list.
     pub fn start_trial(&mut self, now: Instant, rate: Bitrate) -> bool {
-        if !self.primed || !self.bwe.start_trial(now, rate) {
+        if !self.primed || !self.bwe.start_trial(now, rate) || self.no_padding {
             return false;
         }
         self.pacer.set_padding_rate(now, rate);
@@ -135,11 +181,21 @@ impl ViewerBwe {
         }
     }
 
+    /// Padding could not be sent: probes and trial padding stop for good (media still paces).
+    fn give_up_padding(&mut self, now: Instant) {
+        self.no_padding = true;
+        self.pacer.cancel_probes();
+        self.pacer.set_padding_rate(now, Bitrate::ZERO);
+        self.trialing = false;
+    }
+
     /// Moves the estimator's probe clusters and target to the pacer; true when the session
     /// should be put on the probing list.
     fn take_probes(&mut self) -> bool {
         while let Some(c) = self.bwe.poll_probe() {
-            self.pacer.add_probe(c);
+            if !self.no_padding {
+                self.pacer.add_probe(c);
+            }
         }
         if self.primed && !self.listed && self.pacer.is_probing() {
             self.listed = true;
@@ -168,6 +224,9 @@ impl ViewerBwe {
             padding_packets: self.padding_packets,
             padding_bytes: self.padding_bytes,
             feedback_received: self.feedback,
+            probe_bytes: self.probe_bytes,
+            paced_packets: self.paced_packets,
+            pacer_queue: self.pacer.queued_packets() as u32,
         }
     }
 }
@@ -303,15 +362,20 @@ impl ShardCore {
         }
     }
 
-    /// Sends the probe padding that is due and sets the next wake-up.
+    /// Sends what the listed sessions' pacers release (paced video, probe and trial padding)
+    /// and sets the next wake-up. Stops while the control queue is nearly full (the rest waits
+    /// for the next loop iteration, after the queue has been sent).
     pub(super) fn service_probes(&mut self, now: Instant) {
         self.probe_wake = None;
         let mut i = 0;
         while i < self.probing.len() {
+            if self.control.free() < CONTROL_RESERVE {
+                self.probe_wake = Some(now);
+                return;
+            }
             let idx = self.probing[i];
             let mut next = None;
             let mut keep = false;
-            let mut failed = false;
             if let Some(vb) = self
                 .sessions
                 .get_mut(idx)
@@ -324,18 +388,30 @@ impl ShardCore {
                 .get_mut(idx)
                 .and_then(|s| s.viewer_bwe.as_deref_mut())
             {
+                if self.control.free() < CONTROL_RESERVE {
+                    // Resume here once the queue has gone out.
+                    keep = true;
+                    next = Some(now);
+                    break;
+                }
                 match vb.pacer.poll_send(now) {
                     Some(Paced::Padding { size, probe }) => {
-                        if !self.send_padding(now, idx, size, probe) {
-                            // Nothing to send it with (no video with RTX): this session stays
-                            // marked as listed, so it is never listed again.
-                            failed = true;
-                            break;
+                        if !self.send_padding(now, idx, size, probe)
+                            && let Some(vb) = self
+                                .sessions
+                                .get_mut(idx)
+                                .and_then(|s| s.viewer_bwe.as_deref_mut())
+                        {
+                            // Nothing to send it with (no video with RTX).
+                            vb.give_up_padding(now);
                         }
                     }
-                    Some(Paced::Media { .. }) => {} // never enqueued
+                    Some(Paced::Media { handle, probe, .. }) => {
+                        self.send_paced(now, idx, handle, probe);
+                    }
                     None => {
-                        keep = vb.pacer.is_probing() || vb.trialing;
+                        keep =
+                            vb.pacer.is_probing() || vb.trialing || vb.pacer.queued_packets() > 0;
                         next = vb.pacer.poll_timeout();
                         break;
                     }
@@ -347,11 +423,10 @@ impl ShardCore {
                 }
                 i += 1;
             } else {
-                if !failed
-                    && let Some(vb) = self
-                        .sessions
-                        .get_mut(idx)
-                        .and_then(|s| s.viewer_bwe.as_deref_mut())
+                if let Some(vb) = self
+                    .sessions
+                    .get_mut(idx)
+                    .and_then(|s| s.viewer_bwe.as_deref_mut())
                 {
                     vb.listed = false;
                 }

@@ -113,6 +113,9 @@ fn bwe_json(b: &sfu::control::ViewerBweStats) -> Value {
         "padding_packets": b.padding_packets,
         "padding_bytes": b.padding_bytes,
         "feedback_received": b.feedback_received,
+        "probe_bytes": b.probe_bytes,
+        "paced_packets": b.paced_packets,
+        "pacer_queue": b.pacer_queue,
     })
 }
 
