@@ -306,9 +306,9 @@ fn viewer_feedback_behind_a_bottleneck_drives_the_estimate_to_its_capacity() {
         "the initial probes lift the estimate from 300 kbit/s within 1 s: {:?}",
         samples[10]
     );
-    // docs/BWE.md: every sample of the last 10 s of a 30 s stage within [0.80, 1.15] ×
-    // capacity. The mean (measured 0.902 at 1 Mbit/s, 0.923 at 2.5 Mbit/s, where the estimator
-    // alone gives 0.923 and 0.935) must be within 12 %.
+    // docs/BWE.md: every sample of the last 10 s of a 30 s stage within 15 % of capacity
+    // (measured: min 0.872 at 1 Mbit/s, 0.894 at 2.5 Mbit/s). The mean (measured 0.921 and
+    // 0.929, where the estimator alone gives 0.958 and 0.961) must be within 12 %.
     for (from, cap) in [(200, one), (500, two)] {
         let (mean, min, max) = relative(&samples, from, from + 100, cap);
         eprintln!(
@@ -317,7 +317,7 @@ fn viewer_feedback_behind_a_bottleneck_drives_the_estimate_to_its_capacity() {
         );
         assert!((0.88..=1.10).contains(&mean), "mean {mean:.3} × {cap:?}");
         assert!(
-            min >= 0.80 && max <= 1.15,
+            min >= 0.85 && max <= 1.15,
             "min {min:.3} max {max:.3} × {cap:?}"
         );
     }

@@ -1,8 +1,8 @@
 //! AIMD rate control of the delay-based estimate (draft-ietf-rmcat-gcc-02 §5.5, libwebrtc
 //! `AimdRateControl`): the detector's hypothesis drives a Hold / Increase / Decrease state
 //! machine. Increase is multiplicative (up to 8 % per second) far from the last congestion
-//! point and additive (about one packet per response time) near it; decrease is to β = 0.85 of
-//! the acknowledged rate.
+//! point and additive (about one packet per response time) near it; decrease is to β of the
+//! acknowledged rate: 0.9 at the known congestion point, 0.85 elsewhere (GCC: 0.8–0.95).
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,10 @@ pub struct AimdConfig {
     pub max: Bitrate,
     /// Multiplicative decrease factor on over-use (0.85).
     pub beta: f64,
+    /// The decrease factor when the acknowledged rate is within the link-capacity band (the
+    /// over-use is the sawtooth's own, at a known congestion point: 0.9; GCC allows
+    /// 0.8–0.95). A drop below the band — the path changed — gets `beta`.
+    pub beta_near_capacity: f64,
     /// Multiplicative increase per second far from convergence (1.08).
     pub increase_per_second: f64,
 }
@@ -27,6 +31,7 @@ impl Default for AimdConfig {
             min: Bitrate::kbps(30),
             max: Bitrate::kbps(50_000),
             beta: 0.85,
+            beta_near_capacity: 0.9,
             increase_per_second: 1.08,
         }
     }
@@ -41,6 +46,9 @@ pub enum RateControlState {
     Decrease,
 }
 
+/// An acknowledged rate at least this share of the link capacity estimate is at the known
+/// congestion point (the decrease is `beta_near_capacity`); below it the path changed.
+const NEAR_CAPACITY: f64 = 0.9;
 /// Least additive increase, bit/s per second.
 const MIN_ADDITIVE_BPS_PER_S: f64 = 4000.0;
 /// Least multiplicative increase step, bit/s.
@@ -172,11 +180,20 @@ impl AimdRateControl {
             }
             RateControlState::Decrease => {
                 let acked_bps = self.last_acked.map_or(current, |a| a.0 as f64);
-                let mut decreased = self.cfg.beta * acked_bps;
+                let near_capacity = self.link.estimate().is_some_and(|e| {
+                    self.last_acked
+                        .is_some_and(|a| a.0 as f64 >= NEAR_CAPACITY * e.0 as f64)
+                });
+                let beta = if near_capacity {
+                    self.cfg.beta_near_capacity
+                } else {
+                    self.cfg.beta
+                };
+                let mut decreased = beta * acked_bps;
                 if decreased > current
                     && let Some(l) = self.link.estimate()
                 {
-                    decreased = self.cfg.beta * l.0 as f64;
+                    decreased = beta * l.0 as f64;
                 }
                 if decreased < current {
                     new = decreased;
@@ -230,6 +247,31 @@ mod tests {
         assert_eq!(r, Bitrate::kbps(850));
         assert_eq!(a.state(), RateControlState::Hold);
         assert_eq!(a.link_capacity(), Some(Bitrate::kbps(1000)));
+    }
+
+    #[test]
+    fn an_overuse_at_the_known_congestion_point_decreases_to_09_and_a_drop_to_085() {
+        let t0 = Instant::now();
+        let mut a = AimdRateControl::new(AimdConfig::default(), Bitrate::kbps(2000));
+        a.set_rtt(Duration::from_millis(50));
+        a.update(t0, BandwidthUsage::Overusing, Some(Bitrate::kbps(1000)));
+        assert_eq!(a.estimate(), Bitrate::kbps(850), "no congestion point known yet");
+        // Back up to 1.05 Mbit/s; the next over-use acknowledges 980 kbit/s: the sawtooth's own.
+        a.set_estimate(ms(t0, 1000), Bitrate::kbps(1050));
+        a.update(
+            ms(t0, 2000),
+            BandwidthUsage::Overusing,
+            Some(Bitrate::kbps(980)),
+        );
+        assert_eq!(a.estimate(), Bitrate::kbps(882), "0.9 × 980");
+        // The path drops: 600 kbit/s acknowledged, far below the congestion point.
+        a.set_estimate(ms(t0, 3000), Bitrate::kbps(1000));
+        a.update(
+            ms(t0, 4000),
+            BandwidthUsage::Overusing,
+            Some(Bitrate::kbps(600)),
+        );
+        assert_eq!(a.estimate(), Bitrate::kbps(510), "0.85 × 600");
     }
 
     #[test]

@@ -33,9 +33,9 @@ fn report(name: &str, r: &SimResult, from: f64, to: f64, capacity: f64) -> (f64,
 }
 
 /// Each stage's last `STAGE_S - SETTLE_S` seconds: the mean target is within 10 % of capacity
-/// and every sample within [0.80, 1.15] × capacity. The lower edge is wider than 15 % because
-/// every over-use drops the estimate to β = 0.85 of the acknowledged rate, which itself sits a
-/// few percent under capacity: the troughs of the sawtooth are at 0.81–0.83 × capacity.
+/// and every sample within 15 % of it. The sawtooth's troughs are at 0.87–0.90 × capacity: an
+/// over-use at the known congestion point cuts to 0.9 × the acknowledged rate, which sits a few
+/// percent under capacity (with 0.85 they were at 0.81–0.83).
 #[test]
 fn estimate_tracks_capacity_steps_once_settled() {
     let r = steps();
@@ -44,7 +44,7 @@ fn estimate_tracks_capacity_steps_once_settled() {
         let to = (i + 1) as f64 * STAGE_S;
         let (mean, lo, hi) = report("steps", &r, from, to, cap);
         assert!((0.90..=1.10).contains(&mean), "stage {i}: mean {mean:.3}");
-        assert!(lo >= 0.80, "stage {i}: min {lo:.3}");
+        assert!(lo >= 0.85, "stage {i}: min {lo:.3}");
         assert!(hi <= 1.15, "stage {i}: max {hi:.3}");
     }
 }
@@ -92,15 +92,20 @@ fn loss_after_adaptation_stays_below_two_percent() {
     }
 }
 
+/// Seconds into the one-capacity runs (random loss, jitter) before the estimate counts as
+/// settled: the start-up ramp and its first over-use (at 5–6 s, still cut to 0.85 × the
+/// acknowledged rate: no congestion point is known yet) are over.
+const SETTLE_ONE_S: f64 = 10.0;
+
 /// 5 % random loss on a 1.5 Mbit/s link: the loss-based bound holds (loss between 2 and
-/// 10 %), so the delay-based estimate governs. After 5 s the target never collapses (every
-/// sample ≥ 0.75 × capacity) nor overshoots (≤ 1.15 ×), and its mean is within 15 %.
+/// 10 %), so the delay-based estimate governs. Once settled every sample is within 15 % of
+/// capacity (no collapse, no overshoot), and so is the mean.
 #[test]
 fn five_percent_random_loss_neither_collapses_nor_overshoots() {
     let r = simulation::run(&simulation::random_loss(0.05, Duration::from_secs(60)));
-    let (mean, lo, hi) = report("random loss 5 %", &r, 5.0, 60.0, 1_500_000.0);
+    let (mean, lo, hi) = report("random loss 5 %", &r, SETTLE_ONE_S, 60.0, 1_500_000.0);
     assert!((0.85..=1.15).contains(&mean), "mean {mean:.3}");
-    assert!(lo >= 0.75, "min {lo:.3}");
+    assert!(lo >= 0.85, "min {lo:.3}");
     assert!(hi <= 1.15, "max {hi:.3}");
     assert!(
         r.window(5.0, 60.0).all(|s| s.stats.loss_bound.is_none()),
@@ -109,16 +114,17 @@ fn five_percent_random_loss_neither_collapses_nor_overshoots() {
 }
 
 /// 100 ms one-way delay with 0–30 ms of jitter on a 1.5 Mbit/s link: the same bounds as the
-/// random-loss run. Jitter alone must not read as over-use that collapses the rate.
+/// random-loss run. Jitter alone must not read as over-use that collapses the rate (with noisy
+/// acknowledged rates, ±7 % here, a cut lands near 0.86 × capacity).
 #[test]
 fn long_delay_with_jitter_neither_collapses_nor_overshoots() {
     let r = simulation::run(&simulation::delay_jitter(
         Duration::from_millis(30),
         Duration::from_secs(60),
     ));
-    let (mean, lo, hi) = report("100 ms + 30 ms jitter", &r, 5.0, 60.0, 1_500_000.0);
+    let (mean, lo, hi) = report("100 ms + 30 ms jitter", &r, SETTLE_ONE_S, 60.0, 1_500_000.0);
     assert!((0.85..=1.15).contains(&mean), "mean {mean:.3}");
-    assert!(lo >= 0.75, "min {lo:.3}");
+    assert!(lo >= 0.85, "min {lo:.3}");
     assert!(hi <= 1.15, "max {hi:.3}");
 }
 
