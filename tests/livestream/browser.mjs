@@ -1,32 +1,23 @@
 // Chromium against Ringcast's livestream service: a broadcaster page and two viewer pages over
 // Socket.IO (socket.io-client's browser bundle, unmodified, inside the pages), and a WHEP viewer
 // page; the pages chat over Socket.IO. Drives Debian's /usr/bin/chromium through playwright-core
-// (headless, fake camera and microphone).
+// (headless, fake camera and microphone; see chromium.mjs). The Socket.IO pages handle the
+// server's offer, answer and candidates in their event handlers, as the seed's clients do.
 //
 // Usage: node browser.mjs '<json config>'
 //   config: {base, streamId, streamKey, tokens: {alice, v1, v2, w}, chatLimit, minFrames}
 // Prints JSON lines ({"step": ...}) and a final {"summary": ...}; a failed check prints
 // {"error": ...} and exits 1.
 
-import fs from 'node:fs';
-import http from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launch, openPage, startPageServer, waitUntil } from './chromium.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const cfg = JSON.parse(process.argv[2] || '{}');
 const base = cfg.base;
-const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
-const sioBundle = path.join(here, 'node_modules/socket.io-client/dist/socket.io.min.js');
 
 function out(obj) { process.stdout.write(JSON.stringify(obj) + '\n'); }
-function warn(msg) { process.stderr.write(`[livestream-browser] ${msg}\n`); }
 function check(cond, what, detail) {
   if (!cond) throw new Error(`check failed: ${what}${detail === undefined ? '' : ' ' + JSON.stringify(detail)}`);
 }
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ------------------------------------------------------------------------------------------------
 // In-page code: self-contained, runs inside Chromium.
@@ -37,6 +28,7 @@ function pageSetup() {
     events: [],
     chat: [],
     errors: [],
+    candidatesAdded: 0,
     connect(base, auth) {
       return new Promise((resolve, reject) => {
         // eslint-disable-next-line no-undef
@@ -71,40 +63,51 @@ function pageSetup() {
         });
       });
     },
-    /** The broadcaster: camera and microphone, the offer over Socket.IO, the server's answer. */
+    /** Both ways of stream:ice-candidate: ours trickled to the server (ICE-lite: it accepts
+     * them), the server's (stream:ice-candidate:received) added to `pc`. */
+    trickle(pc, streamId) {
+      pc.addEventListener('icecandidate', (ev) => {
+        if (ev.candidate) this.socket.emit('stream:ice-candidate', { streamId, candidate: ev.candidate.toJSON() });
+      });
+      this.socket.on('stream:ice-candidate:received', ({ candidate }) => {
+        pc.addIceCandidate(candidate)
+          .then(() => { this.candidatesAdded += 1; })
+          .catch((e) => this.errors.push({ addIceCandidate: e.message }));
+      });
+    },
+    /** The broadcaster: camera and microphone, the offer over Socket.IO, the server's answer
+     * applied in its event handler. */
     async broadcast(streamId, streamKey) {
       const pc = this.newPc();
       const media = await navigator.mediaDevices.getUserMedia({
         audio: true, video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } },
       });
       for (const t of media.getTracks()) pc.addTransceiver(t, { direction: 'sendonly', streams: [media] });
-      // Trickle our candidates as the seed's clients do (the server is ICE-lite: it accepts them).
-      pc.addEventListener('icecandidate', (ev) => {
-        if (ev.candidate) this.socket.emit('stream:ice-candidate', { streamId, candidate: ev.candidate.toJSON() });
-      });
-      this.socket.on('stream:ice-candidate:received', ({ candidate }) => {
-        pc.addIceCandidate(candidate).catch((e) => this.errors.push({ addIceCandidate: e.message }));
-      });
-      const answered = new Promise((resolve) => this.socket.once('stream:answer:received', resolve));
+      this.trickle(pc, streamId);
+      const answered = new Promise((resolve, reject) => this.socket.once('stream:answer:received', ({ answer }) => {
+        pc.setRemoteDescription(answer).then(resolve, reject);
+      }));
       const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
       const ack = await this.ack('stream:offer', { streamId, streamKey, offer: { type: 'offer', sdp: pc.localDescription.sdp } });
       if (!ack.success) throw new Error(`stream:offer refused: ${JSON.stringify(ack)}`);
-      const { answer } = await answered;
-      await pc.setRemoteDescription(answer);
+      await answered;
       return ack;
     },
-    /** A viewer: stream:join, the server's offer, our answer. */
+    /** A viewer: stream:join; the server's offer answered in its event handler. */
     async watch(streamId) {
       const pc = this.newPc();
-      const offered = new Promise((resolve) => this.socket.once('stream:offer:received', resolve));
+      this.trickle(pc, streamId);
+      const answered = new Promise((resolve, reject) => this.socket.once('stream:offer:received', async ({ offer }) => {
+        try {
+          await pc.setRemoteDescription(offer);
+          await pc.setLocalDescription(await pc.createAnswer());
+          resolve(await this.ack('stream:answer', { streamId, answer: { type: 'answer', sdp: pc.localDescription.sdp } }));
+        } catch (e) { reject(e); }
+      }));
       const ack = await this.ack('stream:join', { streamId });
       if (!ack.success) throw new Error(`stream:join refused: ${JSON.stringify(ack)}`);
-      const { offer } = await offered;
-      await pc.setRemoteDescription(offer);
-      const answer = await pc.createAnswer();
-      await pc.setLocalDescription(answer);
-      const a = await this.ack('stream:answer', { streamId, answer: { type: 'answer', sdp: pc.localDescription.sdp } });
+      const a = await answered;
       if (!a.success) throw new Error(`stream:answer refused: ${JSON.stringify(a)}`);
       return ack;
     },
@@ -139,46 +142,9 @@ function pageSetup() {
 // ------------------------------------------------------------------------------------------------
 // Node side.
 
-function startPageServer() {
-  const server = http.createServer((req, res) => {
-    res.writeHead(200, { 'content-type': 'text/html' });
-    res.end('<!doctype html><html><head><title>ringcast livestream</title></head><body></body></html>');
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
-
-async function launch() {
-  check(fs.existsSync(chromiumPath), `Chromium at ${chromiumPath} (scripts/install-test-deps.sh)`);
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ringcast-ls-chromium-'));
-  const args = [
-    '--no-sandbox', '--disable-gpu', '--allow-loopback-in-peer-connection',
-    '--use-fake-device-for-media-stream=fps=30', '--use-fake-ui-for-media-stream',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic',
-    '--no-first-run', '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
-    '--disable-backgrounding-occluded-windows',
-  ];
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: chromiumPath, headless: true, args, chromiumSandbox: false,
-    permissions: ['camera', 'microphone'], handleSIGINT: false, handleSIGTERM: false, handleSIGHUP: false,
-  });
-  return {
-    context,
-    version: context.browser() ? context.browser().version() : 'unknown',
-    async close() {
-      await context.close().catch(() => {});
-      fs.rmSync(userDataDir, { recursive: true, force: true });
-    },
-  };
-}
-
 async function newPage(context, origin, name) {
-  const page = await context.newPage();
-  page.on('console', (m) => { if (m.type() === 'error') warn(`${name} console.error: ${m.text()}`); });
-  page.on('pageerror', (e) => warn(`${name} pageerror: ${e.message}`));
-  await page.goto(origin);
-  await page.addScriptTag({ path: sioBundle });
+  const page = await openPage(context, origin, name);
   await page.evaluate(pageSetup);
-  page.name = name;
   return page;
 }
 
@@ -217,17 +183,6 @@ async function readEvents(url, sink, signal) {
     }
   } catch (e) {
     if (!signal.aborted) sink.error = e.message;
-  }
-}
-
-async function waitUntil(what, fn, timeoutMs) {
-  const end = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last && last.ok) return last;
-    if (Date.now() > end) throw new Error(`${what} not reached within ${timeoutMs} ms: ${JSON.stringify(last)}`);
-    await sleep(250);
   }
 }
 
@@ -281,6 +236,11 @@ async function main() {
     }, 60000);
     const casterStats = await caster.evaluate(() => window.ls.video());
     out({ step: 'video', decoded: frames.decoded, sizes: frames.stats.map((s) => s.video && `${s.video.width}x${s.video.height}`), broadcaster: casterStats });
+    // stream:ice-candidate:received reached every Socket.IO page and each candidate was added.
+    for (const p of [caster, ...viewers]) {
+      const c = await p.evaluate(() => ({ added: window.ls.candidatesAdded, errors: window.ls.errors }));
+      check(c.added >= 1 && c.errors.length === 0, `${p.name} added the server's candidates`, c);
+    }
     const joined = await caster.evaluate(() => window.ls.seen('stream:viewer:joined'));
     check(joined.length === 3 && joined.filter((j) => j.client === 'whep').length === 1, 'broadcaster heard two Socket.IO viewers and the WHEP viewer join', joined);
 
@@ -338,7 +298,9 @@ async function main() {
       const e = await viewers[0].evaluate(() => window.ls.seen('stream:ended'));
       return { ok: e.length === 1, e };
     }, 10000);
-    out({ step: 'ended', sse: sse.events.map((e) => (e.event === 'viewercount' ? `viewercount=${e.data.viewercount}` : e.event)) });
+    // The WHEP event stream: viewercount 0, inactive, and it closes.
+    await waitUntil('SSE inactive and closed', async () => ({ ok: sse.closed === true && sse.events.length > 0 && sse.events[sse.events.length - 1].event === 'inactive', events: sse.events, closed: sse.closed }), 10000);
+    out({ step: 'ended', sse: sse.events.map((e) => (e.event === 'viewercount' ? `viewercount=${e.data.viewercount}` : e.event)), sseClosed: sse.closed });
     out({ summary: { ok: true, decoded: frames.decoded, chatAccepted: accepted, chatLimited: limited.length, newKey: ended.streamKey } });
   } finally {
     abort.abort();

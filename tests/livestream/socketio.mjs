@@ -1,6 +1,7 @@
 // Socket.IO scenarios against Ringcast's livestream service with the unmodified socket.io-client.
 // Usage: node socketio.mjs <scenario> '<json config>'
-//   config: {base, tokens: {alice, bob, carol, dave, mallory}, offerSdp: <path>, chatLimit}
+//   signaling config: {base, tokens: {alice, bob, carol, dave, erin, mallory, moderator},
+//                      offerSdp: <path>, chatLimit, maxViewers}; the server's admin is `moderator`
 // Prints one JSON line per step ({"step": ...}) and a final {"summary": ...}; any failed check
 // prints {"error": ...} and exits 1.
 
@@ -78,6 +79,12 @@ async function signaling() {
   const streamKey = created.body.streamKey;
   out({ step: 'created', streamId });
 
+  // Not live yet: a viewer is refused.
+  const early = await connect('early', { token: t.bob });
+  const notLive = await ack(early, 'stream:join', { streamId });
+  check(notLive.success === false && notLive.code === 'not_live' && notLive.status === 409, 'join before live refused', notLive);
+  early.close();
+
   // Broadcaster: a wrong key is refused with stream:error and a negative ack.
   const caster = await connect('caster', { token: t.alice }, ['websocket']);
   const wrong = await ack(caster, 'stream:offer', { streamId, streamKey: 'lsk_wrong', offer: { type: 'offer', sdp: offerSdp } });
@@ -117,10 +124,22 @@ async function signaling() {
   const [offerBob] = await waitEvents(bob, 'stream:offer:received');
   const [offerCarol] = await waitEvents(carol, 'stream:offer:received');
   check(offerBob.offer.type === 'offer' && offerBob.offer.sdp.includes('a=sendonly'), 'server offer', offerBob);
+  // stream:ice-candidate both ways for viewers too: the server's candidates arrive, ours are taken.
+  const [viewerCand] = await waitEvents(bob, 'stream:ice-candidate:received');
+  check(viewerCand.streamId === streamId && viewerCand.candidate.candidate.startsWith('candidate:') && offerBob.offer.sdp.includes(`a=${viewerCand.candidate.candidate}`), 'viewer gets the offer\'s candidate', viewerCand);
+  const viewerIce = await ack(carol, 'stream:ice-candidate', { streamId, candidate: { candidate: 'candidate:2 1 udp 2122260223 192.0.2.2 50001 typ host', sdpMid: '0', sdpMLineIndex: 0 } });
+  check(viewerIce.success === true, 'viewer candidate accepted', viewerIce);
   const joinedEvents = await waitEvents(caster, 'stream:viewer:joined', 2);
   const joinedIds = joinedEvents.map((e) => e.viewerId).sort();
   check(JSON.stringify(joinedIds) === JSON.stringify([bob.id, carol.id].sort()), 'broadcaster told of both viewers', joinedEvents);
   out({ step: 'viewers_joined', viewerIds: joinedIds });
+
+  // The viewer limit (LIVESTREAM_MAX_VIEWERS) holds for Socket.IO viewers.
+  const dave = await connect('dave', { token: t.dave });
+  const full = await ack(dave, 'stream:join', { streamId });
+  check(full.success === false && full.code === 'viewer_limit' && full.status === 429 && full.limit === cfg.maxViewers, 'third viewer refused at the limit', full);
+  await waitEvents(dave, 'stream:error', 1, (d) => d.code === 'viewer_limit');
+  out({ step: 'viewer_limit', code: full.code });
 
   for (const [s, o] of [[bob, offerBob], [carol, offerCarol]]) {
     const a = await ack(s, 'stream:answer', { streamId, answer: { type: 'answer', sdp: answerFor(o.offer.sdp) } });
@@ -133,7 +152,6 @@ async function signaling() {
   out({ step: 'answers', secondAnswer: again.status, garbage: bad.status });
 
   // Chat: three members; bob floods past the limit; everyone sees the same stored messages.
-  const dave = await connect('dave', { token: t.dave });
   for (const [s, payload] of [[bob, { streamId }], [carol, streamId], [dave, { streamId }]]) {
     const j = await ack(s, 'join-livestream', payload);
     check(j.success === true, `${s.name} joined the chat`, j);
@@ -165,6 +183,27 @@ async function signaling() {
   }
   out({ step: 'chat', accepted: accepted.length, limited: limited.length, delivered: Object.fromEntries(Object.entries(seen).map(([k, v]) => [k, v.length])), stored: stored.length });
 
+  // The chat room: dave leaves it; erin joins and sends at once, without waiting for the join's
+  // acknowledgement, and still gets her own message (the server handles a socket's chat events
+  // in the order sent); members get it, dave does not.
+  const daveLeft = await ack(dave, 'leave-livestream', { streamId });
+  check(daveLeft.success === true, 'dave left the chat', daveLeft);
+  const erin = await connect('erin', { token: t.erin });
+  erin.emit('join-livestream', { streamId });
+  const erinSent = await ack(erin, 'chat:message', { streamId, message: 'erin right after joining' });
+  check(erinSent.success === true, 'erin chats', erinSent);
+  const mine = (m) => m.message === 'erin right after joining';
+  await waitEvents(erin, 'chat:message', 1, mine, 5000);
+  for (const s of [bob, carol]) await waitEvents(s, 'chat:message', 1, mine, 5000);
+  await sleep(300);
+  check(dave.log.filter((e) => e.event === 'chat:message').length === total, 'nothing reaches dave after leave-livestream', dave.log.map((e) => e.event));
+  // A moderator's deletion reaches the room as chat:deleted.
+  const del = await rest('DELETE', `/api/livestream/${streamId}/chat/${erinSent.message.id}`, t.alice);
+  check(del.status === 200, 'owner deletes a message', del);
+  const [deleted] = await waitEvents(bob, 'chat:deleted', 1, (d) => d.id === erinSent.message.id);
+  check(deleted.streamId === streamId, 'chat:deleted names the stream', deleted);
+  out({ step: 'chat_room', erinSawOwn: true, daveAfterLeave: total, deleted: deleted.id });
+
   // Only the key holder or the owner ends it.
   const mallory = await connect('mallory', { token: t.mallory });
   const notYours = await ack(mallory, 'stream:end', { streamId });
@@ -183,7 +222,8 @@ async function signaling() {
   const ended = await ack(caster, 'stream:end', { streamId, recordingUrl: 'https://rec.example/socketio.webm' });
   check(ended.success === true && ended.streamKey && ended.streamKey !== streamKey, 'ended with a new key', ended);
   await waitEvents(bob, 'stream:ended', 1, (d) => d.streamId === streamId);
-  await waitEvents(dave, 'stream:ended', 1, (d) => d.streamId === streamId);
+  // erin is only in the chat room.
+  await waitEvents(erin, 'stream:ended', 1, (d) => d.streamId === streamId);
   const oldKey = await ack(caster, 'stream:offer', { streamId, streamKey, offer: { type: 'offer', sdp: offerSdp } });
   check(oldKey.success === false && oldKey.code === 'invalid_key', 'old key refused after the end', oldKey);
   const final = await rest('GET', `/api/livestream/${streamId}/analytics`, t.alice);
@@ -209,6 +249,17 @@ async function signaling() {
   check(answers[1].viewerId === v2.id && answers[1].answer.sdp === a1.answer.sdp, 'same answer for v2', answers[1]);
   await waitEvents(v2, 'stream:offer:received');
   out({ step: 'p2p_model', answers: answers.length });
+
+  // A moderator (LIVESTREAM_ADMINS) ends it at once over Socket.IO: viewers hear why; the key
+  // rotates, and the moderator does not learn the new one.
+  const moderator = await connect('moderator', { token: t.moderator });
+  const modEnd = await ack(moderator, 'stream:end', { streamId });
+  check(modEnd.success === true && modEnd.streamKey === undefined, 'moderator ended it without learning the key', modEnd);
+  const [modEnded] = await waitEvents(v1, 'stream:ended', 1, (d) => d.streamId === streamId);
+  check(modEnded.reason === 'moderator', 'ended by a moderator', modEnded);
+  const stale = await ack(p2p, 'stream:offer', { streamId, streamKey: ended.streamKey, offer: { type: 'offer', sdp: offerSdp } });
+  check(stale.success === false && stale.code === 'invalid_key', 'the key rotated at the moderator\'s end', stale);
+  out({ step: 'moderator_end', reason: modEnded.reason });
 
   out({ summary: { ok: true, streamId, chatAccepted: accepted.length, chatLimited: limited.length, delivered: total, peak: analytics.body.peakViewers } });
 }

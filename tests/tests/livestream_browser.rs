@@ -1,7 +1,7 @@
 //! A livestream end to end in Chromium (tests/livestream/browser.mjs): a broadcaster over
 //! Socket.IO, two viewers over Socket.IO and one over WHEP (with the server-sent events
-//! extension) decode its video; they chat, one past the rate limit; viewers leave; the stream
-//! ends. Then the database itself is read: `peak_viewers`, the `livestream_viewers` rows and the
+//! extension) decode its video; the Socket.IO pages add the server's trickled candidates; they
+//! chat, one past the rate limit; viewers leave; the stream ends. Then the database itself is read: `peak_viewers`, the `livestream_viewers` rows and the
 //! chat. Once on SQLite (the default) and once on PostgreSQL (Debian's server, started here).
 
 mod livestream_support;
@@ -179,6 +179,12 @@ fn check_run(lines: &[Value], rows: &Rows, new_key: &str) {
     assert!(sse.contains(&"active"), "{sse:?}");
     assert!(sse.contains(&"viewercount=3"), "{sse:?}");
     assert!(sse.contains(&"viewercount=1"), "{sse:?}");
+    // The end: the count drops to 0, `inactive` comes last and the event stream closes.
+    assert!(sse.ends_with(&["viewercount=0", "inactive"]), "{sse:?}");
+    assert_eq!(
+        step(lines, "ended").expect("ended")["sseClosed"],
+        json!(true)
+    );
 
     let (status, peak, url, hash) = &rows.stream;
     assert_eq!(status, "ended");

@@ -1,8 +1,13 @@
-//! The examples of docs/api/livestream.md, sent to a real server in document order: each `http`
-//! request block is sent with its headers (`<JWT for NAME>` tokens signed for NAME; ids and
-//! stream keys of earlier example responses replaced by the real ones), and the following `http`
-//! response block's status must match, every documented top-level field must be present, and
-//! booleans and the fields that name things (status, title, userId, message, …) must be equal.
+//! The examples of docs/api/livestream.md, run against a real server.
+//!
+//! HTTP, in document order: each `http` request block is sent with its headers (`<JWT for NAME>`
+//! tokens signed for NAME; ids and stream keys of earlier example responses replaced by the real
+//! ones), and the following `http` response block's status must match, every documented
+//! top-level field must be present, and booleans and the fields that name things (status, title,
+//! userId, message, …) must be equal.
+//!
+//! JavaScript: the Socket.IO examples (broadcaster, viewer, chat) run as they are in Chromium
+//! (tests/livestream/doc_examples.mjs).
 
 mod livestream_support;
 mod stream_support;
@@ -149,4 +154,79 @@ fn documented_examples_run_as_documented() {
             }
         }
     }
+}
+
+/// The broadcaster, viewer and chat examples of the Socket.IO section, unchanged, in Chromium
+/// pages: the viewer decodes the broadcaster's video, the chat example sees its own message, and
+/// the server recorded both (a `socketio` viewer row, the stored message).
+#[test]
+fn documented_socket_io_examples_broadcast_watch_and_chat_in_chromium() {
+    let _lock = ringcast_tests::media_lock();
+    ringcast_tests::deps::require_browser();
+    let dir = TempDir::new("ls-docs-js");
+    let server = Server::start(livestream_server(
+        &Database::Sqlite(dir.path().to_path_buf()),
+        &[],
+    ))
+    .expect("server starts");
+    let created = post_json(
+        &server,
+        "/api/livestream/create",
+        Some(&token("alice")),
+        &serde_json::json!({"title": "Docs"}),
+    );
+    assert_eq!(created.status, 201, "{}", created.describe());
+    let created: Value = created.json().expect("json");
+    let id = created["streamId"].as_str().expect("id").to_string();
+    let config = serde_json::json!({
+        "base": server.base_url(),
+        "streamId": id,
+        "streamKey": created["streamKey"],
+        "tokens": {"broadcaster": token("alice"), "viewer": token("viewer"), "chatter": token("chatter")},
+        "minFrames": 60,
+    });
+    let (lines, ok, log) = run_node(
+        "doc_examples.mjs",
+        &[config.to_string()],
+        Duration::from_secs(180),
+    );
+    assert!(ok, "{log}\n--- server ---\n{}", server.log_tail(80));
+    let summary = find(&lines, "summary").expect("summary");
+    eprintln!("livestream doc examples: {summary}");
+    assert!(
+        summary["decoded"].as_u64().is_some_and(|f| f >= 60),
+        "{summary}"
+    );
+    let a = get(
+        &server,
+        &format!("/api/livestream/{id}/analytics"),
+        Some(&token("alice")),
+    );
+    let a: Value = a.json().expect("json");
+    assert_eq!(
+        a["viewers"][0]["userId"],
+        serde_json::json!("viewer"),
+        "{a}"
+    );
+    assert_eq!(
+        a["viewers"][0]["client"],
+        serde_json::json!("socketio"),
+        "{a}"
+    );
+    let hist = get(
+        &server,
+        &format!("/api/livestream/{id}/chat"),
+        Some(&token("alice")),
+    );
+    let hist: Value = hist.json().expect("json");
+    assert_eq!(
+        hist["messages"][0]["userId"],
+        serde_json::json!("chatter"),
+        "{hist}"
+    );
+    assert_eq!(
+        hist["messages"][0]["message"],
+        serde_json::json!("Hello from the docs"),
+        "{hist}"
+    );
 }

@@ -1,7 +1,9 @@
 //! The livestream service's Socket.IO signaling and chat with unmodified clients: the npm
 //! socket.io-client (tests/livestream/socketio.mjs) and PyPI's python-socketio
 //! (tests/livestream/python_client.py), against the real server on SQLite; the socket.io-client
-//! scenario again on PostgreSQL.
+//! scenario again on PostgreSQL. The signaling scenario covers every event of the seed, the
+//! refusals (wrong or rotated key, no token, not live, viewer limit, rate limit, not the owner)
+//! and moderation over Socket.IO.
 
 mod livestream_support;
 mod stream_support;
@@ -26,14 +28,17 @@ fn signaling_scenario(db: &Database) {
         &[
             ("CHAT_RATE_LIMIT", "5".into()),
             ("CHAT_RATE_WINDOW", "30".into()),
+            ("LIVESTREAM_MAX_VIEWERS", "2".into()),
+            ("LIVESTREAM_ADMINS", "moderator".into()),
         ],
     ))
     .expect("server starts");
     let config = json!({
         "base": server.base_url(),
-        "tokens": tokens(&["alice", "bob", "carol", "dave", "mallory"]),
+        "tokens": tokens(&["alice", "bob", "carol", "dave", "erin", "mallory", "moderator"]),
         "offerSdp": offer_path(),
         "chatLimit": 5,
+        "maxViewers": 2,
     });
     let (lines, ok, log) = run_node(
         "socketio.mjs",
@@ -53,6 +58,16 @@ fn signaling_scenario(db: &Database) {
     assert_eq!(summary["peak"], json!(2));
     let p2p = step(&lines, "p2p_model").expect("p2p step");
     assert_eq!(p2p["answers"], json!(2));
+    assert_eq!(
+        step(&lines, "viewer_limit").expect("limit step")["code"],
+        json!("viewer_limit")
+    );
+    let room = step(&lines, "chat_room").expect("chat room step");
+    assert_eq!(room["erinSawOwn"], json!(true), "{room}");
+    assert_eq!(
+        step(&lines, "moderator_end").expect("moderator step")["reason"],
+        json!("moderator")
+    );
 
     // The rows the scenario left: bob and carol watched the first broadcast, bob and carol again
     // (other sockets, same users) the second; every row of the first broadcast closed.
@@ -70,10 +85,11 @@ fn signaling_scenario(db: &Database) {
     assert!(rows[..2].iter().all(|r| r["leftAt"].is_string()), "{a}");
     assert!(rows.iter().all(|r| r["client"] == json!("socketio")), "{a}");
 
-    // /metrics counts the same: every stored message, every refusal, and no viewer or socket
-    // once the clients are gone.
+    // /metrics counts the same: every stored message (the 7 of the chat step and erin's), every
+    // refusal, and no viewer or socket once the clients are gone.
     let m = server.metrics().expect("metrics");
-    assert_eq!(m.sum("ringcast_livestream_chat_messages_total", &[]), 7.0);
+    assert_eq!(m.sum("ringcast_livestream_chat_messages_total", &[]), 8.0);
+    assert_eq!(m.sum("ringcast_livestream_joins_refused_total", &[]), 1.0);
     assert_eq!(
         m.sum(
             "ringcast_livestream_chat_refused_total",

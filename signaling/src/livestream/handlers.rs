@@ -255,11 +255,7 @@ pub async fn end(
             if let Some(u) = &url {
                 check_len("recordingUrl", u, 2048)?;
             }
-            let reason = match authority {
-                Authority::Admin => "moderator",
-                _ => "broadcaster",
-            };
-            let key = svc.end_stream(&ls, url, reason).await?;
+            let key = svc.end_stream(&ls, url, authority.end_reason()).await?;
             let ls = svc.load(id).await?;
             let mut body = json!({
                 "success": true,

@@ -99,6 +99,16 @@ pub enum Authority {
     Admin,
 }
 
+impl Authority {
+    /// The `reason` of `stream:ended` when a livestream is ended by this authority.
+    pub fn end_reason(self) -> &'static str {
+        match self {
+            Authority::Admin => "moderator",
+            Authority::KeyHolder | Authority::Owner => "broadcaster",
+        }
+    }
+}
+
 /// What a Socket.IO connection is, as far as the service knows.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SocketInfo {
@@ -567,7 +577,6 @@ pub(crate) fn media_name(stream: Uuid) -> String {
     format!("livestream/{stream}")
 }
 
-/// The routes of the livestream service, Socket.IO included.
 /// CORS of `/api/livestream/*` (the stream key and user headers of its clients allowed).
 static CORS: crate::api::cors::Cors = crate::api::cors::Cors {
     expose: "Location, Link, ETag, Accept-Post, Accept-Patch, Retry-After",
@@ -575,8 +584,16 @@ static CORS: crate::api::cors::Cors = crate::api::cors::Cors {
     headers: "Authorization, Content-Type, If-Match, X-Stream-Key, X-User-Id",
 };
 
+/// The routes of the livestream service, Socket.IO included.
 pub fn router(svc: Arc<LivestreamService>) -> Router {
-    let sio = svc.sio_router.clone();
+    // Socket.IO under the same open CORS: socket.io-client in a page of another origin starts
+    // with HTTP long-polling (and preflights when it sends extra headers; engine.io does not
+    // answer OPTIONS, so the preflight is answered here).
+    let sio = svc
+        .sio_router
+        .clone()
+        .layer(axum::middleware::from_fn(answer_preflight))
+        .layer(axum::middleware::from_fn(|r, n| CORS.apply(r, n)));
     Router::new()
         .route(
             "/api/livestream/create",
@@ -656,6 +673,17 @@ pub fn router(svc: Arc<LivestreamService>) -> Router {
 
 async fn preflight() -> axum::http::StatusCode {
     axum::http::StatusCode::NO_CONTENT
+}
+
+/// `204` for a CORS preflight (`OPTIONS`); anything else goes on.
+async fn answer_preflight(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if req.method() == axum::http::Method::OPTIONS {
+        return axum::response::IntoResponse::into_response(axum::http::StatusCode::NO_CONTENT);
+    }
+    next.run(req).await
 }
 
 #[cfg(test)]

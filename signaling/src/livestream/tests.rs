@@ -20,6 +20,9 @@ use super::{LivestreamService, router};
 use crate::config::Config;
 use crate::state::AppState;
 
+mod socket_io;
+mod whep;
+
 const SECRET: &str = "livestream-test-secret";
 
 struct Harness {

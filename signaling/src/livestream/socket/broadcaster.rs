@@ -208,25 +208,28 @@ pub(super) fn register(weak: &Shared, s: &SocketRef) {
                         .await
                         .map_err(|e| (Some(stream), "not_found", e))?;
                     let key = str_field(&d, "streamKey");
-                    let authorized = match key {
+                    let key_holder = match key {
                         Some(k) => keys::key_matches(k, &ls.stream_key_hash),
                         None => info.broadcasting == Some(stream),
                     };
-                    if !authorized {
+                    let authority = if key_holder {
+                        Authority::KeyHolder
+                    } else {
                         let caller = info.caller.clone();
                         svc.authorize(&ls, caller.as_ref(), None, true)
-                            .map_err(|e| (Some(stream), "forbidden", e))?;
-                    }
+                            .map_err(|e| (Some(stream), "forbidden", e))?
+                    };
                     let url = str_field(&d, "recordingUrl").map(str::to_string);
                     let new_key = svc
-                        .end_stream(&ls, url, "broadcaster")
+                        .end_stream(&ls, url, authority.end_reason())
                         .await
                         .map_err(|e| (Some(stream), code_of(&e), e))?;
-                    Ok::<Value, (Option<Uuid>, &'static str, ApiError)>(json!({
-                        "success": true,
-                        "streamId": stream,
-                        "streamKey": new_key,
-                    }))
+                    let mut v = json!({ "success": true, "streamId": stream });
+                    // An admin ends a livestream but does not learn its new key.
+                    if authority != Authority::Admin {
+                        v["streamKey"] = json!(new_key);
+                    }
+                    Ok::<Value, (Option<Uuid>, &'static str, ApiError)>(v)
                 };
                 match run.await {
                     Ok(v) => {

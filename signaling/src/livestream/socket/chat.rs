@@ -1,4 +1,5 @@
-//! Chat events: `join-livestream`, `leave-livestream`, `chat:message`.
+//! Chat events: `join-livestream`, `leave-livestream`, `chat:message`, handled in the order
+//! each socket sent them (see `livestream::arrival`).
 
 use serde_json::{Value, json};
 use socketioxide::extract::{AckSender, SocketRef, TryData};
@@ -11,9 +12,12 @@ pub(super) fn register(weak: &Shared, s: &SocketRef) {
     let w = weak.clone();
     s.on(
         "join-livestream",
-        move |s: SocketRef, d: TryData<Value>, ack: AckSender| {
+        move |arrived: Arrival, s: SocketRef, d: TryData<Value>, ack: AckSender| {
             let w = w.clone();
             async move {
+                // A chat:message sent right after (without waiting for this acknowledgement)
+                // is handled once the socket is in the room: the sender sees its own message.
+                let _turn = arrival::wait_turn(&arrived).await;
                 let Some(svc) = w.upgrade() else { return };
                 let d = payload(d);
                 let sid = s.id.to_string();
@@ -44,7 +48,9 @@ pub(super) fn register(weak: &Shared, s: &SocketRef) {
 
     s.on(
         "leave-livestream",
-        move |s: SocketRef, d: TryData<Value>, ack: AckSender| async move {
+        move |arrived: Arrival, s: SocketRef, d: TryData<Value>, ack: AckSender| async move {
+            // In order with the socket's chat messages and chat room joins.
+            let _turn = arrival::wait_turn(&arrived).await;
             let d = payload(d);
             match stream_id(&d) {
                 Ok(stream) => {
@@ -62,9 +68,10 @@ pub(super) fn register(weak: &Shared, s: &SocketRef) {
         move |arrived: Arrival, s: SocketRef, d: TryData<Value>, ack: AckSender| {
             let w = w.clone();
             async move {
-                let Some(svc) = w.upgrade() else { return };
-                // One sender's messages are stored and broadcast in the order it sent them.
+                // One sender's messages are stored and broadcast in the order it sent them (and
+                // after the chat room joins and leaves it sent before them).
                 let _turn = arrival::wait_turn(&arrived).await;
+                let Some(svc) = w.upgrade() else { return };
                 let d = payload(d);
                 let sid = s.id.to_string();
                 let run = async {

@@ -31,13 +31,14 @@ use std::sync::{Arc, Weak};
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::Sid;
 use uuid::Uuid;
 
 use super::arrival::{self, Arrival};
 use super::presence::Attachment;
 use super::store::Status;
-use super::{Caller, LivestreamService, SocketInfo, keys, now_ms};
+use super::{Authority, Caller, LivestreamService, SocketInfo, keys, now_ms};
 use crate::problem::Problem;
 use crate::stream_service::ApiError;
 
@@ -279,25 +280,47 @@ fn code_of_publish(e: &ApiError) -> &'static str {
 type Shared = Weak<LivestreamService>;
 
 /// Registers the namespace and its event handlers.
+///
+/// socketioxide sends the client its `CONNECT` before it spawns the (async) connect handler, so
+/// a client that emits at once could be heard before that handler ran: its event would find no
+/// handler and be dropped, or no identity. The event handlers and the socket's identity are
+/// therefore set up in a connect middleware, which runs before `CONNECT` is sent; the connect
+/// handler only does what needs the connection (events to the client, the key lookup).
 pub(super) fn register(svc: &Arc<LivestreamService>) {
     let weak: Shared = Arc::downgrade(svc);
-    svc.io.ns("/", move |s: SocketRef, auth: TryData<Value>| {
+    let w = weak.clone();
+    let prepare = move |s: SocketRef, auth: TryData<Value>| {
+        let weak = w.clone();
+        async move {
+            if let Some(svc) = weak.upgrade() {
+                on_connect(&svc, &s, &payload(auth));
+                broadcaster::register(&weak, &s);
+                viewer::register(&weak, &s);
+                chat::register(&weak, &s);
+                register_disconnect(&weak, &s);
+            }
+            Ok::<(), std::convert::Infallible>(())
+        }
+    };
+    let connected = move |s: SocketRef, auth: TryData<Value>| {
         let weak = weak.clone();
         async move {
             let Some(svc) = weak.upgrade() else { return };
             let auth = payload(auth);
-            on_connect(&svc, &s, &auth);
-            broadcaster::register(&weak, &s);
-            viewer::register(&weak, &s);
-            chat::register(&weak, &s);
-            register_disconnect(&weak, &s);
+            if let Some(token) = handshake_token(&s, &auth)
+                && let Err(e) = svc.socket_caller(Some(&token), None, &s.id.to_string())
+            {
+                let err = ApiError::from(e);
+                let _ = s.emit("stream:error", &error_json(None, "unauthorized", &err));
+            }
             identify_broadcaster(&svc, &s, &auth).await;
         }
-    });
+    };
+    svc.io.ns("/", connected.with(prepare));
 }
 
-fn on_connect(svc: &LivestreamService, s: &SocketRef, auth: &Value) {
-    let sid = s.id.to_string();
+/// The bearer token of a handshake: `auth.token`, else an `Authorization: Bearer` header.
+fn handshake_token(s: &SocketRef, auth: &Value) -> Option<String> {
     let header_token = s
         .req_parts()
         .headers
@@ -306,18 +329,21 @@ fn on_connect(svc: &LivestreamService, s: &SocketRef, auth: &Value) {
         .and_then(|v| v.trim().split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim().to_string());
-    let token = str_field(auth, "token")
+    str_field(auth, "token")
         .map(str::to_string)
-        .or(header_token);
+        .or(header_token)
+}
+
+/// Records who the socket is (a bad token leaves it without a caller; the connect handler
+/// tells it why).
+fn on_connect(svc: &LivestreamService, s: &SocketRef, auth: &Value) {
+    let sid = s.id.to_string();
+    let token = handshake_token(s, auth);
     let hint = str_field(auth, "userId");
-    let caller = match svc.socket_caller(token.as_deref(), hint, &sid) {
-        Ok(c) => c,
-        Err(e) => {
-            let err = ApiError::from(e);
-            let _ = s.emit("stream:error", &error_json(None, "unauthorized", &err));
-            None
-        }
-    };
+    let caller = svc
+        .socket_caller(token.as_deref(), hint, &sid)
+        .ok()
+        .flatten();
     tracing::debug!(socket = %sid, user = ?caller.as_ref().map(|c| &c.user), "socket connected");
     if let Ok(mut m) = svc.sockets.lock() {
         m.insert(

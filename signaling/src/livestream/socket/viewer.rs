@@ -72,6 +72,15 @@ impl LivestreamService {
                 "offer": { "type": "offer", "sdp": offer },
             }),
         );
+        // The offer carries the candidates already; clients written to trickle get them too.
+        let session = self
+            .media
+            .lock()
+            .ok()
+            .and_then(|l| l.socket_viewer(&sid, stream));
+        if let Some(id) = session {
+            self.send_candidates(s, stream, id);
+        }
         if newly {
             self.announce(
                 stream,
