@@ -256,7 +256,7 @@ fn main() {
     summarize(
         "5 % random loss, 1.5 Mbit/s",
         &loss,
-        &[(5.0, 60.0, 1_500_000.0)],
+        &[(10.0, 60.0, 1_500_000.0)],
     );
     let jitter = simulation::run(&simulation::delay_jitter(
         Duration::from_millis(30),
@@ -265,7 +265,7 @@ fn main() {
     summarize(
         "100 ms delay + 0-30 ms jitter, 1.5 Mbit/s",
         &jitter,
-        &[(5.0, 60.0, 1_500_000.0)],
+        &[(10.0, 60.0, 1_500_000.0)],
     );
     for (file, title, r) in [
         (

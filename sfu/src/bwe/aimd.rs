@@ -255,7 +255,11 @@ mod tests {
         let mut a = AimdRateControl::new(AimdConfig::default(), Bitrate::kbps(2000));
         a.set_rtt(Duration::from_millis(50));
         a.update(t0, BandwidthUsage::Overusing, Some(Bitrate::kbps(1000)));
-        assert_eq!(a.estimate(), Bitrate::kbps(850), "no congestion point known yet");
+        assert_eq!(
+            a.estimate(),
+            Bitrate::kbps(850),
+            "no congestion point known yet"
+        );
         // Back up to 1.05 Mbit/s; the next over-use acknowledges 980 kbit/s: the sawtooth's own.
         a.set_estimate(ms(t0, 1000), Bitrate::kbps(1050));
         a.update(
