@@ -307,8 +307,10 @@ fn viewer_feedback_behind_a_bottleneck_drives_the_estimate_to_its_capacity() {
         samples[10]
     );
     // docs/BWE.md: every sample of the last 10 s of a 30 s stage within 15 % of capacity
-    // (measured: min 0.872 at 1 Mbit/s, 0.894 at 2.5 Mbit/s). The mean (measured 0.921 and
-    // 0.929, where the estimator alone gives 0.958 and 0.961) must be within 12 %.
+    // (measured: 0.883–0.977 at 1 Mbit/s, 0.948–1.057 at 2.5 Mbit/s). The mean (measured 0.926
+    // and 1.018, where the estimator alone gives 0.958 and 0.961) must be within 12 %. At
+    // 2.5 Mbit/s this sender, which fills the estimate exactly with one burst per frame, ends
+    // on a standing queue: 188 drops in the last 10 s (see docs/BWE.md).
     for (from, cap) in [(200, one), (500, two)] {
         let (mean, min, max) = relative(&samples, from, from + 100, cap);
         eprintln!(
@@ -393,8 +395,8 @@ fn a_keyframe_burst_toward_a_narrow_viewer_leaves_at_the_pacing_rate() {
     let bytes: usize = frame.iter().map(|p| p.size).sum();
     let span = frame.last().unwrap().at - frame[0].at;
     let pacing = 2.5 * target.0 as f64;
-    // Bytes after the first 5 ms burst over the time they took.
-    let rate = (bytes as f64 * 8.0 - pacing * 0.005) / span.as_secs_f64();
+    // Bytes after the first 40 ms burst over the time they took.
+    let rate = (bytes as f64 * 8.0 - pacing * 0.040) / span.as_secs_f64();
     let stats = b.stats();
     eprintln!(
         "target {target:?}: {} packets, {bytes} B over {span:?} ({rate:.0} bit/s, pacing at \

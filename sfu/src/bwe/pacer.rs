@@ -24,6 +24,10 @@ pub enum PacketKind {
 
 const KINDS: usize = 3;
 
+/// The most a burst may carry, bytes (libwebrtc's `kMaxBurstSize`: beyond it a socket's send
+/// buffer may drop what the burst puts in it).
+const MAX_BURST_BYTES: f64 = 63_000.0;
+
 /// Parameters of a [`Pacer`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PacerConfig {
@@ -271,9 +275,9 @@ impl<H: Copy> Pacer<H> {
         self.pacing_bps.max(needed).max(1.0)
     }
 
-    /// The debt media may be sent with: `burst` of the pacing rate.
+    /// The debt media may be sent with: `burst` of the pacing rate, at most [`MAX_BURST_BYTES`].
     fn burst_bytes(&self) -> f64 {
-        self.effective_rate_bps() * self.cfg.burst.as_secs_f64() / 8.0
+        (self.effective_rate_bps() * self.cfg.burst.as_secs_f64() / 8.0).min(MAX_BURST_BYTES)
     }
 
     /// Media waits for the budget (less than a byte over is rounding from the nanosecond clock:

@@ -392,8 +392,11 @@ impl SendSideBwe {
             self.probe_estimator.take_last();
         } else if self.probe_queue_pending && self.usage == BandwidthUsage::Overusing {
             // A probe's own queue: only its result may lower the estimate (not below what is
-            // acknowledged).
-            if let Some(p) = self.probe_estimator.take_last() {
+            // acknowledged). It does not raise it: the over-use may also be the path's (a
+            // result at capacity over a standing queue would keep that queue standing).
+            if let Some(p) = self.probe_estimator.take_last()
+                && p < self.aimd.estimate()
+            {
                 self.apply_probe(now, p);
             }
         } else {

@@ -2,7 +2,7 @@
 //! draft-holmer-rmcat-transport-wide-cc-extensions-01): the transport-wide sequence counter
 //! stamped on every packet sent to the viewer (media, retransmissions, padding), the viewer's
 //! transport-cc feedback and receiver reports routed to its [`SendSideBwe`], and the viewer's
-//! [`Pacer`]: video leaves at 2.5 × the estimate (a burst of 5 ms of that goes at once; what
+//! [`Pacer`]: video leaves at 2.5 × the estimate (a burst of 40 ms of that goes at once; what
 //! the budget holds back waits in the pacer as a [`Forward`] reference, see `paced`), probe
 //! clusters and rate trials are sent as padding-only packets on the viewer's RTX SSRC.
 //! Audio and retransmissions are never held; they count against the budget.
@@ -30,9 +30,13 @@ const HISTORY: usize = 2048;
 /// Video packets a viewer's pacer holds (the pacing rate rises so that they drain within 2 s;
 /// a full queue drops what comes and the viewer asks for it again).
 const PACED_QUEUE: usize = 256;
-/// Sending time a viewer's pacer lets go at once (a frame of a high layer when the estimate
-/// allows it, one or two packets at a low one).
-const PACER_BURST: Duration = Duration::from_millis(5);
+/// Sending time a viewer's pacer lets go at once (libwebrtc's default burst interval): a
+/// keyframe of the layer the estimate allows leaves whole, as the publisher sent it; one that
+/// takes longer than 40 ms at 2.5 × the estimate (a keyframe toward a viewer whose estimate fell
+/// since its layer was chosen) is spread out. With 5 ms, keyframes toward viewers behind 2 Mbit/s
+/// were spread at a pacing rate above the link's, a delay ramp across several packet groups that
+/// the trendline took for over-use every few seconds (q ↔ h switches in the loadgen class run).
+const PACER_BURST: Duration = Duration::from_millis(40);
 
 /// Control-queue slots left for RTCP, STUN and DTLS when paced packets and padding are written
 /// (padding of one pacer release takes up to 6 slots).
