@@ -169,14 +169,7 @@ impl Bottleneck {
         // viewer's budget: an allocator free to pause would cut it off and leave the estimator
         // nothing to measure. These tests are about the estimator and the pacer, so video is
         // never paused here.
-        let cfg = sfu::core::CoreConfig {
-            allocator: sfu::alloc::AllocatorConfig {
-                pause_video: false,
-                ..sfu::alloc::AllocatorConfig::default()
-            },
-            ..sfu::core::CoreConfig::default()
-        };
-        let mut h = Harness::with_config(1, cfg);
+        let mut h = Harness::with_config(1, sfu::sim::config_without_pauses());
         let p = h.add_publisher(0, 1);
         let v = h.add_twcc_viewer(0, 1, TWCC_ID);
         assert!(h.connect_all(Duration::from_secs(5)));

@@ -203,14 +203,7 @@ fn forwarding_to_viewers_with_send_side_estimation_allocates_nothing_per_packet(
 
     const TWCC_ID: u8 = 9;
     // Video is never paused, so that the viewer behind 400 kbit/s keeps its pacer busy.
-    let cfg = sfu::core::CoreConfig {
-        allocator: sfu::alloc::AllocatorConfig {
-            pause_video: false,
-            ..sfu::alloc::AllocatorConfig::default()
-        },
-        ..sfu::core::CoreConfig::default()
-    };
-    let mut h = Harness::with_config(1, cfg);
+    let mut h = Harness::with_config(1, sfu::sim::config_without_pauses());
     let _p = h.add_publisher(0, 1);
     let viewers: Vec<usize> = (0..4).map(|_| h.add_twcc_viewer(0, 1, TWCC_ID)).collect();
     // A fifth viewer behind a bottleneck (its feedback comes from the harness): the media is

@@ -29,3 +29,16 @@ pub fn in_core<R>(f: impl FnOnce() -> R) -> R {
     IN_CORE.with(|c| c.set(false));
     r
 }
+
+/// A core configuration whose allocator never pauses video: for tests where the media is kept
+/// above a viewer's estimate on purpose (a sender following the estimate, a pacer kept busy)
+/// and a pause would leave nothing to measure.
+pub fn config_without_pauses() -> crate::core::CoreConfig {
+    crate::core::CoreConfig {
+        allocator: crate::alloc::AllocatorConfig {
+            pause_video: false,
+            ..crate::alloc::AllocatorConfig::default()
+        },
+        ..crate::core::CoreConfig::default()
+    }
+}
