@@ -64,6 +64,7 @@ pub fn build(
         cfg.media_server.rtc_max_port,
         cfg.shard_count(),
     )?;
+    media_server::check_recording_config(&cfg.media_server, &cfg.livestream.data_dir)?;
     let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
     host_check::warn_about_host(
         &sfu::io::IoConfig::default(),

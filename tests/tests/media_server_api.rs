@@ -488,9 +488,13 @@ fn rtc_port_range_and_recording_flags_are_checked_at_start() {
     );
 
     // The seed's storage (minio://localhost:9000) without credentials: the server refuses to
-    // start and says what to set.
+    // start and says what to set — before it binds its media ports (here one already taken,
+    // which would otherwise be the error shown).
+    let taken = std::net::UdpSocket::bind("0.0.0.0:0").expect("a UDP port");
+    let port = taken.local_addr().expect("its address").port().to_string();
     let out = Command::new(&bin)
-        .args(["--bind", "127.0.0.1", "--port", "0"])
+        .args(["--bind", "127.0.0.1", "--port", "0", "--shards", "1"])
+        .args(["--rtc-min-port", &port])
         .env("JWT_SECRET", SECRET)
         .env("ENABLE_RECORDING", "true")
         .env("RECORDING_STORAGE", "minio://localhost:9000")

@@ -91,6 +91,18 @@ pub enum StartError {
     Recording(String),
 }
 
+/// Checks the recording settings (`ENABLE_RECORDING`, `RECORDING_STORAGE` and its
+/// credentials) before anything starts, so that a server that cannot record says so first,
+/// whatever else would fail after it.
+pub fn check_recording_config(
+    cfg: &MediaServerConfig,
+    data_dir: &std::path::Path,
+) -> Result<(), StartError> {
+    recording::env_from_config(cfg, data_dir)
+        .map(drop)
+        .map_err(StartError::Recording)
+}
+
 /// The media server of one signaling process.
 #[derive(Debug)]
 pub struct MediaServer {
