@@ -2,6 +2,7 @@
 // Usage: node socketio.mjs <scenario> '<json config>'
 //   signaling config: {base, tokens: {alice, bob, carol, dave, erin, mallory, moderator},
 //                      offerSdp: <path>, chatLimit, maxViewers}; the server's admin is `moderator`
+//   stream-limit config: {base, tokens: {alice, bob, carol}}
 // Prints one JSON line per step ({"step": ...}) and a final {"summary": ...}; any failed check
 // prints {"error": ...} and exits 1.
 
@@ -324,7 +325,43 @@ async function load() {
   } });
 }
 
-const scenarios = { signaling, load };
+/**
+ * A livestream's own viewer limit (`maxViewers` 1) over Socket.IO, next to one without: the
+ * second viewer of the limited one is refused with `viewer_limit` and limit 1; the other admits
+ * both.
+ */
+async function streamLimit() {
+  const t = cfg.tokens;
+  const live = async (body) => {
+    const created = await rest('POST', '/api/livestream/create', t.alice, body);
+    check(created.status === 201, 'create', created);
+    check(created.body.maxViewers === (body.maxViewers ?? null), 'maxViewers shown', created.body);
+    const { streamId, streamKey } = created.body;
+    const started = await rest('POST', `/api/livestream/${streamId}/start`, null, undefined, { 'x-stream-key': streamKey });
+    check(started.status === 200, 'start', started);
+    return streamId;
+  };
+  const limited = await live({ title: 'one viewer', maxViewers: 1 });
+  const open = await live({ title: 'open' });
+  const bob = await connect('bob', { token: t.bob });
+  const carol = await connect('carol', { token: t.carol });
+  const first = await ack(bob, 'stream:join', { streamId: limited });
+  check(first.success === true && first.viewerCount === 1, 'first viewer joins', first);
+  const full = await ack(carol, 'stream:join', { streamId: limited });
+  check(full.success === false && full.code === 'viewer_limit' && full.status === 429 && full.limit === 1, 'second viewer refused at the stream\'s limit', full);
+  const [err] = await waitEvents(carol, 'stream:error', 1, (d) => d.code === 'viewer_limit');
+  check(err.streamId === limited, 'stream:error names the stream', err);
+  const counts = [];
+  for (const s of [bob, carol]) {
+    const r = await ack(s, 'stream:join', { streamId: open });
+    check(r.success === true, `${s.name} joins the open stream`, r);
+    counts.push(r.viewerCount);
+  }
+  out({ step: 'stream_limit', code: full.code, limit: full.limit, openCounts: counts });
+  out({ summary: { ok: true, limited, open } });
+}
+
+const scenarios = { signaling, load, 'stream-limit': streamLimit };
 
 try {
   const run = scenarios[scenario];

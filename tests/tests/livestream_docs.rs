@@ -36,6 +36,8 @@ const EQUAL_FIELDS: &[&str] = &[
     "limit",
     "windowSeconds",
     "recordingUrl",
+    "maxViewers",
+    "viewerCount",
 ];
 
 /// `method url` with `headers` and an optional body; any status is a response.

@@ -1,6 +1,6 @@
-//! A restart keeps livestreams, their keys (hashed), chat and mutes: the server is stopped
-//! (SIGTERM) and started again on the same database, SQLite file or PostgreSQL. Viewer rows open
-//! at the stop are closed, not left watching forever.
+//! A restart keeps livestreams, their keys (hashed), viewer limits, chat and mutes: the server
+//! is stopped (SIGTERM) and started again on the same database, SQLite file or PostgreSQL. Viewer
+//! rows open at the stop are closed, not left watching forever.
 
 mod livestream_support;
 mod stream_support;
@@ -24,7 +24,7 @@ fn restart_keeps_everything(db: &Database) {
         &first,
         "/api/livestream/create",
         Some(&token("alice")),
-        &json!({"title": "Persistent", "description": "survives restarts", "recordingEnabled": true}),
+        &json!({"title": "Persistent", "description": "survives restarts", "recordingEnabled": true, "maxViewers": 3}),
     );
     assert_eq!(created.status, 201, "{}", created.describe());
     let created: Value = created.json().expect("json");
@@ -76,6 +76,7 @@ fn restart_keeps_everything(db: &Database) {
     assert_eq!(got["description"], json!("survives restarts"));
     assert_eq!(got["status"], json!("live"));
     assert_eq!(got["recordingEnabled"], json!(true));
+    assert_eq!(got["maxViewers"], json!(3));
     assert_eq!(got["viewerCount"], json!(0));
     let active = get(&second, "/api/livestream/active", None);
     let active: Value = active.json().expect("json");
@@ -115,6 +116,23 @@ fn restart_keeps_everything(db: &Database) {
     assert_eq!(a["peakViewers"], json!(1), "{a}");
     assert_eq!(a["viewers"][0]["userId"], json!("bob"), "{a}");
     assert!(a["viewers"][0]["leftAt"].is_string(), "{a}");
+    // The livestream's own viewer limit still holds.
+    for user in ["v1", "v2", "v3"] {
+        let r = post_json(
+            &second,
+            &format!("/api/livestream/{id}/join"),
+            Some(&token(user)),
+            &json!({}),
+        );
+        assert_eq!(r.status, 200, "{}", r.describe());
+    }
+    let full = post_json(
+        &second,
+        &format!("/api/livestream/{id}/join"),
+        Some(&token("v4")),
+        &json!({}),
+    );
+    assert_eq!(assert_problem(&full, 429)["limit"], json!(3));
     // The key of before the restart still broadcasts and ends the stream.
     let wrong = post_key(
         &second,

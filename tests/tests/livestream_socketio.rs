@@ -130,6 +130,34 @@ fn socket_io_client_scenario_on_postgres() {
     assert_eq!(peak.trim(), "2");
 }
 
+/// A livestream created with `maxViewers` 1 refuses a second socket.io-client viewer with
+/// `viewer_limit` and limit 1, while a livestream without one admits both (the server allows 10).
+#[test]
+fn socket_io_join_is_refused_at_the_streams_own_viewer_limit() {
+    let dir = TempDir::new("ls-sio-limit");
+    let server = Server::start(livestream_server(
+        &Database::Sqlite(dir.path().to_path_buf()),
+        &[("LIVESTREAM_MAX_VIEWERS", "10".into())],
+    ))
+    .expect("server starts");
+    let config = json!({
+        "base": server.base_url(),
+        "tokens": tokens(&["alice", "bob", "carol"]),
+    });
+    let (lines, ok, log) = run_node(
+        "socketio.mjs",
+        &["stream-limit".into(), config.to_string()],
+        Duration::from_secs(60),
+    );
+    assert!(ok, "{log}\n--- server ---\n{}", server.log_tail(40));
+    let limit = step(&lines, "stream_limit").expect("stream_limit step");
+    assert_eq!(limit["code"], json!("viewer_limit"), "{limit}");
+    assert_eq!(limit["limit"], json!(1), "{limit}");
+    assert_eq!(limit["openCounts"], json!([1, 2]), "{limit}");
+    let m = server.metrics().expect("metrics");
+    assert_eq!(m.sum("ringcast_livestream_joins_refused_total", &[]), 1.0);
+}
+
 #[test]
 fn python_socketio_client_chats_joins_and_answers() {
     let dir = TempDir::new("ls-py");

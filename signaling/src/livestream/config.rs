@@ -20,7 +20,8 @@ pub struct LivestreamConfig {
     pub database_url: Option<String>,
 
     /// Most viewers one livestream may have at once (Socket.IO, WHEP and HTTP joins together);
-    /// one more gets 429.
+    /// one more gets 429. Also the largest `maxViewers` a livestream may be created with (its
+    /// own, lower limit).
     #[arg(
         long = "livestream-max-viewers",
         env = "LIVESTREAM_MAX_VIEWERS",

@@ -72,6 +72,8 @@ struct CreateRequest {
     title: Option<String>,
     description: Option<String>,
     recording_enabled: Option<bool>,
+    /// Kept as JSON so that a wrong type is refused naming the field.
+    max_viewers: Option<serde_json::Value>,
 }
 
 fn check_len(what: &str, s: &str, max: usize) -> Result<(), ApiError> {
@@ -81,7 +83,28 @@ fn check_len(what: &str, s: &str, max: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `POST /api/livestream/create`: `{title, description?, recordingEnabled?}` → 201
+/// A livestream's own viewer limit from a request: absent or `null` is none (the server-wide
+/// limit applies); otherwise an integer from 1 to `server_max`, else 400.
+fn max_viewers_param(
+    v: Option<&serde_json::Value>,
+    server_max: usize,
+) -> Result<Option<i64>, ApiError> {
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    v.as_u64()
+        .filter(|n| (1..=server_max as u64).contains(n))
+        .and_then(|n| i64::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            Problem::bad_request(format!(
+                "maxViewers must be an integer from 1 to {server_max} (LIVESTREAM_MAX_VIEWERS)"
+            ))
+            .into()
+        })
+}
+
+/// `POST /api/livestream/create`: `{title, description?, recordingEnabled?, maxViewers?}` → 201
 /// `{streamId, streamKey, …}`. The key is shown this once.
 pub async fn create(State(svc): Svc, headers: HeaderMap, body: axum::body::Body) -> Response {
     respond(
@@ -95,6 +118,7 @@ pub async fn create(State(svc): Svc, headers: HeaderMap, body: axum::body::Body)
             check_len("title", title, MAX_TITLE)?;
             let description = req.description.as_deref().map(str::trim).unwrap_or("");
             check_len("description", description, MAX_DESCRIPTION)?;
+            let max_viewers = max_viewers_param(req.max_viewers.as_ref(), svc.cfg.max_viewers)?;
             let key = keys::new_key();
             let now = now_ms();
             let ls = Livestream {
@@ -111,6 +135,7 @@ pub async fn create(State(svc): Svc, headers: HeaderMap, body: axum::body::Body)
                 started_at: None,
                 ended_at: None,
                 key_rotated_at: now,
+                max_viewers,
             };
             svc.store.create(ls.clone()).await?;
             tracing::info!(stream = %ls.id, owner = %ls.owner_id, "livestream created");

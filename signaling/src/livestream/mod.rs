@@ -357,7 +357,8 @@ impl LivestreamService {
 
     /// Makes `user` a viewer of `ls` through `att` (or adds `att` to its viewing): opens its
     /// viewer row and raises the peak when it is a new viewer. 409 unless live; 429 at the
-    /// viewer limit. Returns the viewer count.
+    /// viewer limit (the livestream's `maxViewers` when set, else `LIVESTREAM_MAX_VIEWERS`).
+    /// Returns the viewer count.
     pub async fn join_viewer(
         &self,
         ls: &Livestream,
@@ -374,18 +375,24 @@ impl LivestreamService {
         }
         let ttl = Duration::from_secs(self.cfg.join_ttl.max(1));
         let now = Instant::now();
+        let limit = ls.viewer_limit(self.cfg.max_viewers);
         let mut p = self.presence.lock().await;
-        let count = match p.plan_join(ls.id, user, self.cfg.max_viewers) {
+        let count = match p.plan_join(ls.id, user, limit) {
             JoinPlan::Full => {
                 inc(&self.app.services.livestream.joins_refused_full);
+                let source = if ls.max_viewers == Some(limit as i64) {
+                    "maxViewers"
+                } else {
+                    "LIVESTREAM_MAX_VIEWERS"
+                };
                 return Err(ApiError::too_many(
                     format!(
-                        "livestream {} has {} viewers, its limit (LIVESTREAM_MAX_VIEWERS)",
-                        ls.id, self.cfg.max_viewers
+                        "livestream {} is at its viewer limit of {limit} ({source})",
+                        ls.id
                     ),
                     10,
                 )
-                .with("limit", json!(self.cfg.max_viewers)));
+                .with("limit", json!(limit)));
             }
             JoinPlan::Existing => {
                 if let Some(a) = p.attach(ls.id, user, att, now, ttl)
@@ -564,6 +571,7 @@ pub fn livestream_json(ls: &Livestream, viewer_count: usize) -> Value {
         "recordingEnabled": ls.recording_enabled,
         "recordingUrl": ls.recording_url,
         "viewerCount": viewer_count,
+        "maxViewers": ls.max_viewers,
         "peakViewers": ls.peak_viewers,
         "createdAt": iso(ls.created_at),
         "startedAt": ls.started_at.map(iso),

@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::state::AppState;
 
 mod socket_io;
+mod viewer_limit;
 mod whep;
 
 const SECRET: &str = "livestream-test-secret";

@@ -58,6 +58,18 @@ pub struct Livestream {
     pub ended_at: Option<i64>,
     /// When the current key was issued.
     pub key_rotated_at: i64,
+    /// The livestream's own viewer limit (positive); `None`: the server-wide limit applies.
+    pub max_viewers: Option<i64>,
+}
+
+impl Livestream {
+    /// The most viewers this livestream admits when the server-wide limit is `server_max`: its
+    /// own limit when set, never more than the server's.
+    pub fn viewer_limit(&self, server_max: usize) -> usize {
+        self.max_viewers
+            .and_then(|n| usize::try_from(n).ok())
+            .map_or(server_max, |n| n.min(server_max))
+    }
 }
 
 /// How a viewer watches.
@@ -133,5 +145,38 @@ impl Mute {
     /// Whether the mute holds at `now`.
     pub fn active(&self, now: i64) -> bool {
         self.until.is_none_or(|u| u > now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_limit(max_viewers: Option<i64>) -> Livestream {
+        Livestream {
+            id: Uuid::nil(),
+            owner_id: "alice".into(),
+            title: "t".into(),
+            description: String::new(),
+            status: Status::Live,
+            stream_key_hash: String::new(),
+            recording_enabled: false,
+            recording_url: None,
+            peak_viewers: 0,
+            created_at: 0,
+            started_at: None,
+            ended_at: None,
+            key_rotated_at: 0,
+            max_viewers,
+        }
+    }
+
+    #[test]
+    fn a_streams_own_limit_applies_and_the_server_limit_caps_it() {
+        assert_eq!(with_limit(None).viewer_limit(100), 100);
+        assert_eq!(with_limit(Some(2)).viewer_limit(100), 2);
+        assert_eq!(with_limit(Some(100)).viewer_limit(100), 100);
+        // The server's limit lowered below what the stream was created with.
+        assert_eq!(with_limit(Some(80)).viewer_limit(50), 50);
     }
 }

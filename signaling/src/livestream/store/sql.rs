@@ -26,11 +26,15 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long SQLite waits on a lock held by another connection.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("src/livestream/store/migrations/sqlite");
-static PG_MIGRATIONS: Migrator = sqlx::migrate!("src/livestream/store/migrations/postgres");
+/// The schema's migrations, by dialect (the tests also replay a prefix of them).
+pub(super) static SQLITE_MIGRATIONS: Migrator =
+    sqlx::migrate!("src/livestream/store/migrations/sqlite");
+pub(super) static PG_MIGRATIONS: Migrator =
+    sqlx::migrate!("src/livestream/store/migrations/postgres");
 
 const LIVESTREAM_COLUMNS: &str = "id, owner_id, title, description, status, stream_key_hash, \
-     recording_enabled, recording_url, peak_viewers, created_at, started_at, ended_at, key_rotated_at";
+     recording_enabled, recording_url, peak_viewers, created_at, started_at, ended_at, \
+     key_rotated_at, max_viewers";
 const CHAT_COLUMNS: &str = "seq, id, stream_id, user_id, message, created_at, deleted_at";
 const VIEWER_COLUMNS: &str = "id, stream_id, user_id, client, joined_at, left_at";
 const MUTE_COLUMNS: &str = "stream_id, user_id, muted_by, until_ms, created_at";
@@ -144,6 +148,7 @@ macro_rules! sql_store {
                     started_at: r.try_get("started_at").map_err(db_err)?,
                     ended_at: r.try_get("ended_at").map_err(db_err)?,
                     key_rotated_at: r.try_get("key_rotated_at").map_err(db_err)?,
+                    max_viewers: r.try_get("max_viewers").map_err(db_err)?,
                 })
             }
 
@@ -193,7 +198,7 @@ macro_rules! sql_store {
                 Box::pin(async move {
                     sqlx::query(&format!(
                         "INSERT INTO livestreams ({LIVESTREAM_COLUMNS}) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
                     ))
                     .bind(ls.id.to_string())
                     .bind(ls.owner_id)
@@ -208,6 +213,7 @@ macro_rules! sql_store {
                     .bind(ls.started_at)
                     .bind(ls.ended_at)
                     .bind(ls.key_rotated_at)
+                    .bind(ls.max_viewers)
                     .execute(&self.pool)
                     .await
                     .map_err(db_err)?;

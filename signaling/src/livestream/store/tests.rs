@@ -42,6 +42,7 @@ fn stream(owner: &str, key: &str, created_at: i64) -> Livestream {
         started_at: None,
         ended_at: None,
         key_rotated_at: created_at,
+        max_viewers: None,
     }
 }
 
@@ -67,6 +68,56 @@ async fn create_and_read_back(s: &dyn LivestreamStore) {
         s.create(dup).await,
         Err(LivestreamStoreError::Database(_))
     ));
+}
+
+async fn a_streams_own_viewer_limit_round_trips_and_absent_stays_null(s: &dyn LivestreamStore) {
+    let limited = Livestream {
+        max_viewers: Some(2),
+        ..stream("alice", "limited", 1_000)
+    };
+    let open = stream("bob", "open", 2_000);
+    s.create(limited.clone()).await.expect("create");
+    s.create(open.clone()).await.expect("create");
+    let back = s.get(limited.id).await.expect("get").expect("exists");
+    assert_eq!(back.max_viewers, Some(2));
+    assert_eq!(back, limited);
+    assert_eq!(
+        s.get(open.id).await.expect("get").map(|l| l.max_viewers),
+        Some(None)
+    );
+    assert_eq!(
+        s.by_key_hash(hash_key("limited"))
+            .await
+            .expect("by key")
+            .and_then(|l| l.max_viewers),
+        Some(2)
+    );
+    // The limit survives the lifecycle's updates and shows in the list.
+    s.start(limited.id, 3_000).await.expect("start");
+    s.start(open.id, 3_001).await.expect("start");
+    s.raise_peak(limited.id, 2).await.expect("peak");
+    let live = s.list(Status::Live, 10, 0).await.expect("list");
+    let limits: Vec<_> = live.iter().map(|l| (l.id, l.max_viewers)).collect();
+    assert_eq!(limits, vec![(open.id, None), (limited.id, Some(2))]);
+    s.end(limited.id, 4_000, None, hash_key("limited-2"))
+        .await
+        .expect("end");
+    assert_eq!(
+        s.get(limited.id)
+            .await
+            .expect("get")
+            .and_then(|l| l.max_viewers),
+        Some(2)
+    );
+    // The schema refuses a limit that is not positive.
+    let zero = Livestream {
+        max_viewers: Some(0),
+        ..stream("carol", "zero", 5_000)
+    };
+    assert!(
+        matches!(s.create(zero).await, Err(LivestreamStoreError::Database(_))),
+        "a zero limit was stored"
+    );
 }
 
 async fn start_end_rotates_the_key_and_restarts(s: &dyn LivestreamStore) {
@@ -333,6 +384,10 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("create_and_read_back", |s| {
         Box::pin(create_and_read_back(s))
     }),
+    (
+        "a_streams_own_viewer_limit_round_trips_and_absent_stays_null",
+        |s| Box::pin(a_streams_own_viewer_limit_round_trips_and_absent_stays_null(s)),
+    ),
     ("start_end_rotates_the_key_and_restarts", |s| {
         Box::pin(start_end_rotates_the_key_and_restarts(s))
     }),
@@ -387,7 +442,10 @@ async fn postgres_store_passes_every_scenario() {
 #[tokio::test]
 async fn sqlite_data_survives_reopening_and_migrations_run_once() {
     let dir = TempDir::new();
-    let ls = stream("alice", "persisted", 1);
+    let ls = Livestream {
+        max_viewers: Some(7),
+        ..stream("alice", "persisted", 1)
+    };
     {
         let store = open(None, &dir.0).await.expect("open");
         store.create(ls.clone()).await.expect("create");
@@ -408,6 +466,7 @@ async fn sqlite_data_survives_reopening_and_migrations_run_once() {
     let store = open(None, &dir.0).await.expect("reopen");
     let back = store.get(ls.id).await.expect("get").expect("kept");
     assert_eq!(back.status, Status::Live);
+    assert_eq!(back.max_viewers, Some(7));
     assert_eq!(
         store
             .by_key_hash(hash_key("persisted"))
@@ -420,6 +479,94 @@ async fn sqlite_data_survives_reopening_and_migrations_run_once() {
     assert_eq!(chat.len(), 1);
     assert_eq!(chat[0].message, "hello");
     assert!(dir.0.join(SQLITE_FILE).exists());
+}
+
+/// The migrations of the first release only: the schema before per-stream viewer limits.
+fn first_release(all: &sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
+    sqlx::migrate::Migrator {
+        migrations: std::borrow::Cow::Owned(
+            all.migrations
+                .iter()
+                .filter(|m| m.version == 20261121120000)
+                .cloned()
+                .collect(),
+        ),
+        ..sqlx::migrate::Migrator::DEFAULT
+    }
+}
+
+/// A livestream row as the first release wrote it (no `max_viewers` column yet).
+const OLD_ROW: &str = "INSERT INTO livestreams \
+     (id, owner_id, title, stream_key_hash, created_at, key_rotated_at) \
+     VALUES ($1, 'alice', 'from before', $2, 1, 1)";
+
+/// After the upgrade the old row reads back with no limit of its own, and new rows take one.
+async fn old_row_has_no_limit_after_upgrade(store: &dyn LivestreamStore, id: Uuid) {
+    let old = store.get(id).await.expect("get").expect("kept");
+    assert_eq!((old.title.as_str(), old.max_viewers), ("from before", None));
+    let new = Livestream {
+        max_viewers: Some(3),
+        ..stream("bob", "new", 2)
+    };
+    store.create(new.clone()).await.expect("create");
+    assert_eq!(
+        store
+            .get(new.id)
+            .await
+            .expect("get")
+            .and_then(|l| l.max_viewers),
+        Some(3)
+    );
+}
+
+#[tokio::test]
+async fn sqlite_upgrade_adds_the_viewer_limit_column_to_existing_rows() {
+    let dir = TempDir::new();
+    let id = Uuid::new_v4();
+    {
+        let opts = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(dir.0.join(SQLITE_FILE))
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.expect("sqlite");
+        first_release(&sql::SQLITE_MIGRATIONS)
+            .run(&pool)
+            .await
+            .expect("first release's schema");
+        sqlx::query(OLD_ROW)
+            .bind(id.to_string())
+            .bind(hash_key("old"))
+            .execute(&pool)
+            .await
+            .expect("old row");
+        pool.close().await;
+    }
+    let store = open(None, &dir.0).await.expect("upgrade");
+    old_row_has_no_limit_after_upgrade(store.as_ref(), id).await;
+}
+
+#[tokio::test]
+async fn postgres_upgrade_adds_the_viewer_limit_column_to_existing_rows() {
+    let server = PgServer::start();
+    let url = server.create_database(&format!("t_{}", Uuid::new_v4().simple()));
+    let id = Uuid::new_v4();
+    {
+        let pool = sqlx::PgPool::connect(&url).await.expect("postgres");
+        first_release(&sql::PG_MIGRATIONS)
+            .run(&pool)
+            .await
+            .expect("first release's schema");
+        sqlx::query(OLD_ROW)
+            .bind(id.to_string())
+            .bind(hash_key("old"))
+            .execute(&pool)
+            .await
+            .expect("old row");
+        pool.close().await;
+    }
+    let store = open(Some(&url), std::path::Path::new("/nonexistent"))
+        .await
+        .expect("upgrade");
+    old_row_has_no_limit_after_upgrade(store.as_ref(), id).await;
 }
 
 #[tokio::test]

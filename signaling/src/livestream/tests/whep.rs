@@ -58,7 +58,12 @@ async fn send(
 }
 
 /// POSTs a WHEP offer for `user`; returns the response and the session path on success.
-async fn whep(h: &Harness, id: &str, user: Option<&str>, ufrag: &str) -> (Resp, Option<String>) {
+pub(super) async fn whep(
+    h: &Harness,
+    id: &str,
+    user: Option<&str>,
+    ufrag: &str,
+) -> (Resp, Option<String>) {
     let r = send(
         h,
         "POST",
