@@ -207,7 +207,7 @@ impl ShardCore {
             }
         }
         self.by_id.remove(&session.id);
-        self.probing.retain(|&i| i != idx);
+        self.pacing.retain(|&i| i != idx);
         self.by_ufrag.remove(session.ice.local_ufrag().as_bytes());
         for addr in session.ice.validated() {
             if self.by_addr.get(&addr) == Some(&idx) {

@@ -274,20 +274,18 @@ impl ShardCore {
                         edit,
                     };
                     sub.last_arrival = Some(rp.arrival);
-                    let kind = if video {
-                        PacketKind::Video
-                    } else {
-                        PacketKind::Audio
-                    };
-                    if let Some(v) = vb.as_deref_mut()
-                        && !v.may_send_now(now, kind)
+                    // Audio is never held (it counts against the budget once sent).
+                    if video
+                        && let Some(v) = vb.as_deref_mut()
+                        && !v.may_send_now(now, PacketKind::Video)
                     {
                         // The viewer's pacer holds it back: it waits there as a reference.
                         let size = data.len() + PACED_OVERHEAD + udp_overhead(dest);
                         match v.enqueue(f, size) {
                             Ok(true) => {
-                                self.probing.push(sub.session);
-                                self.probe_wake = Some(self.probe_wake.map_or(now, |t| t.min(now)));
+                                self.pacing.push(sub.session);
+                                self.pacing_wake =
+                                    Some(self.pacing_wake.map_or(now, |t| t.min(now)));
                             }
                             Ok(false) => {}
                             Err(_) => self.counters.drop(DropReason::PacerQueueFull),
@@ -318,8 +316,8 @@ impl ShardCore {
                             if !stamped {
                                 v.on_unstamped_sent(now, wire);
                             } else if v.on_media_sent(now, wire) {
-                                self.probing.push(sub.session);
-                                self.probe_wake = Some(now);
+                                self.pacing.push(sub.session);
+                                self.pacing_wake = Some(now);
                             }
                         }
                     } else if protect_failed {

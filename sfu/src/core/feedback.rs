@@ -24,8 +24,8 @@ const TEMPORAL_UP_WAIT: std::time::Duration = std::time::Duration::from_millis(5
 impl ShardCore {
     /// Runs timers that are due: call when `poll_timeout` has passed (extra calls are cheap).
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.probe_wake.is_some_and(|t| t <= now) {
-            self.service_probes(now);
+        if self.pacing_wake.is_some_and(|t| t <= now) {
+            self.service_pacers(now);
         }
         if now < self.next_tick {
             return;

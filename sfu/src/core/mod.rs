@@ -104,10 +104,11 @@ pub struct ShardCore {
     /// Scratch for building packets before they are copied into a slot.
     scratch: Box<[u8; crate::io::SLOT_SIZE]>,
     nack_scratch: Box<[crate::SeqNo; 256]>,
-    /// Viewer sessions with probe clusters to send (see `viewer_bwe`).
-    probing: Vec<usize>,
-    /// When the next probe padding is due.
-    probe_wake: Option<Instant>,
+    /// Viewer sessions whose pacer has something to send: held-back video, probe clusters or
+    /// trial padding (see `viewer_bwe`).
+    pacing: Vec<usize>,
+    /// When the next of them is due.
+    pacing_wake: Option<Instant>,
     /// Dynacast: the demand for local simulcast tracks, what was told the owners of mirrored
     /// ones, the tracks whose demand may have changed, and when an encoding may turn off.
     demand: FxHashMap<TrackId, dynacast::DemandEntry>,
@@ -170,8 +171,8 @@ impl ShardCore {
             shutting_down: false,
             scratch: Box::new([0u8; crate::io::SLOT_SIZE]),
             nack_scratch: Box::new([crate::SeqNo(0); 256]),
-            probing: Vec::with_capacity(64),
-            probe_wake: None,
+            pacing: Vec::with_capacity(64),
+            pacing_wake: None,
             demand: FxHashMap::default(),
             mirror_demand: FxHashMap::default(),
             demand_dirty: Vec::with_capacity(64),
@@ -217,7 +218,7 @@ impl ShardCore {
             None
         } else {
             Some(
-                self.probe_wake
+                self.pacing_wake
                     .map_or(self.next_tick, |p| p.min(self.next_tick)),
             )
         }

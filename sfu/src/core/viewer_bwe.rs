@@ -163,7 +163,7 @@ impl ViewerBwe {
     }
 
     /// Starts a rate trial at `rate`: padding tops what is sent up to it for the trial's
-    /// window. True when the session should be put on the probing list.
+    /// window. True when the session should be put on the pacing list.
     pub fn start_trial(&mut self, now: Instant, rate: Bitrate) -> bool {
         if !self.primed || !self.bwe.start_trial(now, rate) || self.no_padding {
             return false;
@@ -194,7 +194,7 @@ impl ViewerBwe {
     }
 
     /// Moves the estimator's probe clusters and target to the pacer; true when the session
-    /// should be put on the probing list.
+    /// should be put on the pacing list.
     fn take_probes(&mut self) -> bool {
         while let Some(c) = self.bwe.poll_probe() {
             if !self.no_padding {
@@ -326,13 +326,13 @@ impl ShardCore {
         };
         vb.pacer.set_target(now, vb.bwe.target());
         if vb.take_probes() {
-            self.list_prober(now, idx);
+            self.list_for_pacing(now, idx);
         }
     }
 
-    pub(super) fn list_prober(&mut self, now: Instant, idx: usize) {
-        self.probing.push(idx);
-        self.probe_wake = Some(self.probe_wake.map_or(now, |t| t.min(now)));
+    pub(super) fn list_for_pacing(&mut self, now: Instant, idx: usize) {
+        self.pacing.push(idx);
+        self.pacing_wake = Some(self.pacing_wake.map_or(now, |t| t.min(now)));
     }
 
     /// Estimator timers (probe results, ALR probes) and the periodic report to signaling; runs
@@ -369,15 +369,15 @@ impl ShardCore {
     /// Sends what the listed sessions' pacers release (paced video, probe and trial padding)
     /// and sets the next wake-up. Stops while the control queue is nearly full (the rest waits
     /// for the next loop iteration, after the queue has been sent).
-    pub(super) fn service_probes(&mut self, now: Instant) {
-        self.probe_wake = None;
+    pub(super) fn service_pacers(&mut self, now: Instant) {
+        self.pacing_wake = None;
         let mut i = 0;
-        while i < self.probing.len() {
+        while i < self.pacing.len() {
             if self.control.free() < CONTROL_RESERVE {
-                self.probe_wake = Some(now);
+                self.pacing_wake = Some(now);
                 return;
             }
-            let idx = self.probing[i];
+            let idx = self.pacing[i];
             let mut next = None;
             let mut keep = false;
             if let Some(vb) = self
@@ -423,7 +423,7 @@ impl ShardCore {
             }
             if keep {
                 if let Some(t) = next {
-                    self.probe_wake = Some(self.probe_wake.map_or(t, |w| w.min(t)));
+                    self.pacing_wake = Some(self.pacing_wake.map_or(t, |w| w.min(t)));
                 }
                 i += 1;
             } else {
@@ -434,7 +434,7 @@ impl ShardCore {
                 {
                     vb.listed = false;
                 }
-                self.probing.swap_remove(i);
+                self.pacing.swap_remove(i);
             }
         }
     }
@@ -524,7 +524,7 @@ impl ShardCore {
         };
         if vb.start_trial(now, rate) {
             tracing::debug!(shard = %self.shard, session = ?self.sessions[idx].id, rate = rate.0, "rate trial started");
-            self.list_prober(now, idx);
+            self.list_for_pacing(now, idx);
         }
     }
 
